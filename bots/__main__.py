@@ -1,0 +1,69 @@
+"""``backtrack`` / ``python -m bots``: one entry point, one subcommand per adapter."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.errors import BacktrackError
+from core.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+# subcommand -> (module, help); each module has ``async def run(settings, args) -> int``
+# and may have ``def add_arguments(parser)``.
+ADAPTERS: dict[str, tuple[str, str]] = {
+    "console": ("bots.console", "chat in the terminal (also reads piped stdin)"),
+    "api": ("bots.api", "serve the HTTP API"),
+    "slack": ("bots.slack", "run the Slack bot (HTTP events or Socket Mode)"),
+    "discord": ("bots.discord", "run the Discord bot"),
+    "migrate": ("bots.maintenance", "apply pending database migrations and exit"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backtrack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in ADAPTERS.items():
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(module=module)
+        if name in ("api", "slack"):
+            sub.add_argument("--host", help="listen address (default: BACKTRACK_HOST or 127.0.0.1)")
+            sub.add_argument("--port", type=int, help="listen port (default: BACKTRACK_PORT or 8080)")
+        if name == "console":
+            sub.add_argument("--thread", default="default", help="conversation name (default: default)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except BacktrackError as exc:
+        print(f"backtrack: {exc.message}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    module = importlib.import_module(args.module)
+    run: Callable[[Settings, Any], Awaitable[int]] = module.run
+    try:
+        return asyncio.run(run(settings, args))
+    except BacktrackError as exc:
+        print(f"backtrack: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

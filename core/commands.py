@@ -1,0 +1,103 @@
+"""The command table every adapter shares, and the one place errors become user text.
+
+Adapters decide where a command comes from (a slash command, ``!history`` in a Slack
+thread, a console line); parsing its argument, running it and wording the reply happen
+here, so ``/rewind 2`` means the same thing and says the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.errors import BacktrackError, InvalidInput
+
+if TYPE_CHECKING:
+    from core.keys import ThreadKey
+    from core.service import ConversationService
+    from core.types import RewindResult, Turn
+
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "format_history",
+    "format_rewind",
+    "parse_command",
+    "run_command",
+    "user_message",
+]
+
+COMMANDS = ("history", "rewind", "forget")
+_PREVIEW = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    argument: str = ""
+
+    def count(self, default: int, *, what: str) -> int:
+        """The numeric argument, or a clear refusal naming what it counts."""
+        arg = self.argument.strip()
+        if not arg:
+            return default
+        if not re.fullmatch(r"[+-]?\d{1,6}", arg):
+            raise InvalidInput(f"/{self.name} takes a number of {what}, e.g. /{self.name} {default}")
+        return int(arg)
+
+
+def parse_command(text: str, prefixes: str = "/") -> Command | None:
+    """``/history 5`` → Command("history", "5"); anything else → None."""
+    match = re.fullmatch(rf"\s*[{re.escape(prefixes)}]([a-z]+)(?:\s+(.*))?", text, re.DOTALL)
+    if not match or match.group(1) not in COMMANDS:
+        return None
+    return Command(match.group(1), (match.group(2) or "").strip())
+
+
+def _preview(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _PREVIEW else line[: _PREVIEW - 1] + "…"
+
+
+def format_turn(turn: Turn) -> str:
+    who = f" ({turn.user})" if turn.user else ""
+    return f"{turn.index}. {_preview(turn.question)}{who} → {_preview(turn.answer)}"
+
+
+def format_history(turns: list[Turn]) -> str:
+    if not turns:
+        return "This conversation has no turns on its current branch."
+    return "\n".join(format_turn(t) for t in turns)
+
+
+def format_rewind(result: RewindResult) -> str:
+    n = len(result.removed)
+    lines = [f"Rewound {n} turn{'s' if n != 1 else ''}. Left the live branch (still kept for audit):"]
+    lines += [f"  {format_turn(t)}" for t in result.removed]
+    if result.head is None:
+        lines.append("The conversation is now back at its start.")
+    else:
+        lines.append(f"It now ends with: {format_turn(result.head)}")
+    return "\n".join(lines)
+
+
+async def run_command(
+    service: ConversationService, key: ThreadKey, command: Command, user: str | None
+) -> str:
+    if command.name == "history":
+        limit = command.count(10, what="turns to show")
+        return format_history(await service.history(key, limit))
+    if command.name == "rewind":
+        steps = command.count(1, what="turns to go back")
+        return format_rewind(await service.rewind(key, steps, user=user))
+    if command.name == "forget":
+        await service.forget(key)
+        return "Forgot this conversation: every turn and checkpoint of it is deleted."
+    raise InvalidInput(f"unknown command /{command.name}")
+
+
+def user_message(error: BacktrackError) -> str:
+    """What a chat user sees for an error: short, no internals."""
+    text = error.message
+    return text[:1].upper() + text[1:] if text else "Something went wrong."

@@ -1,0 +1,79 @@
+"""One error hierarchy for the whole project.
+
+Each error carries a stable ``code`` so adapters can map it to user-facing text (and the
+API to an HTTP status) in one place, and a ``message`` that is safe to show a user.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentFailed",
+    "BacktrackError",
+    "ConversationBusy",
+    "ConversationNotFound",
+    "InvalidInput",
+    "InvalidKey",
+    "NotPermitted",
+    "RewindOutOfRange",
+    "SettingsError",
+    "StorageUnavailable",
+    "TurnInterrupted",
+]
+
+
+class BacktrackError(Exception):
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SettingsError(BacktrackError):
+    code = "bad_setting"
+
+
+class InvalidKey(BacktrackError):
+    code = "invalid_key"
+
+
+class InvalidInput(BacktrackError):
+    code = "invalid_input"
+
+
+class ConversationNotFound(BacktrackError):
+    code = "not_found"
+
+
+class RewindOutOfRange(BacktrackError):
+    code = "rewind_out_of_range"
+
+
+class ConversationBusy(BacktrackError):
+    code = "busy"
+
+
+class NotPermitted(BacktrackError):
+    code = "not_permitted"
+
+
+class StorageUnavailable(BacktrackError):
+    code = "storage_unavailable"
+
+    def __init__(self, message: str = "Storage is unavailable right now; please try again shortly.") -> None:
+        super().__init__(message)
+
+
+class AgentFailed(BacktrackError):
+    """The model (or a tool) failed mid-turn; the conversation stays where it was."""
+
+    code = "agent_failed"
+
+    def __init__(self, message: str = "The assistant failed to answer; please try again.") -> None:
+        super().__init__(message)
+
+
+class TurnInterrupted(BacktrackError):
+    """A newer message replaced this turn (busy policy ``interrupt``); nothing was stored."""
+
+    code = "interrupted"

@@ -1,0 +1,88 @@
+"""Conversation keys: the one place that knows how a platform's place becomes a key.
+
+A key is ``platform:part:part...``. Every part is validated against its platform's
+pattern, so ``decode(encode(k)) == k`` always holds and a malformed key (from a pasted
+link, an API client or a command argument) is rejected before it reaches storage.
+Adapters build keys with the constructors below, never by formatting strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+from core.errors import InvalidKey
+
+__all__ = ["ThreadKey"]
+
+_SLACK_ID = r"[A-Z0-9]{1,32}"
+_SLACK_THREAD = r"(?:\d{1,12}\.\d{1,9}|dm)"
+_SNOWFLAKE = r"\d{1,20}"
+_NAME = r"[A-Za-z0-9_.\-]{1,128}"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKey:
+    platform: str
+    parts: tuple[str, ...]
+
+    # platform -> (part names, one regex per part)
+    SPECS: ClassVar[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+        "slack": (("team", "channel", "thread"), (_SLACK_ID, _SLACK_ID, _SLACK_THREAD)),
+        "discord": (("guild", "channel"), (rf"(?:{_SNOWFLAKE}|dm)", _SNOWFLAKE)),
+        "console": (("name",), (_NAME,)),
+        "api": (("thread",), (_NAME,)),
+    }
+
+    def __post_init__(self) -> None:
+        spec = self.SPECS.get(self.platform)
+        if spec is None:
+            raise InvalidKey(f"unknown platform {self.platform!r} in conversation key")
+        names, patterns = spec
+        if len(self.parts) != len(names):
+            raise InvalidKey(
+                f"a {self.platform} conversation key has {len(names)} parts "
+                f"({', '.join(names)}), got {len(self.parts)}"
+            )
+        for name, pattern, value in zip(names, patterns, self.parts, strict=True):
+            if not isinstance(value, str) or not re.fullmatch(pattern, value):
+                raise InvalidKey(f"invalid {self.platform} {name} {value!r} in conversation key")
+
+    @classmethod
+    def slack(cls, team: str, channel: str, thread_ts: str | None) -> ThreadKey:
+        """A Slack thread; ``thread_ts=None`` is the top level of a DM."""
+        return cls("slack", (team, channel, thread_ts or "dm"))
+
+    @classmethod
+    def discord(cls, guild_id: int | None, channel_id: int) -> ThreadKey:
+        """A Discord channel or thread; ``guild_id=None`` is a DM."""
+        return cls("discord", ("dm" if guild_id is None else str(guild_id), str(channel_id)))
+
+    @classmethod
+    def console(cls, name: str) -> ThreadKey:
+        return cls("console", (name,))
+
+    @classmethod
+    def api(cls, thread_id: str) -> ThreadKey:
+        return cls("api", (thread_id,))
+
+    @classmethod
+    def decode(cls, encoded: str) -> ThreadKey:
+        if not isinstance(encoded, str) or len(encoded) > 512:
+            raise InvalidKey("a conversation key must be a string of at most 512 characters")
+        platform, sep, rest = encoded.partition(":")
+        if not sep:
+            raise InvalidKey(f"conversation key {encoded[:80]!r} has no platform prefix")
+        return cls(platform, tuple(rest.split(":")))
+
+    def encode(self) -> str:
+        return ":".join((self.platform, *self.parts))
+
+    @property
+    def place(self) -> str:
+        """The key without its last part: the channel or workspace a conversation lives in."""
+        return ":".join((self.platform, *self.parts[:-1])) if len(self.parts) > 1 else self.platform
+
+    def __str__(self) -> str:
+        return self.encode()

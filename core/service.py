@@ -1,0 +1,294 @@
+"""The conversation service: the one interface every adapter calls.
+
+It owns the policy that all platforms share: cleaning input, one turn at a time per
+conversation, what happens to a message that arrives mid-turn, turning storage and model
+failures into typed errors, and the turn tree behind ``history`` and ``rewind``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import psycopg_pool
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+
+from core.errors import (
+    AgentFailed,
+    BacktrackError,
+    ConversationBusy,
+    ConversationNotFound,
+    InvalidInput,
+    RewindOutOfRange,
+    StorageUnavailable,
+    TurnInterrupted,
+)
+from core.locks import ConversationLocks
+from core.store import ConversationStore, Head
+from core.types import Answer, ConversationInfo, OnPartial, RewindResult, Turn
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+    from core.db import Pool
+    from core.keys import ThreadKey
+    from core.settings import Settings
+
+__all__ = ["MAX_HISTORY", "ConversationService", "clean_message"]
+
+_log = logging.getLogger(__name__)
+
+MAX_HISTORY = 200
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_STORAGE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+
+
+def clean_message(text: object, max_chars: int) -> str:
+    """The text a turn stores: control characters removed, never empty, never huge."""
+    if not isinstance(text, str):
+        raise InvalidInput("the message must be text")
+    cleaned = _CONTROL.sub("", text).strip()
+    if not cleaned:
+        raise InvalidInput("the message is empty")
+    if len(cleaned) > max_chars:
+        raise InvalidInput(
+            f"the message is too long ({len(cleaned):,} characters; the limit is {max_chars:,})"
+        )
+    return cleaned
+
+
+@asynccontextmanager
+async def storage_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except _STORAGE_ERRORS as exc:
+        _log.warning("storage unavailable: %s", type(exc).__name__)
+        raise StorageUnavailable() from exc
+
+
+class ConversationService:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        checkpointer: AsyncPostgresSaver,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+    ) -> None:
+        self.settings = settings
+        self.store = ConversationStore(pool)
+        self.locks = ConversationLocks(pool)
+        self._checkpointer = checkpointer
+        self._graph = graph
+        self._running: dict[str, asyncio.Task[Any]] = {}
+
+    # -- turns -----------------------------------------------------------------------
+
+    async def ask(
+        self,
+        key: ThreadKey,
+        text: str,
+        *,
+        user: str | None = None,
+        on_partial: OnPartial | None = None,
+        event_id: str | None = None,
+    ) -> Answer:
+        question = clean_message(text, self.settings.max_message_chars)
+        policy = self.settings.busy_policy
+        if policy == "interrupt" and (running := self._running.get(str(key))):
+            running.cancel()
+        async with storage_errors(), self.locks.hold(key, wait=policy != "reject"):
+            task = asyncio.current_task()
+            if task is not None:
+                self._running[str(key)] = task
+            try:
+                return await self._turn(key, question, user, on_partial, event_id)
+            except asyncio.CancelledError:
+                if task is not None and task.cancelling() and policy == "interrupt":
+                    task.uncancel()
+                    raise TurnInterrupted("Stopped: a newer message replaced this one.") from None
+                raise
+            finally:
+                if self._running.get(str(key)) is task:
+                    del self._running[str(key)]
+
+    async def _turn(
+        self,
+        key: ThreadKey,
+        question: str,
+        user: str | None,
+        on_partial: OnPartial | None,
+        event_id: str | None,
+    ) -> Answer:
+        turn_id = uuid.uuid4().hex[:12]
+        started = time.perf_counter()
+        head = await self.store.head(key)
+        answer, checkpoint_id, root = await self._run_graph(
+            key, question, head, on_partial, {"user": user, "event_id": event_id, "turn_id": turn_id}
+        )
+        turn = await self.store.record_turn(
+            key,
+            head,
+            title=question[:80],
+            user=user,
+            root_checkpoint_id=root,
+            checkpoint_id=checkpoint_id,
+            question=question,
+            answer=answer,
+        )
+        if turn is None:  # only possible if the locks were bypassed
+            raise ConversationBusy("The conversation moved on while answering; please ask again.")
+        _log.info(
+            "turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000
+        )
+        return Answer(key=key, text=answer, turn=turn)
+
+    async def _run_graph(
+        self,
+        key: ThreadKey,
+        question: str,
+        head: Head | None,
+        on_partial: OnPartial | None,
+        metadata: dict[str, Any],
+    ) -> tuple[str, str, str | None]:
+        """Run one turn from ``head``; returns (answer, last checkpoint id, root checkpoint id)."""
+        configurable: dict[str, Any] = {"thread_id": str(key)}
+        if head is not None and head.checkpoint_id:
+            configurable["checkpoint_id"] = head.checkpoint_id
+        config: Any = {
+            "configurable": configurable,
+            "metadata": {"platform": key.platform, **metadata},
+            "recursion_limit": 25,
+        }
+        partial, last, root, final = "", None, None, None
+        try:
+            async for mode, chunk in self._graph.astream(
+                {"messages": [HumanMessage(question)]},
+                config,
+                stream_mode=["messages", "checkpoints"],
+            ):
+                if mode == "checkpoints":
+                    last = chunk["config"]["configurable"]["checkpoint_id"]
+                    if chunk["parent_config"] is None:
+                        root = last
+                    messages = chunk["values"].get("messages") or []
+                    final = messages[-1] if messages else None
+                    continue
+                message = chunk[0]
+                if isinstance(message, ToolMessage):
+                    partial = ""
+                elif isinstance(message, AIMessageChunk):
+                    partial += message.text
+                elif isinstance(message, AIMessage):
+                    partial = message.text
+                else:
+                    continue
+                if on_partial is not None and partial:
+                    await on_partial(partial)
+        except (BacktrackError, asyncio.CancelledError, *_STORAGE_ERRORS):
+            raise
+        except Exception as exc:  # the model or the graph failed: the turn is abandoned
+            _log.warning("turn %s on %s failed: %r", metadata["turn_id"], key, exc, exc_info=True)
+            raise AgentFailed() from exc
+        if last is None or not isinstance(final, AIMessage):
+            raise AgentFailed()
+        return final.text, last, root
+
+    # -- reading and moving the branch -----------------------------------------------
+
+    async def history(self, key: ThreadKey, limit: int = 10) -> list[Turn]:
+        """The last ``limit`` turns of the live branch, oldest first."""
+        if not 1 <= limit <= MAX_HISTORY:
+            raise InvalidInput(f"history takes a limit between 1 and {MAX_HISTORY}")
+        async with storage_errors():
+            await self._head(key)
+            return list(reversed(await self.store.branch(key, limit)))
+
+    async def rewind(self, key: ThreadKey, steps: int = 1, *, user: str | None = None) -> RewindResult:
+        """Move the head back ``steps`` turns; the abandoned turns stay stored."""
+        if steps < 1:
+            raise RewindOutOfRange("rewind takes a number of turns of at least 1")
+        async with storage_errors(), self.locks.hold(key):
+            head = await self._head(key)
+            if steps > head.seq:
+                raise RewindOutOfRange(
+                    f"cannot rewind {steps} turn{'s' if steps != 1 else ''}: this conversation "
+                    f"has {head.seq} on its current branch"
+                )
+            chain = await self.store.branch(key, steps + 1)
+            removed, rest = chain[:steps], chain[steps:]
+            new_head = rest[0] if rest else None
+            await self._move(key, head, new_head, user)
+            return RewindResult(key=key, removed=list(reversed(removed)), head=new_head)
+
+    async def rewind_to(
+        self, key: ThreadKey, checkpoint_id: str, *, user: str | None = None
+    ) -> RewindResult:
+        """Make the turn that ended at ``checkpoint_id`` the head, on any branch."""
+        async with storage_errors(), self.locks.hold(key):
+            head = await self._head(key)
+            target = await self.store.turn_at(key, checkpoint_id)
+            if target is None:
+                raise RewindOutOfRange("no turn of this conversation ends at that checkpoint")
+            removed: list[Turn] = []
+            if head.seq > target.index:
+                chain = await self.store.branch(key, head.seq - target.index + 1)
+                if chain[-1].turn_id == target.turn_id:
+                    removed = list(reversed(chain[:-1]))
+            await self._move(key, head, target, user)
+            return RewindResult(key=key, removed=removed, head=target)
+
+    async def _move(self, key: ThreadKey, head: Head, target: Turn | None, user: str | None) -> None:
+        new = target.turn_id if target else None
+        if not await self.store.move_head(key, head.turn_id, new, user):
+            raise ConversationBusy("The conversation moved on meanwhile; please try again.")
+
+    async def _head(self, key: ThreadKey) -> Head:
+        head = await self.store.head(key)
+        if head is None:
+            raise ConversationNotFound(f"there is no conversation {key} yet")
+        return head
+
+    # -- conversations ---------------------------------------------------------------
+
+    async def threads(
+        self,
+        *,
+        platform: str | None = None,
+        place: str | None = None,
+        user: str | None = None,
+        limit: int = 20,
+    ) -> list[ConversationInfo]:
+        if not 1 <= limit <= MAX_HISTORY:
+            raise InvalidInput(f"threads takes a limit between 1 and {MAX_HISTORY}")
+        async with storage_errors():
+            return await self.store.conversations(
+                platform=platform, place=place, user=user, limit=limit
+            )
+
+    async def forget(self, key: ThreadKey) -> None:
+        """Delete a conversation with every checkpoint and row it has."""
+        async with storage_errors(), self.locks.hold(key):
+            await self._head(key)
+            await self._checkpointer.adelete_thread(str(key))
+            await self.store.delete(key)
+
+    async def claim_event(self, event_id: str) -> bool:
+        """True the first time an inbound platform event is seen, across processes."""
+        async with storage_errors():
+            return await self.store.claim_event(event_id)
+
+    async def healthy(self) -> bool:
+        try:
+            async with storage_errors():
+                await self.store.ping()
+            return True
+        except StorageUnavailable:
+            return False

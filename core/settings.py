@@ -1,0 +1,106 @@
+"""Settings, read once at start from the environment and an optional ``.env`` file.
+
+Every field names its environment variable. ``load_settings`` turns a validation error
+into one line that names the variable, so a typo never surfaces as a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import SettingsError
+
+__all__ = ["Settings", "id_list", "load_settings"]
+
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=False
+    )
+
+    # storage
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    data_dir: Path = Field(Path(".backtrack"), validation_alias="BACKTRACK_DATA_DIR")
+    db_pool_min: int = Field(1, ge=0, validation_alias="BACKTRACK_DB_POOL_MIN")
+    db_pool_max: int = Field(20, ge=1, validation_alias="BACKTRACK_DB_POOL_MAX")
+    db_prepare_threshold: int | None = Field(5, validation_alias="BACKTRACK_DB_PREPARE_THRESHOLD")
+    db_max_idle: float = Field(300.0, gt=0, validation_alias="BACKTRACK_DB_MAX_IDLE")
+    db_max_lifetime: float = Field(3600.0, gt=0, validation_alias="BACKTRACK_DB_MAX_LIFETIME")
+    db_timeout: float = Field(5.0, gt=0, validation_alias="BACKTRACK_DB_TIMEOUT")
+
+    # model
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    model: str = Field("gpt-4o-mini", min_length=1, validation_alias="BACKTRACK_MODEL")
+    context_tokens: int = Field(16000, ge=256, validation_alias="BACKTRACK_CONTEXT_TOKENS")
+    llm_timeout: float = Field(60.0, gt=0, validation_alias="BACKTRACK_LLM_TIMEOUT")
+    llm_max_retries: int = Field(2, ge=0, validation_alias="BACKTRACK_LLM_MAX_RETRIES")
+    tavily_api_key: SecretStr | None = Field(None, validation_alias="TAVILY_API_KEY")
+
+    # conversations
+    max_message_chars: int = Field(16000, ge=1, validation_alias="BACKTRACK_MAX_MESSAGE_CHARS")
+    busy_policy: Literal["enqueue", "reject", "interrupt"] = Field(
+        "enqueue", validation_alias="BACKTRACK_BUSY_POLICY"
+    )
+    event_ttl_hours: float = Field(48.0, gt=0, validation_alias="BACKTRACK_EVENT_TTL_HOURS")
+
+    # HTTP servers (api, slack HTTP mode)
+    host: str = Field("127.0.0.1", validation_alias="BACKTRACK_HOST")
+    port: int = Field(8080, ge=0, le=65535, validation_alias="BACKTRACK_PORT")
+    api_token: SecretStr | None = Field(None, validation_alias="API_TOKEN")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias="BACKTRACK_MAX_BODY_BYTES")
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    slack_allowed_channels: str = Field("", validation_alias="SLACK_ALLOWED_CHANNELS")
+    slack_allowed_users: str = Field("", validation_alias="SLACK_ALLOWED_USERS")
+
+    # Discord
+    discord_bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")
+    discord_api_base_url: str | None = Field(None, validation_alias="DISCORD_API_BASE_URL")
+    discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
+    discord_shard_count: int | None = Field(None, ge=1, validation_alias="DISCORD_SHARD_COUNT")
+    discord_shard_ids: str = Field("", validation_alias="DISCORD_SHARD_IDS")
+    discord_dev_guild_id: int | None = Field(None, validation_alias="DISCORD_DEV_GUILD_ID")
+    discord_open_channels: str = Field("", validation_alias="DISCORD_OPEN_CHANNELS")
+    discord_allowed_guilds: str = Field("", validation_alias="DISCORD_ALLOWED_GUILDS")
+    discord_allowed_channels: str = Field("", validation_alias="DISCORD_ALLOWED_CHANNELS")
+    discord_allowed_roles: str = Field("", validation_alias="DISCORD_ALLOWED_ROLES")
+    discord_allowed_users: str = Field("", validation_alias="DISCORD_ALLOWED_USERS")
+
+    log_level: str = Field("INFO", validation_alias="BACKTRACK_LOG_LEVEL")
+
+    @field_validator("db_prepare_threshold", mode="before")
+    @classmethod
+    def _threshold_off(cls, value: object) -> object:
+        """``off`` disables prepared statements, as PgBouncer in transaction mode needs."""
+        if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
+            return None
+        return value
+
+    @property
+    def offline_model(self) -> bool:
+        """No key and no endpoint: the bundled demo model answers."""
+        return self.openai_api_key is None and self.openai_base_url is None
+
+
+def id_list(raw: str) -> frozenset[str]:
+    """Parse a comma-separated allow-list setting; empty means everyone."""
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "settings"
+        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
