@@ -7,7 +7,7 @@ import asyncio
 import importlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from core.errors import BacktrackError
@@ -47,15 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     except BacktrackError as exc:
         print(f"backtrack: {exc.message}", file=sys.stderr)
         return 2
+    level = settings.log_level.upper()
+    if args.command == "console" and "log_level" not in settings.model_fields_set:
+        level = "WARNING"  # keep the terminal for the chat; BACKTRACK_LOG_LEVEL overrides
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "httpcore", "openai"):
+    for noisy in ("httpx", "httpcore", "openai", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     module = importlib.import_module(args.module)
-    run: Callable[[Settings, Any], Awaitable[int]] = module.run
+    run: Callable[[Settings, Any], Coroutine[Any, Any, int]] = module.run
     try:
         return asyncio.run(run(settings, args))
     except BacktrackError as exc:

@@ -1,19 +1,26 @@
 """The agent graph: LLM → tools → LLM, every step a checkpoint.
 
-The full message list is stored; only what is sent to the LLM is trimmed to the
-context window, oldest turns first, never splitting a tool call from its result.
+Every message is stored once, as the write of the step that produced it: the message
+channel is a ``DeltaChannel``, so a checkpoint holds no copy of the list and storage
+grows linearly with the conversation (docs/performance.md has the numbers). The state
+itself keeps only the context window the model can be sent, so loading a turn costs the
+same at turn 500 as at turn 5; the whole conversation stays in the stored writes and the
+turn table. What the model receives is unchanged: the window is trimmed again at call
+time, oldest turns first, never splitting a tool call from its result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, SystemMessage, trim_messages
+from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, trim_messages
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_openai import ChatOpenAI
+from langgraph.channels.delta import DeltaChannel
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
+from langgraph.graph.message import _messages_delta_reducer
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
@@ -26,7 +33,7 @@ if TYPE_CHECKING:
 
     from core.settings import Settings
 
-__all__ = ["AgentState", "build_agent", "build_chat_model"]
+__all__ = ["SNAPSHOT_EVERY", "build_agent", "build_chat_model", "window_reducer"]
 
 SYSTEM_PROMPT = (
     "You are backtrack, a helpful assistant in a team chat. Answer concisely. "
@@ -34,8 +41,50 @@ SYSTEM_PROMPT = (
 )
 
 
-class AgentState(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
+SNAPSHOT_EVERY = 100
+"""Message-channel updates between full snapshots: bounds how many writes a load replays."""
+
+Reducer = Callable[[list[AnyMessage], Sequence[Any]], list[AnyMessage]]
+
+
+def _tokens(message: AnyMessage) -> int:
+    return count_tokens_approximately([message])
+
+
+def window_reducer(max_tokens: int) -> Reducer:
+    """Append like ``add_messages``, then drop what ``trim_messages`` could never send.
+
+    Keeps the longest suffix that starts on a human message and counts at most
+    ``max_tokens`` (the approximate count is a per-message sum, so this is exactly the
+    suffix the agent's trim starts from, or more); with no such suffix, everything from
+    the last human message. A kept suffix of ``a + b`` always lies within the kept suffix
+    of ``a`` followed by ``b``, so the reducer is batching-invariant, as ``DeltaChannel``
+    requires, for the append-only writes this graph makes.
+    """
+
+    def reduce(state: list[AnyMessage], writes: Sequence[Any]) -> list[AnyMessage]:
+        merged = _messages_delta_reducer(state, list(writes))
+        humans = [i for i, m in enumerate(merged) if isinstance(m, HumanMessage)]
+        if not humans:
+            return merged
+        start, total, counted = humans[-1], 0, len(merged)
+        for i in reversed(humans):
+            total += sum(_tokens(m) for m in merged[i:counted])
+            if total > max_tokens:
+                break
+            start, counted = i, i
+        return merged[start:] if start else merged
+
+    return reduce
+
+
+def _state_schema(settings: Settings) -> type[Any]:
+    channel: DeltaChannel[list[AnyMessage]] = DeltaChannel(
+        window_reducer(settings.context_tokens), snapshot_frequency=SNAPSHOT_EVERY
+    )
+    return TypedDict(  # type: ignore[operator, no-any-return]
+        "AgentState", {"messages": Annotated[list[AnyMessage], channel]}
+    )
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
@@ -62,7 +111,7 @@ def build_agent(
     llm = (model or build_chat_model(settings)).bind_tools(tools)
     budget = settings.context_tokens
 
-    async def agent(state: AgentState) -> dict[str, list[AnyMessage]]:
+    async def agent(state: Any) -> dict[str, list[AnyMessage]]:
         window = trim_messages(
             state["messages"],
             max_tokens=budget,
@@ -74,7 +123,7 @@ def build_agent(
         reply = await llm.ainvoke([SystemMessage(SYSTEM_PROMPT), *window])
         return {"messages": [reply]}
 
-    graph = StateGraph(AgentState)
+    graph = StateGraph(_state_schema(settings))
     graph.add_node("agent", agent)
     graph.add_node("tools", ToolNode(tools, handle_tool_errors=True))
     graph.add_edge(START, "agent")

@@ -93,7 +93,7 @@ def database_url(settings: Settings) -> str:
     data = Path(settings.data_dir).resolve() / "pgdata"
     data.parent.mkdir(parents=True, exist_ok=True)
     _log.info("starting embedded PostgreSQL in %s", data)
-    server = pgserver.get_server(data, cleanup_mode="stop")
+    server = pgserver.get_server(data, cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri())
 
 
@@ -137,7 +137,7 @@ async def apply_migrations(pool: Pool, *extra_setups: Any) -> int:
             current = int(row["v"]) if row else 0
             for version, sql in enumerate(MIGRATIONS[current:], start=current + 1):
                 async with conn.transaction():
-                    await conn.execute(sql)  # type: ignore[arg-type]
+                    await conn.execute(sql)
                     await conn.execute(
                         "INSERT INTO backtrack_migrations (version) VALUES (%s)", (version,)
                     )

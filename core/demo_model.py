@@ -52,7 +52,7 @@ class DemoChatModel(BaseChatModel):
         return "backtrack-offline-demo"
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
-        return self  # type: ignore[return-value]
+        return self
 
     def _generate(
         self,

@@ -168,12 +168,11 @@ class ConversationService:
             "recursion_limit": 25,
         }
         partial, last, root, final = "", None, None, None
+        stream: Any = self._graph.astream(
+            {"messages": [HumanMessage(question)]}, config, stream_mode=["messages", "checkpoints"]
+        )
         try:
-            async for mode, chunk in self._graph.astream(
-                {"messages": [HumanMessage(question)]},
-                config,
-                stream_mode=["messages", "checkpoints"],
-            ):
+            async for mode, chunk in stream:
                 if mode == "checkpoints":
                     last = chunk["config"]["configurable"]["checkpoint_id"]
                     if chunk["parent_config"] is None:

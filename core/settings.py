@@ -20,7 +20,7 @@ __all__ = ["Settings", "id_list", "load_settings"]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=False
+        env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore"
     )
 
     # storage

@@ -1,0 +1,224 @@
+"""``backtrack api``: the HTTP API (aiohttp).
+
+Every error becomes a JSON body with a status from one table; a request that fails
+validation never reaches the service, so it changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from core.errors import (
+    AgentFailed,
+    BacktrackError,
+    ConversationBusy,
+    ConversationNotFound,
+    InvalidInput,
+    InvalidKey,
+    NotPermitted,
+    RewindOutOfRange,
+    SettingsError,
+    StorageUnavailable,
+    TurnInterrupted,
+)
+from core.keys import ThreadKey
+from core.runtime import open_service
+from core.service import ConversationService
+from core.settings import Settings
+from core.types import Turn
+
+__all__ = ["build_app", "run"]
+
+_log = logging.getLogger(__name__)
+
+SERVICE: web.AppKey[ConversationService] = web.AppKey("service", ConversationService)
+
+_STATUS: dict[type[BacktrackError], int] = {
+    InvalidInput: 400,
+    InvalidKey: 400,
+    NotPermitted: 403,
+    ConversationNotFound: 404,
+    ConversationBusy: 409,
+    TurnInterrupted: 409,
+    RewindOutOfRange: 422,
+    AgentFailed: 502,
+    StorageUnavailable: 503,
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _status(exc: BacktrackError) -> int:
+    return next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BacktrackError as exc:
+        return _error(_status(exc), exc.code, exc.message)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "too_large", "the request body is too large")
+    except web.HTTPException as exc:
+        return _error(exc.status, "http_error", exc.reason)
+    except Exception:  # the outermost boundary: log it, tell the client nothing internal
+        _log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal", "internal error")
+
+
+def _auth(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path.startswith("/api/"):
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return _error(401, "unauthorized", "missing or wrong bearer token")
+        return await handler(request)
+
+    return check
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any:
+    if name not in body:
+        if default is ...:
+            raise InvalidInput(f"missing field {name!r}")
+        return default
+    value = body[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidInput(f"field {name!r} must be {'an integer' if kind is int else 'a string'}")
+    return value
+
+
+def _key(thread_id: str) -> ThreadKey:
+    return ThreadKey.api(thread_id)
+
+
+def _turn(turn: Turn) -> dict[str, Any]:
+    return {
+        "index": turn.index,
+        "user": turn.user,
+        "question": turn.question,
+        "answer": turn.answer,
+        "time": turn.at.isoformat(),
+        "checkpoint_id": turn.checkpoint_id,
+    }
+
+
+async def ask(request: web.Request) -> web.Response:
+    body = await _body(request)
+    query, thread_id = _field(body, "query", str), _field(body, "thread_id", str)
+    user = _field(body, "user", str, None)
+    answer = await request.app[SERVICE].ask(_key(thread_id), query, user=user)
+    return web.json_response(
+        {"answer": answer.text, "thread_id": thread_id, "checkpoint_id": answer.checkpoint_id}
+    )
+
+
+async def history(request: web.Request) -> web.Response:
+    body = await _body(request)
+    thread_id, limit = _field(body, "thread_id", str), _field(body, "limit", int, 10)
+    turns = await request.app[SERVICE].history(_key(thread_id), limit)
+    return web.json_response({"thread_id": thread_id, "turns": [_turn(t) for t in turns]})
+
+
+async def rewind(request: web.Request) -> web.Response:
+    body = await _body(request)
+    thread_id, steps = _field(body, "thread_id", str), _field(body, "steps_back", int)
+    user = _field(body, "user", str, None)
+    service, key = request.app[SERVICE], _key(thread_id)
+    result = await service.rewind(key, steps, user=user)
+    turns = await service.history(key, 10)
+    return web.json_response(
+        {
+            "thread_id": thread_id,
+            "checkpoint_id": result.head.checkpoint_id if result.head else None,
+            "removed": [_turn(t) for t in result.removed],
+            "turns": [_turn(t) for t in turns],
+        }
+    )
+
+
+async def forget(request: web.Request) -> web.Response:
+    await request.app[SERVICE].forget(_key(request.match_info["thread_id"]))
+    return web.json_response({"thread_id": request.match_info["thread_id"], "deleted": True})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    if await request.app[SERVICE].healthy():
+        return web.json_response({"status": "ok"})
+    return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+
+
+def build_app(settings: Settings, service: ConversationService) -> web.Application:
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app = web.Application(
+        middlewares=[_errors, _auth(token)], client_max_size=settings.max_body_bytes
+    )
+    app[SERVICE] = service
+    app.router.add_post("/api/graph", ask)
+    app.router.add_post("/api/graph/history", history)
+    app.router.add_post("/api/graph/rewind", rewind)
+    app.router.add_delete("/api/graph/{thread_id}", forget)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve_until_stopped(app: web.Application, host: str, port: int, what: str) -> None:
+    """Serve until SIGTERM/SIGINT, then finish in-flight requests (bounded) and return."""
+    runner = web.AppRunner(app, shutdown_timeout=30.0, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    _log.info("%s listening on http://%s:%d", what, host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        _log.info("stopping: finishing in-flight requests")
+    finally:
+        await runner.cleanup()
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    if not settings.api_token and not _is_loopback(host):
+        raise SettingsError(f"API_TOKEN must be set to listen on the non-loopback address {host}")
+    async with open_service(settings) as service:
+        await serve_until_stopped(build_app(settings, service), host, port, "backtrack api")
+    return 0

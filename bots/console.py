@@ -1,0 +1,96 @@
+"""``backtrack console``: a terminal chat; with piped stdin it prints one answer per line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from typing import TextIO
+
+from core.commands import parse_command, run_command, user_message
+from core.errors import BacktrackError, InvalidInput
+from core.keys import ThreadKey
+from core.runtime import open_service
+from core.service import ConversationService
+from core.settings import Settings
+
+__all__ = ["Console", "run"]
+
+_log = logging.getLogger(__name__)
+
+HELP = """Commands:
+  /history [N]   the last N turns of this conversation (default 10)
+  /rewind [N]    go back N turns (default 1); the old turns stay stored
+  /forget        delete this conversation
+  /threads       list console conversations
+  /new [NAME]    start a new conversation
+  /help          this help
+  /quit          leave (Ctrl-D works too)"""
+
+
+class Console:
+    def __init__(self, service: ConversationService, thread: str, out: TextIO) -> None:
+        self.service = service
+        self.key = ThreadKey.console(thread)
+        self.out = out
+        self.interactive = sys.stdin.isatty()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    async def handle(self, line: str) -> bool:
+        """Answer one input line; False means quit."""
+        text = line.strip()
+        if not text:
+            return True
+        try:
+            if text.startswith("/"):
+                return await self._command(text)
+            answer = await self.service.ask(self.key, text, user="console")
+            self.say(answer.text)
+        except BacktrackError as exc:
+            self.say(user_message(exc))
+        except Exception:  # the outermost boundary of one line
+            _log.exception("console turn failed on %s", self.key)
+            self.say("Sorry, something went wrong.")
+        return True
+
+    async def _command(self, text: str) -> bool:
+        name, _, arg = text[1:].partition(" ")
+        if name in ("quit", "exit"):
+            return False
+        if name == "help":
+            self.say(HELP)
+        elif name == "threads":
+            await self._threads()
+        elif name == "new":
+            self.key = ThreadKey.console(arg.strip() or f"chat-{int(time.time())}")
+            self.say(f"New conversation: {self.key.parts[0]}")
+        elif command := parse_command(text):
+            self.say(await run_command(self.service, self.key, command, "console"))
+        else:
+            raise InvalidInput(f"unknown command /{name}; /help lists the commands")
+        return True
+
+    async def _threads(self) -> None:
+        found = await self.service.threads(platform="console")
+        if not found:
+            self.say("No console conversations yet.")
+        for info in found:
+            mark = "*" if info.key == self.key else " "
+            self.say(f"{mark} {info.key.parts[0]}: {info.turns} turns, {info.title!r}")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_service(settings) as service:
+        console = Console(service, args.thread, sys.stdout)
+        if console.interactive:
+            console.say(f"backtrack console, conversation {args.thread!r}. /help lists commands.")
+        while True:
+            if console.interactive:
+                print("you> ", end="", flush=True)
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line or not await console.handle(line):
+                return 0

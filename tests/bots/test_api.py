@@ -1,0 +1,220 @@
+"""The HTTP API end to end: a real aiohttp server, real PostgreSQL, the fake model."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bots.api import build_app
+from core.runtime import open_service
+from core.service import ConversationService
+from core.settings import Settings
+from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
+from tests.processes import BacktrackProcess
+
+
+class Client:
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session, self.url = session, url
+
+    async def post(self, path: str, body: Any = None, *, data: bytes | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        kwargs: dict[str, Any] = {"data": data} if data is not None else {"json": body}
+        async with self.session.post(self.url + path, headers=headers, **kwargs) as response:
+            return response.status, await response.json()
+
+    async def call(self, method: str, path: str) -> tuple[int, Any]:
+        async with self.session.request(method, self.url + path) as response:
+            return response.status, await response.json()
+
+
+async def _serve(settings: Settings, service: ConversationService) -> AsyncIterator[Client]:
+    runner = web.AppRunner(build_app(settings, service))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with aiohttp.ClientSession() as session:
+        yield Client(session, f"http://127.0.0.1:{port}")
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def api(settings: Settings, service: ConversationService) -> AsyncIterator[Client]:
+    async for client in _serve(settings, service):
+        yield client
+
+
+async def test_ask_history_rewind_contract(api: Client, unique: Callable[[str], str]) -> None:
+    thread = unique("c")
+    status, first = await api.post("/api/graph", {"query": "one", "thread_id": thread})
+    assert status == 200 and first["answer"] == "heard: one" and first["thread_id"] == thread
+    status, second = await api.post("/api/graph", {"query": "two", "thread_id": thread, "user": "ada"})
+    assert second["answer"] == "heard: one | two" and second["checkpoint_id"] != first["checkpoint_id"]
+
+    status, history = await api.post("/api/graph/history", {"thread_id": thread})
+    assert status == 200
+    assert [(t["index"], t["question"], t["user"]) for t in history["turns"]] == [
+        (1, "one", None), (2, "two", "ada")]
+    assert history["turns"][1]["checkpoint_id"] == second["checkpoint_id"]
+
+    status, rewound = await api.post("/api/graph/rewind", {"thread_id": thread, "steps_back": 1})
+    assert status == 200
+    assert rewound["checkpoint_id"] == first["checkpoint_id"]
+    assert [t["question"] for t in rewound["removed"]] == ["two"]
+    assert [t["question"] for t in rewound["turns"]] == ["one"]
+    status, third = await api.post("/api/graph", {"query": "three", "thread_id": thread})
+    assert third["answer"] == "heard: one | three"
+
+
+async def test_rewinding_a_tool_using_turn(api: Client, fake_llm: FakeOpenAI, unique: Callable[[str], str]) -> None:
+    thread = unique("tool")
+    await api.post("/api/graph", {"query": "hi", "thread_id": thread})
+    fake_llm.queue(ToolCall("current_datetime"), Reply("It is late."))
+    status, body = await api.post("/api/graph", {"query": "what time is it?", "thread_id": thread})
+    assert status == 200 and body["answer"] == "It is late."
+    status, _ = await api.post("/api/graph/rewind", {"thread_id": thread, "steps_back": 1})
+    assert status == 200
+    status, body = await api.post("/api/graph", {"query": "again", "thread_id": thread})
+    assert body["answer"] == "heard: hi | again"
+    assert [m["role"] for m in fake_llm.requests[-1]["messages"]] == ["system", "user", "assistant", "user"]
+
+
+async def test_healthz(api: Client) -> None:
+    async with api.session.get(api.url + "/healthz") as response:
+        assert response.status == 200 and (await response.json())["status"] == "ok"
+
+
+BAD_REQUESTS: list[tuple[str, Any, int, str]] = [
+    ("/api/graph", {"thread_id": "x"}, 400, "query"),
+    ("/api/graph", {"query": "hi"}, 400, "thread_id"),
+    ("/api/graph", {"query": 5, "thread_id": "x"}, 400, "query"),
+    ("/api/graph", {"query": "hi", "thread_id": ["x"]}, 400, "thread_id"),
+    ("/api/graph", {"query": "   ", "thread_id": "x"}, 400, "empty"),
+    ("/api/graph", {"query": "hi", "thread_id": "no spaces allowed"}, 400, "thread"),
+    ("/api/graph", {"query": "hi", "thread_id": "a:b"}, 400, "thread"),
+    ("/api/graph", {"query": "hi", "thread_id": ""}, 400, "thread"),
+    ("/api/graph", [1, 2], 400, "JSON object"),
+    ("/api/graph/history", {"thread_id": "x", "limit": "3"}, 400, "limit"),
+    ("/api/graph/history", {"thread_id": "x", "limit": 0}, 400, "limit"),
+    ("/api/graph/rewind", {"thread_id": "x"}, 400, "steps_back"),
+    ("/api/graph/rewind", {"thread_id": "x", "steps_back": True}, 400, "steps_back"),
+    ("/api/graph/rewind", {"thread_id": "x", "steps_back": 1.5}, 400, "steps_back"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "mentions"), BAD_REQUESTS)
+async def test_bad_requests_get_a_clear_error_and_change_nothing(
+    api: Client, unique: Callable[[str], str], path: str, body: Any, status: int, mentions: str
+) -> None:
+    thread = unique("bad")
+    await api.post("/api/graph", {"query": "keep me", "thread_id": thread})
+    if isinstance(body, dict) and body.get("thread_id") == "x":
+        body = {**body, "thread_id": thread}
+    got, error = await api.post(path, body)
+    assert got == status
+    assert mentions in error["error"]["message"]
+    _, history = await api.post("/api/graph/history", {"thread_id": thread})
+    assert [t["question"] for t in history["turns"]] == ["keep me"]
+
+
+async def test_not_json_and_oversized_bodies(api: Client, settings: Settings) -> None:
+    status, error = await api.post("/api/graph", data=b"{not json")
+    assert status == 400 and error["error"]["code"] == "invalid_input"
+    huge = b'{"query": "' + b"a" * (settings.max_body_bytes + 10) + b'", "thread_id": "big"}'
+    status, error = await api.post("/api/graph", data=huge)
+    assert status == 413 and error["error"]["code"] == "too_large"
+
+
+async def test_unknown_thread_and_impossible_rewinds(api: Client, unique: Callable[[str], str]) -> None:
+    thread = unique("nf")
+    status, error = await api.post("/api/graph/history", {"thread_id": thread})
+    assert status == 404 and error["error"]["code"] == "not_found"
+    status, _ = await api.post("/api/graph/rewind", {"thread_id": thread, "steps_back": 1})
+    assert status == 404
+    await api.post("/api/graph", {"query": "one", "thread_id": thread})
+    for steps in (0, -3, 2):
+        status, error = await api.post("/api/graph/rewind", {"thread_id": thread, "steps_back": steps})
+        assert status == 422 and error["error"]["code"] == "rewind_out_of_range"
+    _, history = await api.post("/api/graph/history", {"thread_id": thread})
+    assert len(history["turns"]) == 1
+
+
+async def test_model_failure_is_a_502_not_a_traceback(
+    api: Client, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    from tests.fakes.openai_server import Fail
+
+    fake_llm.queue(Fail(500, "secret internal detail"))
+    status, error = await api.post("/api/graph", {"query": "hi", "thread_id": unique("f")})
+    assert status == 502 and error["error"]["code"] == "agent_failed"
+    assert "secret" not in str(error) and "Traceback" not in str(error)
+
+
+async def test_bearer_token_is_required_when_set(
+    make_settings: Callable[..., Settings], unique: Callable[[str], str]
+) -> None:
+    settings = make_settings(API_TOKEN="s3cret")
+    async with open_service(settings) as service:
+        async for api in _serve(settings, service):
+            thread = unique("auth")
+            for headers in (None, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+                status, error = await api.post("/api/graph", {"query": "hi", "thread_id": thread}, headers=headers)
+                assert status == 401 and error["error"]["code"] == "unauthorized"
+            status, body = await api.post(
+                "/api/graph", {"query": "hi", "thread_id": thread}, headers={"Authorization": "Bearer s3cret"})
+            assert status == 200 and body["answer"] == "heard: hi"
+            async with api.session.get(api.url + "/healthz") as response:
+                assert response.status == 200
+
+
+def test_refuses_a_public_address_without_a_token(pg_url: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": pg_url, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bots", "api", "--host", "0.0.0.0", "--port", "1"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode != 0
+    assert "API_TOKEN must be set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_malformed_setting_names_the_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bots", "api"], env={"BACKTRACK_PORT": "eighty", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "backtrack: invalid setting BACKTRACK_PORT: Input should be a valid integer, unable to parse string as an integer"
+    ]
+
+
+async def test_conversation_survives_a_sigkill_restart(
+    pg_url: str, fake_llm: FakeOpenAI, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    env = {"DATABASE_URL": pg_url, "OPENAI_BASE_URL": fake_llm.url, "OPENAI_API_KEY": "k"}
+    thread = unique("restart")
+    first = BacktrackProcess(env, tmp_path / "api.log")
+    await first.start()
+    try:
+        status, body = await first.post("/api/graph", {"query": "remember 42", "thread_id": thread})
+        assert status == 200
+    finally:
+        first.signal(signal.SIGKILL)
+        await first.wait_exit()
+    second = BacktrackProcess(env, tmp_path / "api.log")
+    await second.start()
+    try:
+        status, body = await second.post("/api/graph", {"query": "what number?", "thread_id": thread})
+        assert status == 200 and body["answer"] == "heard: remember 42 | what number?"
+    finally:
+        second.kill()

@@ -1,0 +1,83 @@
+"""The console chat as a user scripts it: piped stdin, the offline demo model, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from tests.fakes.openai_server import FakeOpenAI
+
+ROOT = Path(__file__).parents[2]
+
+
+class Run(NamedTuple):
+    returncode: int | None
+    stdout: str
+    stderr: str
+
+
+async def console(pg_url: str, thread: str, script: str, **env: str) -> Run:
+    """Run the console as a child; async so the fake model in this process can answer it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BACKTRACK_", "TAVILY_"))}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots", "console", "--thread", thread,
+        env={**clean, "DATABASE_URL": pg_url, **env}, cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(script.encode()), 120)
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def test_the_offline_demo(pg_url: str, unique: Callable[[str], str]) -> None:
+    script = "What is the capital of France?\nWhat is its population?\n/history\n/rewind 1\n/history\n"
+    result = await console(pg_url, unique("demo"), script)
+    assert result.returncode == 0, result.stderr
+    assert "offline demo model: set OPENAI_API_KEY for real answers" in result.stderr
+    out = result.stdout.splitlines()
+    assert out[0] == "The capital of France is Paris."
+    assert out[1].startswith("Paris has a population of about 2.1 million")
+    # /history: two turns; /rewind 1: what left and what remains; /history: one turn
+    assert out[2].startswith("1. What is the capital of France?") and out[3].startswith("2. What is its population?")
+    assert out[4] == "Rewound 1 turn. Left the live branch (still kept for audit):"
+    assert out[5].strip().startswith("2. What is its population?")
+    assert out[6].startswith("It now ends with: 1. What is the capital of France?")
+    assert out[7].startswith("1. What is the capital of France?") and len(out) == 8
+    assert "Traceback" not in result.stderr
+
+
+async def test_context_survives_between_runs_and_threads_are_separate(pg_url: str, unique: Callable[[str], str]) -> None:
+    thread = unique("days")
+    first = await console(pg_url, thread, "What is the capital of Japan?\n")
+    assert first.stdout.strip() == "The capital of Japan is Tokyo."
+    later = (await console(pg_url, thread, "What is its population?\n/threads\n")).stdout.splitlines()
+    assert later[0].startswith("Tokyo has a population")
+    assert any(line.startswith(f"* {thread}: 2 turns") for line in later)
+    other = (await console(pg_url, unique("other"), "What is its population?\n")).stdout
+    assert other.startswith("I am the offline demo model")  # no "its" to resolve in a new thread
+
+
+async def test_commands_and_bad_input_get_clear_answers(
+    pg_url: str, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    script = "/history\n/rewind 1\nhello\n/rewind 0\n/rewind 5\n/history lots\n/bogus\n\x00\x01\n/new second\n/history\n/quit\nnever read\n"
+    result = await console(pg_url, unique("cmd"), script, OPENAI_BASE_URL=fake_llm.url, OPENAI_API_KEY="k")
+    assert result.returncode == 0
+    out = result.stdout.splitlines()
+    assert out[0].startswith("There is no conversation console:cmd-")
+    assert out[1].startswith("There is no conversation console:cmd-")
+    assert out[9].startswith("There is no conversation console:second")
+    assert out[2:9] == [
+        "heard: hello",
+        "Rewind takes a number of turns of at least 1",
+        "Cannot rewind 5 turns: this conversation has 1 on its current branch",
+        "/history takes a number of turns to show, e.g. /history 10",
+        "Unknown command /bogus; /help lists the commands",
+        "The message is empty",
+        "New conversation: second",
+    ]
+    assert len(out) == 10
+    assert "never read" not in str(fake_llm.requests)
