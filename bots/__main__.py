@@ -15,14 +15,14 @@ from core.settings import Settings, load_settings
 
 __all__ = ["main"]
 
-# subcommand -> (module, help); each module has ``async def run(settings, args) -> int``
-# and may have ``def add_arguments(parser)``.
+# subcommand -> ("module:function", help); each function is ``async (settings, args) -> int``.
 ADAPTERS: dict[str, tuple[str, str]] = {
-    "console": ("bots.console", "chat in the terminal (also reads piped stdin)"),
-    "api": ("bots.api", "serve the HTTP API"),
-    "slack": ("bots.slack", "run the Slack bot (HTTP events or Socket Mode)"),
-    "discord": ("bots.discord", "run the Discord bot"),
-    "migrate": ("bots.maintenance", "apply pending database migrations and exit"),
+    "console": ("bots.console:run", "chat in the terminal (also reads piped stdin)"),
+    "api": ("bots.api:run", "serve the HTTP API"),
+    "slack": ("bots.slack:run", "run the Slack bot (HTTP events or Socket Mode)"),
+    "discord": ("bots.discord:run", "run the Discord bot"),
+    "migrate": ("bots.maintenance:migrate", "apply pending database migrations and exit"),
+    "prune": ("bots.maintenance:prune", "apply the retention settings now and exit"),
 }
 
 
@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("httpx", "httpcore", "openai", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    module = importlib.import_module(args.module)
-    run: Callable[[Settings, Any], Coroutine[Any, Any, int]] = module.run
+    module, _, function = args.module.partition(":")
+    run: Callable[[Settings, Any], Coroutine[Any, Any, int]] = getattr(
+        importlib.import_module(module), function
+    )
     try:
         return asyncio.run(run(settings, args))
     except BacktrackError as exc:

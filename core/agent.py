@@ -47,8 +47,22 @@ SNAPSHOT_EVERY = 100
 Reducer = Callable[[list[AnyMessage], Sequence[Any]], list[AnyMessage]]
 
 
+_TOKEN_CACHE: dict[tuple[str, str, int], int] = {}
+_TOKEN_CACHE_SIZE = 50_000
+
+
 def _tokens(message: AnyMessage) -> int:
-    return count_tokens_approximately([message])
+    """``count_tokens_approximately`` of one message, remembered by id (the reducer recounts
+    the whole window on every update, which otherwise grows with the window)."""
+    if message.id is None or not isinstance(message.content, str):
+        return count_tokens_approximately([message])
+    key = (message.id, message.type, len(message.content))
+    count = _TOKEN_CACHE.get(key)
+    if count is None:
+        if len(_TOKEN_CACHE) >= _TOKEN_CACHE_SIZE:
+            _TOKEN_CACHE.clear()
+        count = _TOKEN_CACHE[key] = count_tokens_approximately([message])
+    return count
 
 
 def window_reducer(max_tokens: int) -> Reducer:

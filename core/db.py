@@ -73,6 +73,15 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX processed_events_seen ON processed_events (seen_at);
     """,
+    """
+    CREATE TABLE inflight_turns (
+        conversation_key text PRIMARY KEY,
+        question         text NOT NULL,
+        user_id          text,
+        started_at       timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX turns_user ON turns (conversation_key, user_id);
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

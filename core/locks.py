@@ -1,8 +1,13 @@
 """One writer per conversation, within a process and across processes.
 
-A per-key ``asyncio.Lock`` orders the turns of one process (so it never spins on its own
-database lock), and a PostgreSQL session advisory lock, keyed by the conversation, orders
-the processes that share a database. Different keys never wait for each other.
+A per-key ``asyncio.Lock`` orders the turns of one process, so a process never spins on
+its own database lock. Across processes, a PostgreSQL session advisory lock keyed by the
+conversation is taken with ``pg_try_advisory_lock`` on one dedicated connection per
+process: one connection holds any number of keys, so a turn waiting for a slow model does
+not pin a pooled connection, and a busy conversation in another process is retried with
+backoff instead of blocking a session. If that connection dies, its locks die with it;
+the compare-and-set on the conversation head (core/store.py) still refuses a second
+writer's turn.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
@@ -19,11 +25,10 @@ from core.db import Pool
 from core.errors import ConversationBusy
 from core.keys import ThreadKey
 
-__all__ = ["ConversationLocks"]
+__all__ = ["BUSY_MESSAGE", "ConversationLocks"]
 
 _log = logging.getLogger(__name__)
 
-_LOCK = "SELECT pg_advisory_lock(hashtextextended(%s, 0))"
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS ok"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
 
@@ -37,9 +42,12 @@ class _Slot:
 
 
 class ConversationLocks:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, timeout: float = 300.0) -> None:
         self._pool = pool
+        self._timeout = timeout
         self._slots: dict[str, _Slot] = {}
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._conn_lock = asyncio.Lock()
 
     def busy(self, key: ThreadKey) -> bool:
         slot = self._slots.get(str(key))
@@ -54,27 +62,55 @@ class ConversationLocks:
         slot = self._slots.setdefault(name, _Slot())
         slot.users += 1
         try:
-            async with slot.lock, self._pool.connection() as conn:
-                if wait:
-                    await conn.execute(_LOCK, (name,))
-                else:
-                    row = await (await conn.execute(_TRY_LOCK, (name,))).fetchone()
-                    if not (row and row["ok"]):
-                        raise ConversationBusy(BUSY_MESSAGE)
+            async with slot.lock:
+                await self._acquire(name, wait)
                 try:
                     yield
                 finally:
-                    await _unlock(conn, name)
+                    await self._release(name)
         finally:
             slot.users -= 1
             if slot.users == 0:
                 del self._slots[name]
 
+    async def _acquire(self, name: str, wait: bool) -> None:
+        delay, waited = 0.02, 0.0
+        while not await self._query(_TRY_LOCK, name):
+            if not wait or waited >= self._timeout:
+                raise ConversationBusy(BUSY_MESSAGE)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.5)
 
-async def _unlock(conn: psycopg.AsyncConnection[object], name: str) -> None:
-    try:
-        await asyncio.shield(conn.execute(_UNLOCK, (name,)))
-    except (psycopg.Error, asyncio.CancelledError):
-        # A session lock dies with its session: closing the connection releases it for sure.
-        _log.warning("could not release the lock of %s; closing its connection", name)
-        await conn.close()
+    async def _release(self, name: str) -> None:
+        try:
+            await asyncio.shield(self._query(_UNLOCK, name))
+        except (psycopg.Error, asyncio.CancelledError):
+            # The lock lives in the session: dropping the connection releases it for sure.
+            _log.warning("could not release the lock of %s; dropping the lock connection", name)
+            await self._drop()
+
+    async def _query(self, sql: str, name: str) -> bool:
+        async with self._conn_lock:
+            if self._conn is None or self._conn.closed:
+                conninfo = self._pool.conninfo
+                assert isinstance(conninfo, str), "the pool is built from a URL"
+                self._conn = await psycopg.AsyncConnection.connect(
+                    conninfo, autocommit=True, connect_timeout=5
+                )
+            try:
+                row = await (await self._conn.execute(sql, (name,))).fetchone()
+            except psycopg.OperationalError:
+                await self._conn.close()
+                self._conn = None
+                raise
+        return bool(row and row[0])
+
+    async def _drop(self) -> None:
+        async with self._conn_lock:
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
+
+    async def close(self) -> None:
+        await self._drop()

@@ -12,6 +12,7 @@ from core.agent import build_agent
 from core.checkpointer import PooledPostgresSaver
 from core.db import apply_migrations, database_url, open_pool
 from core.demo_model import OFFLINE_NOTICE
+from core.errors import BacktrackError
 from core.service import ConversationService
 
 if TYPE_CHECKING:
@@ -24,10 +25,20 @@ __all__ = ["open_service"]
 _log = logging.getLogger(__name__)
 
 
+async def _prune_periodically(service: ConversationService, every_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            await service.prune()
+        except BacktrackError as exc:
+            _log.warning("periodic prune skipped: %s", exc.message)
+
+
 @asynccontextmanager
 async def open_service(
-    settings: Settings, *, model: BaseChatModel | None = None
+    settings: Settings, *, model: BaseChatModel | None = None, maintenance: bool = True
 ) -> AsyncIterator[ConversationService]:
+    """The service, ready; with ``maintenance`` it also prunes every few minutes in the background."""
     if model is None and settings.offline_model:
         _log.warning(OFFLINE_NOTICE)
     url = await asyncio.to_thread(database_url, settings)
@@ -36,6 +47,17 @@ async def open_service(
         checkpointer = PooledPostgresSaver(pool)
         await apply_migrations(pool, checkpointer.setup)
         graph = build_agent(settings, checkpointer, model)
-        yield ConversationService(settings, pool, checkpointer, graph)
+        service = ConversationService(settings, pool, checkpointer, graph)
+        pruning = None
+        if maintenance:
+            pruning = asyncio.create_task(
+                _prune_periodically(service, settings.prune_interval_minutes * 60)
+            )
+        try:
+            yield service
+        finally:
+            if pruning is not None:
+                pruning.cancel()
+            await service.close()
     finally:
         await pool.close()

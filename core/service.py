@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -42,13 +43,18 @@ if TYPE_CHECKING:
     from core.keys import ThreadKey
     from core.settings import Settings
 
-__all__ = ["MAX_HISTORY", "ConversationService", "clean_message"]
+__all__ = ["MAX_HISTORY", "ConversationService", "PruneReport", "clean_message"]
 
 _log = logging.getLogger(__name__)
 
 MAX_HISTORY = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _STORAGE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def clean_message(text: object, max_chars: int) -> str:
@@ -74,6 +80,13 @@ async def storage_errors() -> AsyncIterator[None]:
         raise StorageUnavailable() from exc
 
 
+@dataclass
+class PruneReport:
+    conversations: int = 0
+    checkpoints: int = 0
+    events: int = 0
+
+
 class ConversationService:
     def __init__(
         self,
@@ -84,7 +97,7 @@ class ConversationService:
     ) -> None:
         self.settings = settings
         self.store = ConversationStore(pool)
-        self.locks = ConversationLocks(pool)
+        self.locks = ConversationLocks(pool, timeout=settings.lock_timeout)
         self._checkpointer = checkpointer
         self._graph = graph
         self._running: dict[str, asyncio.Task[Any]] = {}
@@ -129,45 +142,83 @@ class ConversationService:
     ) -> Answer:
         turn_id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        head = await self.store.head(key)
-        answer, checkpoint_id, root = await self._run_graph(
-            key, question, head, on_partial, {"user": user, "event_id": event_id, "turn_id": turn_id}
+        abandoned = await self.store.begin_turn(key, question, user)
+        try:
+            head = await self.store.head(key)
+            if head is None or head.checkpoint_id is None:
+                head = await self._begin(key, question, user)
+            answer, checkpoint_id = await self._run_graph(
+                key, question, head, on_partial, {"user": user, "event_id": event_id, "turn_id": turn_id}
+            )
+            turn = await self._record(key, head, question, user, answer, checkpoint_id)
+        finally:
+            await asyncio.shield(self._end_turn(key))
+        _log.info(
+            "turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000
         )
+        if abandoned:
+            notice = (
+                f"(Your earlier message “{_preview(abandoned)}” was cut off by a restart;"
+                " it was not answered.)"
+            )
+            return Answer(key=key, text=f"{notice}\n\n{answer}", turn=turn)
+        return Answer(key=key, text=answer, turn=turn)
+
+    async def _begin(self, key: ThreadKey, question: str, user: str | None) -> Head:
+        """Give a new conversation an empty root checkpoint to fork every first turn from.
+
+        Every turn then runs from an explicit checkpoint id, so what a failed or killed
+        first turn left in the thread can never leak into the next one.
+        """
+        config: Any = {"configurable": {"thread_id": str(key)}}
+        root = await self._graph.aupdate_state(config, {"messages": []}, as_node="__input__")
+        return await self.store.begin_conversation(
+            key, question[:80], user, root["configurable"]["checkpoint_id"]
+        )
+
+    async def _end_turn(self, key: ThreadKey) -> None:
+        try:
+            await self.store.end_turn(key)
+        except _STORAGE_ERRORS:
+            _log.warning("could not clear the in-flight mark of %s", key)
+
+    async def _record(
+        self,
+        key: ThreadKey,
+        head: Head | None,
+        question: str,
+        user: str | None,
+        answer: str,
+        checkpoint_id: str,
+    ) -> Turn:
         turn = await self.store.record_turn(
             key,
             head,
             title=question[:80],
             user=user,
-            root_checkpoint_id=root,
             checkpoint_id=checkpoint_id,
             question=question,
             answer=answer,
         )
-        if turn is None:  # only possible if the locks were bypassed
+        if turn is None:  # only if the cross-process lock was lost mid-turn
             raise ConversationBusy("The conversation moved on while answering; please ask again.")
-        _log.info(
-            "turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000
-        )
-        return Answer(key=key, text=answer, turn=turn)
+        return turn
 
     async def _run_graph(
         self,
         key: ThreadKey,
         question: str,
-        head: Head | None,
+        head: Head,
         on_partial: OnPartial | None,
         metadata: dict[str, Any],
-    ) -> tuple[str, str, str | None]:
-        """Run one turn from ``head``; returns (answer, last checkpoint id, root checkpoint id)."""
-        configurable: dict[str, Any] = {"thread_id": str(key)}
-        if head is not None and head.checkpoint_id:
-            configurable["checkpoint_id"] = head.checkpoint_id
+    ) -> tuple[str, str]:
+        """Run one turn from ``head``; returns the answer and the turn's last checkpoint id."""
         config: Any = {
-            "configurable": configurable,
+            "configurable": {"thread_id": str(key), "checkpoint_id": head.checkpoint_id},
             "metadata": {"platform": key.platform, **metadata},
             "recursion_limit": 25,
         }
-        partial, last, root, final = "", None, None, None
+        partial, last, final = "", None, None
         stream: Any = self._graph.astream(
             {"messages": [HumanMessage(question)]}, config, stream_mode=["messages", "checkpoints"]
         )
@@ -175,8 +226,6 @@ class ConversationService:
             async for mode, chunk in stream:
                 if mode == "checkpoints":
                     last = chunk["config"]["configurable"]["checkpoint_id"]
-                    if chunk["parent_config"] is None:
-                        root = last
                     messages = chunk["values"].get("messages") or []
                     final = messages[-1] if messages else None
                     continue
@@ -198,7 +247,7 @@ class ConversationService:
             raise AgentFailed() from exc
         if last is None or not isinstance(final, AIMessage):
             raise AgentFailed()
-        return final.text, last, root
+        return final.text, last
 
     # -- reading and moving the branch -----------------------------------------------
 
@@ -278,6 +327,39 @@ class ConversationService:
             await self._head(key)
             await self._checkpointer.adelete_thread(str(key))
             await self.store.delete(key)
+
+    async def exists(self, key: ThreadKey) -> bool:
+        """Whether the conversation has begun (adapters answer follow-ups only there)."""
+        async with storage_errors():
+            return await self.store.head(key) is not None
+
+    async def prune(self) -> PruneReport:
+        """Apply the retention settings; safe to run from every instance at once."""
+        report = PruneReport()
+        settings = self.settings
+        async with storage_errors():
+            report.events = await self.store.expire_events(settings.event_ttl_hours * 3600)
+            if settings.retention_days is not None:
+                for key in await self.store.idle_conversations(settings.retention_days * 86400):
+                    try:
+                        await self.forget(key)
+                        report.conversations += 1
+                    except ConversationNotFound:
+                        pass
+            if settings.max_checkpoints is not None:
+                for key in await self.store.over_checkpoint_cap(settings.max_checkpoints):
+                    async with self.locks.hold(key):
+                        report.checkpoints += await self.store.prune_checkpoints(
+                            key, settings.max_checkpoints
+                        )
+        _log.info(
+            "pruned %d conversations, %d checkpoints, %d event ids",
+            report.conversations, report.checkpoints, report.events,
+        )
+        return report
+
+    async def close(self) -> None:
+        await self.locks.close()
 
     async def claim_event(self, event_id: str) -> bool:
         """True the first time an inbound platform event is seen, across processes."""

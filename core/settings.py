@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         "enqueue", validation_alias="BACKTRACK_BUSY_POLICY"
     )
     event_ttl_hours: float = Field(48.0, gt=0, validation_alias="BACKTRACK_EVENT_TTL_HOURS")
+    lock_timeout: float = Field(300.0, gt=0, validation_alias="BACKTRACK_LOCK_TIMEOUT")
+    retention_days: float | None = Field(None, gt=0, validation_alias="BACKTRACK_RETENTION_DAYS")
+    max_checkpoints: int | None = Field(None, ge=10, validation_alias="BACKTRACK_MAX_CHECKPOINTS")
+    prune_interval_minutes: float = Field(60.0, gt=0, validation_alias="BACKTRACK_PRUNE_INTERVAL_MINUTES")
+    shutdown_grace: float = Field(30.0, ge=0, validation_alias="BACKTRACK_SHUTDOWN_GRACE")
 
     # HTTP servers (api, slack HTTP mode)
     host: str = Field("127.0.0.1", validation_alias="BACKTRACK_HOST")

@@ -70,7 +70,72 @@ ORDER BY c.last_active_at DESC
 LIMIT %(limit)s
 """
 
-_DELETE = "DELETE FROM conversations WHERE key = %s"
+_DELETE = """
+WITH gone AS (DELETE FROM inflight_turns WHERE conversation_key = %(key)s)
+DELETE FROM conversations WHERE key = %(key)s
+"""
+
+# The previous in-flight row of a conversation can only be left over from a process that
+# died mid-turn: the caller holds the conversation's lock.
+_BEGIN_TURN = """
+WITH old AS (SELECT question FROM inflight_turns WHERE conversation_key = %(key)s)
+INSERT INTO inflight_turns (conversation_key, question, user_id) VALUES (%(key)s, %(question)s, %(user)s)
+ON CONFLICT (conversation_key) DO UPDATE
+   SET question = EXCLUDED.question, user_id = EXCLUDED.user_id, started_at = now()
+RETURNING (SELECT question FROM old) AS abandoned
+"""
+
+_END_TURN = "DELETE FROM inflight_turns WHERE conversation_key = %s"
+
+_IDLE = """
+SELECT key FROM conversations WHERE last_active_at < now() - make_interval(secs => %s)
+ORDER BY last_active_at LIMIT 500
+"""
+
+_OVER_CAP = """
+SELECT c.key, coalesce(t.checkpoint_id, c.root_checkpoint_id) AS head
+FROM conversations c LEFT JOIN turns t ON t.id = c.head_turn_id
+WHERE (SELECT count(*) FROM checkpoints k WHERE k.thread_id = c.key) > %s
+LIMIT 500
+"""
+
+# Checkpoints off the live branch (abandoned by rewinds, failed or killed turns), oldest
+# first, as many as exceed the cap. The live branch is never touched.
+_PRUNE_CHECKPOINTS = """
+WITH RECURSIVE live AS (
+    SELECT checkpoint_id, parent_checkpoint_id FROM checkpoints
+    WHERE thread_id = %(key)s AND checkpoint_ns = '' AND checkpoint_id = %(head)s
+  UNION ALL
+    SELECT c.checkpoint_id, c.parent_checkpoint_id FROM checkpoints c
+    JOIN live l ON c.checkpoint_id = l.parent_checkpoint_id
+    WHERE c.thread_id = %(key)s AND c.checkpoint_ns = ''
+), doomed AS (
+    SELECT checkpoint_id FROM checkpoints
+    WHERE thread_id = %(key)s AND checkpoint_id NOT IN (SELECT checkpoint_id FROM live)
+    ORDER BY checkpoint_id
+    LIMIT greatest((SELECT count(*) FROM checkpoints WHERE thread_id = %(key)s) - %(cap)s, 0)
+), gone AS (
+    DELETE FROM checkpoints WHERE thread_id = %(key)s
+       AND checkpoint_id IN (SELECT checkpoint_id FROM doomed)
+    RETURNING checkpoint_id
+), writes AS (
+    DELETE FROM checkpoint_writes WHERE thread_id = %(key)s
+       AND checkpoint_id IN (SELECT checkpoint_id FROM gone)
+), turns_gone AS (
+    DELETE FROM turns WHERE conversation_key = %(key)s
+       AND checkpoint_id IN (SELECT checkpoint_id FROM gone)
+)
+SELECT count(*) AS n FROM gone
+"""
+
+_PRUNE_BLOBS = """
+DELETE FROM checkpoint_blobs b WHERE b.thread_id = %(key)s AND NOT EXISTS (
+    SELECT 1 FROM checkpoints c
+    WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+      AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)
+"""
+
+_EXPIRE_EVENTS = "DELETE FROM processed_events WHERE seen_at < now() - make_interval(secs => %s)"
 
 _CLAIM_EVENT = """
 INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING event_id
@@ -95,6 +160,17 @@ def _turn(row: dict[str, Any]) -> Turn:
         checkpoint_id=row["checkpoint_id"],
         turn_id=row["id"],
     )
+
+
+def _conversation(key: ThreadKey, title: str, user: str | None, root: str | None) -> dict[str, Any]:
+    return {
+        "key": str(key),
+        "platform": key.platform,
+        "place": key.place,
+        "title": title,
+        "user": user,
+        "root": root,
+    }
 
 
 class ConversationStore:
@@ -123,7 +199,6 @@ class ConversationStore:
         *,
         title: str,
         user: str | None,
-        root_checkpoint_id: str | None,
         checkpoint_id: str,
         question: str,
         answer: str,
@@ -139,17 +214,9 @@ class ConversationStore:
             "question": question,
             "answer": answer,
         }
-        conversation = {
-            "key": str(key),
-            "platform": key.platform,
-            "place": key.place,
-            "title": title,
-            "user": user,
-            "root": root_checkpoint_id,
-        }
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                await conn.execute(_UPSERT_CONVERSATION, conversation)
+                await conn.execute(_UPSERT_CONVERSATION, _conversation(key, title, user, None))
                 row = await (await conn.execute(_INSERT_TURN, turn)).fetchone()
                 assert row is not None
                 moved = await conn.execute(
@@ -160,6 +227,16 @@ class ConversationStore:
                 return _turn(row)
         except _HeadMoved:
             return None
+
+    async def begin_conversation(
+        self, key: ThreadKey, title: str, user: str | None, root_checkpoint_id: str
+    ) -> Head:
+        """Record a new conversation whose turns will fork from ``root_checkpoint_id``."""
+        async with self.pool.connection() as conn:
+            await conn.execute(_UPSERT_CONVERSATION, _conversation(key, title, user, root_checkpoint_id))
+        head = await self.head(key)
+        assert head is not None
+        return head
 
     async def move_head(
         self, key: ThreadKey, old: int | None, new: int | None, user: str | None
@@ -201,8 +278,45 @@ class ConversationStore:
 
     async def delete(self, key: ThreadKey) -> bool:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_DELETE, (str(key),))
+            cur = await conn.execute(_DELETE, {"key": str(key)})
             return cur.rowcount > 0
+
+    async def begin_turn(self, key: ThreadKey, question: str, user: str | None) -> str | None:
+        """Mark a turn in flight; returns the question of one a dead process left behind."""
+        params = {"key": str(key), "question": question, "user": user}
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_BEGIN_TURN, params)).fetchone()
+        return row["abandoned"] if row else None
+
+    async def end_turn(self, key: ThreadKey) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(_END_TURN, (str(key),))
+
+    async def idle_conversations(self, older_than_seconds: float) -> list[ThreadKey]:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(_IDLE, (older_than_seconds,))).fetchall()
+        return [ThreadKey.decode(row["key"]) for row in rows]
+
+    async def over_checkpoint_cap(self, cap: int) -> list[ThreadKey]:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(_OVER_CAP, (cap,))).fetchall()
+        return [ThreadKey.decode(row["key"]) for row in rows]
+
+    async def prune_checkpoints(self, key: ThreadKey, cap: int) -> int:
+        """Delete abandoned checkpoints beyond ``cap``; the caller holds the conversation."""
+        head = await self.head(key)
+        if head is None or head.checkpoint_id is None:
+            return 0
+        params = {"key": str(key), "head": head.checkpoint_id, "cap": cap}
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await (await conn.execute(_PRUNE_CHECKPOINTS, params)).fetchone()
+            await conn.execute(_PRUNE_BLOBS, params)
+        return int(row["n"]) if row else 0
+
+    async def expire_events(self, older_than_seconds: float) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_EXPIRE_EVENTS, (older_than_seconds,))
+            return cur.rowcount
 
     async def claim_event(self, event_id: str) -> bool:
         async with self.pool.connection() as conn:

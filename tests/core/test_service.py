@@ -148,6 +148,17 @@ async def test_model_failure_leaves_the_conversation_usable(
     assert (await service.ask(key, "third")).text == "heard: first | third"
 
 
+async def test_a_failed_first_turn_leaves_nothing_behind(
+    service: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    key = ThreadKey.api(unique("first"))
+    fake_llm.queue(Fail(500))
+    with pytest.raises(AgentFailed):
+        await service.ask(key, "first try")
+    assert await service.exists(key) and await service.history(key) == []
+    assert (await service.ask(key, "second try")).text == "heard: second try"
+
+
 async def test_long_conversations_are_trimmed_for_the_model_not_in_storage(
     make_settings: Callable[..., object], fake_llm: FakeOpenAI, unique: Callable[[str], str]
 ) -> None:
