@@ -1,0 +1,96 @@
+"""``backtrack slack``: the Slack bot, over HTTP (Events API) or Socket Mode.
+
+Socket Mode is used when ``SLACK_APP_TOKEN`` is set (no public URL needed); otherwise
+Bolt's requests are served at ``/slack/events`` on ``--host``/``--port``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.errors import SlackApiError
+
+from bots.slack.app import EVENTS_PATH, SlackBot, require_tokens
+from core.errors import SettingsError
+from core.runtime import open_service
+
+if TYPE_CHECKING:
+    import argparse
+
+    from core.settings import Settings
+
+__all__ = ["SlackBot", "run"]
+
+_log = logging.getLogger(__name__)
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    # Their DEBUG lines carry request parameters (the app token among them) and message text.
+    for name in ("slack_sdk", "slack_bolt"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
+    require_tokens(settings)  # before the database: a missing token should fail fast
+    async with open_service(settings) as service:
+        bot = SlackBot(settings, service)
+        await _check_token(bot)
+        stop = _stop_event()
+        if settings.slack_app_token is not None:
+            await _socket_mode(bot, settings.slack_app_token.get_secret_value(), stop)
+        else:
+            host = args.host or settings.host
+            port = args.port if args.port is not None else settings.port
+            await _http(bot, host, port, settings.max_body_bytes, stop)
+    return 0
+
+
+async def _check_token(bot: SlackBot) -> None:
+    """Fail at start, naming the setting, rather than on the first message."""
+    try:
+        auth = await bot.client.auth_test()
+    except SlackApiError as exc:
+        raise SettingsError(f"SLACK_BOT_TOKEN was refused by Slack: {exc.response.get('error')}") from None
+    _log.info("signed in to Slack team %s as %s", auth.get("team_id"), auth.get("user_id"))
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _socket_mode(bot: SlackBot, app_token: str, stop: asyncio.Event) -> None:
+    handler = AsyncSocketModeHandler(bot.app, app_token=app_token, web_client=bot.client)
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        _log.info("connected to Slack in Socket Mode")
+        await stop.wait()
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        _remove_signal_handlers()
+
+
+async def _http(bot: SlackBot, host: str, port: int, max_body_bytes: int, stop: asyncio.Event) -> None:
+    runner = web.AppRunner(bot.web_app(max_body_bytes), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        _log.info("serving Slack events at http://%s:%d%s", host, port, EVENTS_PATH)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        _remove_signal_handlers()
+
+
+def _remove_signal_handlers() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)

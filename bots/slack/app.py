@@ -1,0 +1,108 @@
+"""The Bolt app: Slack's requests in, the conversation service behind them.
+
+Bolt verifies signatures (and the 5-minute timestamp window), answers ``url_verification``,
+drops the bot's own events, and acknowledges every event before a listener runs; the
+listeners here then do the slow work in the background. Slash commands acknowledge
+first thing and answer through their ``response_url``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack.commands import CommandHandler
+from bots.slack.events import MessageHandler
+from bots.slack.places import Access
+from core.commands import COMMANDS
+from core.errors import SettingsError
+from core.settings import id_list
+
+if TYPE_CHECKING:
+    from slack_bolt.context.ack.async_ack import AsyncAck
+    from slack_bolt.context.async_context import AsyncBoltContext
+    from slack_bolt.context.respond.async_respond import AsyncRespond
+
+    from core.service import ConversationService
+    from core.settings import Settings
+
+__all__ = ["EVENTS_PATH", "SlackBot", "require_tokens"]
+
+_log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+
+
+def require_tokens(settings: Settings) -> str:
+    """The bot token, after checking that the settings can run a bot at all."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    if not token:
+        raise SettingsError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-...)")
+    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+        raise SettingsError(
+            "SLACK_SIGNING_SECRET is not set (needed to verify Slack's HTTP requests; "
+            "or set SLACK_APP_TOKEN to use Socket Mode)"
+        )
+    return token
+
+
+class SlackBot:
+    """One Bolt app wired to the service; ``handled`` counts events and commands processed."""
+
+    def __init__(self, settings: Settings, service: ConversationService) -> None:
+        token = require_tokens(settings)
+        secret = settings.slack_signing_secret
+        self.service = service
+        self.handled = 0
+        self.client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+        self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        access = Access(id_list(settings.slack_allowed_channels), id_list(settings.slack_allowed_users))
+        self._messages = MessageHandler(service, access)
+        self._commands = CommandHandler(service, access)
+        self.app = AsyncApp(
+            name="backtrack",
+            client=self.client,
+            # Socket Mode requests are not signed; HTTP mode refuses to start without it.
+            signing_secret=secret.get_secret_value() if secret else "",
+            logger=logging.getLogger("bots.slack.bolt"),
+        )
+        self.app.event("message")(self._on_event)
+        self.app.event("app_mention")(self._on_event)
+        for name in COMMANDS:
+            self.app.command(f"/{name}")(self._on_command)
+
+    async def _on_event(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        try:
+            await self._messages.handle(body, event, self.client, context.bot_user_id)
+        finally:
+            self.handled += 1
+
+    async def _on_command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        try:
+            await self._commands.handle(command, respond)
+        finally:
+            self.handled += 1
+
+    def web_app(self, max_body_bytes: int) -> web.Application:
+        """The HTTP mode server: Slack's Events API and slash commands, plus a health check."""
+        app = web.Application(client_max_size=max_body_bytes)
+
+        async def events(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+
+        async def healthz(request: web.Request) -> web.Response:
+            ok = await self.service.healthy()
+            return web.json_response({"ok": ok}, status=200 if ok else 503)
+
+        app.router.add_post(EVENTS_PATH, events)
+        app.router.add_get("/healthz", healthz)
+        return app

@@ -1,0 +1,72 @@
+"""Slash commands: ``/history``, ``/rewind`` and ``/forget``, answered only to the invoker.
+
+A slash command carries no thread, so it acts on the invoker's most recently active
+conversation in the channel, or on the thread of a message link pasted as argument. A
+link to another channel is refused: people act only on conversations of the place they
+are in, which is also where Slack has told us they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bots.slack.events import SORRY
+from bots.slack.places import Access, find_link
+from bots.slack.replies import escape
+from core.commands import Command, run_command, user_message
+from core.errors import BacktrackError, ConversationNotFound, NotPermitted
+from core.keys import ThreadKey
+
+if TYPE_CHECKING:
+    from slack_bolt.context.respond.async_respond import AsyncRespond
+
+    from core.service import ConversationService
+
+__all__ = ["CommandHandler"]
+
+_log = logging.getLogger(__name__)
+
+
+class CommandHandler:
+    def __init__(self, service: ConversationService, access: Access) -> None:
+        self._service = service
+        self._access = access
+
+    async def handle(self, command: dict[str, Any], respond: AsyncRespond) -> None:
+        name = str(command.get("command", "")).lstrip("/")
+        try:
+            text = await self._run(name, command)
+        except BacktrackError as exc:
+            _log.info("slack /%s refused: %s", name, exc.code)
+            text = user_message(exc)
+        except Exception:  # the outermost boundary of a slash command
+            _log.error("slack /%s failed", name, exc_info=True)
+            text = SORRY
+        await respond(text=escape(text), response_type="ephemeral")
+
+    async def _run(self, name: str, command: dict[str, Any]) -> str:
+        team, channel, user = (str(command.get(f, "")) for f in ("team_id", "channel_id", "user_id"))
+        if not self._access.allows(channel, user):
+            raise NotPermitted("backtrack is not enabled for you in this channel")
+        link, argument = find_link(str(command.get("text", "")))
+        if link is not None:
+            if link.channel != channel:
+                raise NotPermitted(
+                    "that link points to another channel; run the command in that channel"
+                )
+            key, header = link.key(team), ""
+        else:
+            key, header = await self._latest(team, channel, user)
+        _log.info("slack /%s on %s", name, key)
+        return header + await run_command(self._service, key, Command(name, argument), user)
+
+    async def _latest(self, team: str, channel: str, user: str) -> tuple[ThreadKey, str]:
+        place = ThreadKey.slack(team, channel, None).place
+        found = await self._service.threads(place=place, user=user, limit=1)
+        if not found:
+            raise ConversationNotFound(
+                "you have no conversation with backtrack in this channel yet; mention the bot "
+                "to start one, or paste a link to a message of the thread"
+            )
+        return found[0].key, f"Your latest conversation here, “{found[0].title}”:\n"

@@ -1,0 +1,532 @@
+"""The Slack bot end to end: real slack-bolt and slack-sdk against a fake Slack on 127.0.0.1.
+
+Events and slash commands are signed exactly as Slack signs them and POSTed to the bot's
+aiohttp server; the bot's Web API calls land in ``FakeSlack``, which keeps the thread as
+a user would see it. A channel mention is delivered twice (``app_mention`` and
+``message``), as Slack does, so every mention also checks that it is answered once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bots.slack import run
+from bots.slack.app import EVENTS_PATH, SlackBot
+from bots.slack.replies import LIMIT, PLACEHOLDER
+from core.errors import SettingsError
+from core.runtime import open_service
+from core.service import ConversationService
+from core.settings import Settings
+from tests.fakes.openai_server import Fail, FakeOpenAI, Reply
+from tests.fakes.slack_server import FakeSlack, wait_until
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+FIXTURES = Path(__file__).parent / "fixtures" / "slack"
+
+
+def _id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:10].upper()
+
+
+def fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+def sign(body: str, timestamp: int, secret: str = SECRET) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class Harness:
+    """Sends what Slack would send to one running bot, and reads what users would see."""
+
+    def __init__(
+        self, fake: FakeSlack, bot: SlackBot | None = None, url: str = "",
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.fake = fake
+        self.bot = bot
+        self.url = url
+        self.session = session
+        self.user = _id("U")
+
+    # -- building payloads -----------------------------------------------------------
+
+    def envelope(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+        body = fixture("event_callback")
+        body["team_id"] = body["context_team_id"] = self.fake.team
+        body["authorizations"][0].update(team_id=self.fake.team, user_id=self.fake.bot_user)
+        body["event_id"] = event_id or _id("Ev")
+        body["event_time"] = int(time.time())
+        body["event"] = event
+        return body
+
+    def message(
+        self, channel: str, text: str, *, thread_ts: str | None = None, user: str | None = None,
+        kind: str = "message", ts: str | None = None,
+    ) -> dict[str, Any]:
+        event = fixture(kind)
+        ts = ts or self.fake.next_ts()
+        event.update(text=text, user=user or self.user, ts=ts, event_ts=ts,
+                     team=self.fake.team, channel=channel)
+        event["blocks"] = []
+        if channel.startswith("D") and kind == "message":
+            event["channel_type"] = "im"
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        return event
+
+    # -- delivering ------------------------------------------------------------------
+
+    async def deliver(
+        self, body: dict[str, Any], *, retry: int | None = None, secret: str = SECRET,
+        age: int = 0, url: str | None = None,
+    ) -> int:
+        assert self.session is not None
+        raw = json.dumps(body)
+        timestamp = int(time.time()) - age
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": str(timestamp),
+            "X-Slack-Signature": sign(raw, timestamp, secret),
+        }
+        if retry is not None:
+            headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"})
+        async with self.session.post((url or self.url) + EVENTS_PATH, data=raw, headers=headers) as r:
+            return r.status
+
+    async def say(self, channel: str, text: str, *, thread_ts: str | None = None) -> str:
+        """A person's message (no mention); returns its ts."""
+        event = self.message(channel, text, thread_ts=thread_ts)
+        assert await self.deliver(self.envelope(event)) == 200
+        return str(event["ts"])
+
+    async def mention(self, channel: str, text: str, *, thread_ts: str | None = None) -> str:
+        """A mention, delivered as Slack does: as ``app_mention`` and as ``message``."""
+        full = f"<@{self.fake.bot_user}> {text}"
+        event = self.message(channel, full, thread_ts=thread_ts, kind="app_mention")
+        twin = self.message(channel, full, thread_ts=thread_ts, ts=event["ts"])
+        statuses = await asyncio.gather(
+            self.deliver(self.envelope(event)), self.deliver(self.envelope(twin))
+        )
+        assert list(statuses) == [200, 200]
+        return str(event["ts"])
+
+    async def command(self, name: str, text: str, channel: str, user: str | None = None) -> str:
+        """Run a slash command; returns the text of the (single) reply to its response_url."""
+        form = fixture("slash_command")
+        response_url = self.fake.response_url()
+        form.update(team_id=self.fake.team, channel_id=channel, user_id=user or self.user,
+                    command=f"/{name}", text=text, response_url=response_url)
+        assert self.session is not None
+        raw = urlencode(form)
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": str(timestamp),
+            "X-Slack-Signature": sign(raw, timestamp),
+        }
+        async with self.session.post(self.url + EVENTS_PATH, data=raw, headers=headers) as r:
+            assert r.status == 200
+        await wait_until(lambda: self.fake.responded(response_url), what=f"/{name} reply")
+        [reply] = self.fake.responded(response_url)
+        assert reply["response_type"] == "ephemeral"
+        return str(reply["text"])
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def answers(self, channel: str, thread_ts: str | None, count: int = 1) -> list[str]:
+        """The bot's messages in a thread once ``count`` of them are final."""
+
+        def done() -> bool:
+            texts = self.fake.thread(channel, thread_ts)
+            return len(texts) >= count and PLACEHOLDER not in texts
+
+        await wait_until(done, what=f"{count} answer(s) in {channel}/{thread_ts}")
+        return self.fake.thread(channel, thread_ts)
+
+    async def settled(self, handled: int) -> None:
+        bot = self.bot
+        assert bot is not None
+        await wait_until(lambda: bot.handled >= handled, what=f"{handled} handled events")
+
+
+@asynccontextmanager
+async def serve(settings: Settings, service: ConversationService, fake: FakeSlack) -> AsyncIterator[Harness]:
+    bot = SlackBot(settings, service)
+    runner = web.AppRunner(bot.web_app(settings.max_body_bytes), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Harness(fake, bot, f"http://127.0.0.1:{port}", session)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack(team=_id("T"), bot_user=_id("U"), bot_id=_id("B"))
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def slack_settings(make_settings: Callable[..., Settings], fake_slack: FakeSlack) -> Settings:
+    return make_settings(
+        SLACK_BOT_TOKEN="xoxb-test-token",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+    )
+
+
+@pytest.fixture
+async def slack(
+    slack_settings: Settings, service: ConversationService, fake_slack: FakeSlack
+) -> AsyncIterator[Harness]:
+    async with serve(slack_settings, service, fake_slack) as harness:
+        yield harness
+
+
+# -- conversations in threads ----------------------------------------------------------
+
+
+async def test_mention_is_answered_in_its_thread_with_a_working_indicator(
+    slack: Harness, fake_llm: FakeOpenAI
+) -> None:
+    channel = _id("C")
+    fake_llm.hold = asyncio.Event()
+    ts = await slack.mention(channel, "q1")
+    await wait_until(lambda: slack.fake.thread(channel, ts) == [PLACEHOLDER], what="placeholder")
+    fake_llm.hold.set()
+    assert await slack.answers(channel, ts) == ["heard: q1"]
+    [post] = slack.fake.made("chat.postMessage")
+    assert post.params["thread_ts"] == ts and post.token == "xoxb-test-token"
+    assert slack.fake.thread(channel, None) == []
+    await slack.settled(2)
+    assert len(fake_llm.requests) == 1, "the app_mention and message twins were both answered"
+
+
+async def test_follow_up_in_the_thread_needs_no_mention(slack: Harness) -> None:
+    channel = _id("C")
+    ts = await slack.mention(channel, "q1")
+    await slack.answers(channel, ts)
+    await slack.say(channel, "q2", thread_ts=ts)
+    assert await slack.answers(channel, ts, 2) == ["heard: q1", "heard: q1 | q2"]
+
+
+async def test_two_threads_are_isolated(slack: Harness) -> None:
+    channel = _id("C")
+    first = await slack.mention(channel, "apples")
+    second = await slack.mention(channel, "pears")
+    await slack.answers(channel, first)
+    await slack.answers(channel, second)
+    await slack.say(channel, "more apples", thread_ts=first)
+    await slack.say(channel, "more pears", thread_ts=second)
+    assert (await slack.answers(channel, first, 2))[-1] == "heard: apples | more apples"
+    assert (await slack.answers(channel, second, 2))[-1] == "heard: pears | more pears"
+
+
+async def test_direct_messages_top_level_continues_and_a_dm_thread_is_separate(
+    slack: Harness,
+) -> None:
+    dm = _id("D")
+    first = await slack.say(dm, "hi")
+    assert await slack.answers(dm, None) == ["heard: hi"]
+    await slack.say(dm, "again")
+    assert (await slack.answers(dm, None, 2))[-1] == "heard: hi | again"
+    await slack.say(dm, "aside", thread_ts=first)
+    assert await slack.answers(dm, first) == ["heard: aside"]
+
+
+async def test_bots_edits_joins_and_strangers_threads_are_ignored(
+    slack: Harness, fake_llm: FakeOpenAI
+) -> None:
+    channel = _id("C")
+    fake = slack.fake
+    own = slack.message(channel, "I am the bot", user=fake.bot_user)
+    own["bot_id"] = fake.bot_id
+    assert await slack.deliver(slack.envelope(own)) == 200  # dropped by Bolt before listeners
+    ignored = [
+        slack.message(channel, f"<@{fake.bot_user}> deploy finished", kind="bot_message"),
+        slack.message(channel, "", kind="message_changed"),
+        slack.message(channel, "", kind="channel_join"),
+        slack.message(channel, "not for the bot", thread_ts=fake.next_ts()),  # nobody's thread
+        slack.message(channel, "top level chatter"),
+    ]
+    ignored[0].pop("user")
+    for field in ("user", "text"):  # an edit carries them inside "message" only
+        ignored[1].pop(field)
+    ignored[1]["message"]["text"] = f"<@{fake.bot_user}> edited question"
+    for event in ignored:
+        assert await slack.deliver(slack.envelope(event)) == 200
+    await slack.settled(len(ignored))
+    assert fake.messages == [] and fake_llm.requests == []
+
+
+async def test_bad_signature_and_stale_timestamp_are_rejected(
+    slack: Harness, fake_llm: FakeOpenAI
+) -> None:
+    channel = _id("C")
+    body = slack.envelope(slack.message(channel, f"<@{slack.fake.bot_user}> hi"))
+    assert await slack.deliver(body, secret="not-the-secret") == 401
+    assert await slack.deliver(body, age=6 * 60) == 401
+    assert slack.bot is not None and slack.bot.handled == 0
+    assert slack.fake.calls == [] and fake_llm.requests == []
+
+
+async def test_retried_delivery_is_answered_once(slack: Harness, fake_llm: FakeOpenAI) -> None:
+    channel = _id("C")
+    body = slack.envelope(slack.message(channel, f"<@{slack.fake.bot_user}> once"))
+    assert await slack.deliver(body) == 200
+    ts = body["event"]["ts"]
+    assert await slack.answers(channel, ts) == ["heard: once"]
+    assert await slack.deliver(body, retry=1) == 200
+    await slack.settled(2)
+    assert slack.fake.thread(channel, ts) == ["heard: once"]
+    assert len(fake_llm.requests) == 1
+
+
+async def test_two_instances_sharing_the_database_answer_once(
+    slack: Harness, slack_settings: Settings, fake_llm: FakeOpenAI
+) -> None:
+    channel = _id("C")
+    body = slack.envelope(slack.message(channel, f"<@{slack.fake.bot_user}> only one of you"))
+    async with (
+        open_service(slack_settings) as other_service,
+        serve(slack_settings, other_service, slack.fake) as other,
+    ):
+        statuses = await asyncio.gather(slack.deliver(body), slack.deliver(body, url=other.url))
+        assert list(statuses) == [200, 200]
+        await slack.settled(1)
+        await other.settled(1)
+    assert slack.fake.thread(channel, body["event"]["ts"]) == ["heard: only one of you"]
+    assert len(fake_llm.requests) == 1
+
+
+async def test_allow_lists_limit_channels_and_users(
+    make_settings: Callable[..., Settings], service: ConversationService, fake_slack: FakeSlack,
+    fake_llm: FakeOpenAI,
+) -> None:
+    allowed, other = _id("C"), _id("C")
+    member = _id("U")
+    settings = make_settings(
+        SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        SLACK_ALLOWED_CHANNELS=f"{allowed}, CNOTUSED", SLACK_ALLOWED_USERS=member,
+    )
+    async with serve(settings, service, fake_slack) as slack:
+        outsider_ts = await slack.mention(allowed, "let me in")  # slack.user is not listed
+        elsewhere_ts = await slack.mention(other, "over here")
+        slack.user = member
+        ts = await slack.mention(allowed, "hello")
+        assert await slack.answers(allowed, ts) == ["heard: hello"]
+        await slack.settled(6)
+        assert fake_slack.thread(allowed, outsider_ts) == [] and fake_slack.thread(other, elsewhere_ts) == []
+        refused = await slack.command("history", "", other)
+        assert refused == "Backtrack is not enabled for you in this channel"
+    assert len(fake_llm.requests) == 1
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+async def test_history_and_rewind_inside_a_thread_never_reach_the_model(
+    slack: Harness, fake_llm: FakeOpenAI
+) -> None:
+    channel = _id("C")
+    ts = await slack.mention(channel, "q1")
+    await slack.answers(channel, ts)
+    await slack.say(channel, "q2", thread_ts=ts)
+    await slack.answers(channel, ts, 2)
+    asked = len(fake_llm.requests)
+
+    await slack.say(channel, "!history", thread_ts=ts)
+    history = (await slack.answers(channel, ts, 3))[-1]
+    assert "1. q1" in history and "2. q2" in history
+
+    await slack.mention(channel, "!rewind 1", thread_ts=ts)
+    rewind = (await slack.answers(channel, ts, 4))[-1]
+    assert rewind.startswith("Rewound 1 turn.") and "2. q2" in rewind
+    assert "It now ends with: 1. q1" in rewind
+    assert len(fake_llm.requests) == asked
+
+    await slack.say(channel, "q3", thread_ts=ts)
+    assert (await slack.answers(channel, ts, 5))[-1] == "heard: q1 | q3"
+
+
+async def test_slash_history_and_rewind_act_on_the_latest_conversation_or_a_link(
+    slack: Harness,
+) -> None:
+    channel, elsewhere = _id("C"), _id("C")
+    ts = await slack.mention(channel, "q1")
+    await slack.answers(channel, ts)
+    await slack.say(channel, "q2", thread_ts=ts)
+    await slack.answers(channel, ts, 2)
+
+    history = await slack.command("history", "", channel)
+    assert "“q1”" in history and "1. q1" in history and "2. q2" in history
+
+    rewind = await slack.command("rewind", "1", channel)
+    assert "Rewound 1 turn." in rewind and "It now ends with: 1. q1" in rewind
+
+    link = f"https://example.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+    by_link = await slack.command("history", f"5 <{link}>", channel)
+    assert "1. q1" in by_link and "q2" not in by_link
+
+    reply_link = f"{link}?thread_ts={ts}&cid={channel}"
+    refused = await slack.command("history", reply_link, elsewhere)
+    assert refused.startswith("That link points to another channel")
+    assert (await slack.command("rewind", "", elsewhere)).startswith("You have no conversation")
+    assert len(slack.fake.thread(channel, ts)) == 2, "slash commands answer only the invoker"
+
+
+# -- answers, failures, transport --------------------------------------------------------
+
+
+async def test_long_answer_is_split_under_the_limit_with_code_blocks_intact(
+    slack: Harness, fake_llm: FakeOpenAI
+) -> None:
+    code = "\n".join(f"    total = total + {i}  # step {i}" for i in range(80))
+    prose = " ".join(f"word{i}" for i in range(400))
+    text = f"{prose}\n\n```python\n{code}\n```\n\n{prose}\n\nThe end."
+    fake_llm.queue(Reply(text))
+    channel = _id("C")
+    ts = await slack.mention(channel, "write a lot")
+    await slack.settled(2)
+    pieces = slack.fake.thread(channel, ts)
+    assert len(pieces) >= 3 and PLACEHOLDER not in pieces
+    assert all(len(p) <= LIMIT for p in pieces)
+    assert all(p.count("```") % 2 == 0 for p in pieces), "a piece cut a code block open"
+    joined = "\n".join(pieces)
+    assert all(f"total = total + {i}  # step {i}" in joined for i in range(80))
+    assert pieces[-1].endswith("The end.")
+    first = slack.fake.messages[0]
+    assert first.edits[0] == PLACEHOLDER, "the placeholder did not become the first piece"
+
+
+async def test_model_failure_is_reported_and_the_conversation_recovers(
+    slack: Harness, fake_llm: FakeOpenAI
+) -> None:
+    channel = _id("C")
+    ts = await slack.mention(channel, "q1")
+    await slack.answers(channel, ts)
+    fake_llm.queue(Fail(500))
+    await slack.say(channel, "q2", thread_ts=ts)
+    error = (await slack.answers(channel, ts, 2))[-1]
+    assert error == "The assistant failed to answer; please try again."
+    await slack.say(channel, "q3", thread_ts=ts)
+    assert (await slack.answers(channel, ts, 3))[-1] == "heard: q1 | q3"
+
+
+async def test_rate_limited_post_is_retried(slack: Harness) -> None:
+    slack.fake.rate_limit("chat.postMessage", 1)
+    channel = _id("C")
+    ts = await slack.mention(channel, "patience")
+    assert await slack.answers(channel, ts) == ["heard: patience"]
+    assert [c.status for c in slack.fake.made("chat.postMessage")] == [429, 200]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_http_mode_answers_url_verification_and_health_checks(
+    slack_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    port = _free_port()
+    task = asyncio.create_task(run(slack_settings, argparse.Namespace(host="127.0.0.1", port=port)))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def healthy() -> bool:
+                with suppress(aiohttp.ClientConnectionError):
+                    async with session.get(url + "/healthz") as response:
+                        return response.status == 200 and (await response.json())["ok"] is True
+                return False
+
+            deadline = time.monotonic() + 10
+            while not await healthy():
+                assert not task.done() and time.monotonic() < deadline, "the server did not start"
+                await asyncio.sleep(0.05)
+            harness = Harness(fake_slack, url=url, session=session)
+            challenge = {"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                         "type": "url_verification"}
+            raw = json.dumps(challenge)
+            stamp = int(time.time())
+            headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": str(stamp),
+                       "X-Slack-Signature": sign(raw, stamp)}
+            async with session.post(url + EVENTS_PATH, data=raw, headers=headers) as response:
+                assert response.status == 200
+                assert (await response.json())["challenge"] == challenge["challenge"]
+            channel = _id("C")
+            ts = await harness.mention(channel, "over http")
+            assert await harness.answers(channel, ts) == ["heard: over http"]
+        assert {c.token for c in fake_slack.made("auth.test")} == {"xoxb-test-token"}
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_missing_tokens_are_named(
+    make_settings: Callable[..., Settings], service: ConversationService
+) -> None:
+    with pytest.raises(SettingsError, match="SLACK_BOT_TOKEN"):
+        SlackBot(make_settings(), service)
+    with pytest.raises(SettingsError, match="SLACK_SIGNING_SECRET"):
+        SlackBot(make_settings(SLACK_BOT_TOKEN="xoxb-test-token"), service)
+
+
+async def test_socket_mode_envelope_is_acknowledged_and_answered(
+    make_settings: Callable[..., Settings], fake_slack: FakeSlack, fake_llm: FakeOpenAI
+) -> None:
+    settings = make_settings(
+        SLACK_BOT_TOKEN="xoxb-test-token",
+        SLACK_APP_TOKEN="xapp-test-token",
+        SLACK_API_URL=fake_slack.api_url,
+    )
+    task = asyncio.create_task(run(settings, argparse.Namespace(host=None, port=None)))
+    try:
+        await wait_until(lambda: fake_slack.connected or task.done(), what="socket connection")
+        assert not task.done(), task.exception()
+        [opened] = fake_slack.made("apps.connections.open")
+        assert opened.token == "xapp-test-token"
+        harness = Harness(fake_slack)
+        channel = _id("C")
+        payload = harness.envelope(
+            harness.message(channel, f"<@{fake_slack.bot_user}> over the socket", kind="app_mention")
+        )
+        envelope_id = await fake_slack.send_envelope(copy.deepcopy(payload))
+        await wait_until(lambda: any(a.get("envelope_id") == envelope_id for a in fake_slack.acks),
+                         what="envelope ack")
+        assert await harness.answers(channel, payload["event"]["ts"]) == ["heard: over the socket"]
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

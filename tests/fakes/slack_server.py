@@ -1,0 +1,210 @@
+"""A fake Slack: the Web API, ``response_url`` endpoints and a Socket Mode websocket.
+
+The bot's real slack-sdk client talks to it through ``SLACK_API_URL``. It keeps the
+messages the bot posted (with ``chat.update`` applied), so a test reads a thread the way
+a user would see it. ``rate_limit(method, n)`` answers the next ``n`` calls of a method
+with HTTP 429 and ``Retry-After: 1``. Socket Mode: ``apps.connections.open`` hands out
+the websocket URL, ``send_envelope`` pushes an ``events_api`` envelope and the client's
+acknowledgements are recorded in ``acks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+__all__ = ["Call", "FakeSlack", "Posted", "wait_until"]
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    token: str | None
+    status: int = 200
+
+
+@dataclass
+class Posted:
+    channel: str
+    ts: str
+    thread_ts: str | None
+    text: str
+    edits: list[str] = field(default_factory=list)
+
+
+async def wait_until(predicate: Callable[[], object], within: float = 10.0, what: str = "") -> None:
+    """Poll ``predicate`` until it holds; fail with ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.02)
+
+
+class FakeSlack:
+    def __init__(self, team: str = "T0FAKE", bot_user: str = "UBOT", bot_id: str = "BBOT") -> None:
+        self.team = team
+        self.bot_user = bot_user
+        self.bot_id = bot_id
+        self.calls: list[Call] = []
+        self.messages: list[Posted] = []
+        self.responses: dict[str, list[dict[str, Any]]] = {}
+        self.acks: list[dict[str, Any]] = []
+        self._limited: dict[str, int] = {}
+        self._sockets: list[web.WebSocketResponse] = []
+        self._clock = itertools.count(1)
+        self._epoch = int(time.time())
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # -- test controls ---------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def response_url(self) -> str:
+        name = uuid.uuid4().hex
+        self.responses[name] = []
+        return f"{self.url}/response/{name}"
+
+    def responded(self, url: str) -> list[dict[str, Any]]:
+        return self.responses[url.rsplit("/", 1)[1]]
+
+    def rate_limit(self, method: str, times: int = 1) -> None:
+        self._limited[method] = times
+
+    def made(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def thread(self, channel: str, thread_ts: str | None) -> list[str]:
+        """The bot's messages in a thread (``None``: a channel's top level), as shown now."""
+        return [m.text for m in self.messages if m.channel == channel and m.thread_ts == thread_ts]
+
+    def next_ts(self) -> str:
+        return f"{self._epoch}.{next(self._clock):06d}"
+
+    @property
+    def connected(self) -> int:
+        return len(self._sockets)
+
+    async def send_envelope(self, payload: dict[str, Any], kind: str = "events_api") -> str:
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+        await self._sockets[-1].send_str(json.dumps(envelope))
+        return envelope_id
+
+    # -- server ----------------------------------------------------------------------
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_post("/response/{name}", self._response_url)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            params.update(await request.json())
+        else:
+            params.update(await request.post())
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth else params.get("token")
+        call = Call(method, params, token)
+        self.calls.append(call)
+        if self._limited.get(method):
+            self._limited[method] -= 1
+            call.status = 429
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"}
+            )
+        if not token:
+            return web.json_response({"ok": False, "error": "not_authed"})
+        return web.json_response(self._answer(method, params))
+
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://fake.slack.com/",
+                "team": "Fake",
+                "user": "backtrack",
+                "team_id": self.team,
+                "user_id": self.bot_user,
+                "bot_id": self.bot_id,
+                "is_enterprise_install": False,
+            }
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.url.replace("http://", "ws://") + "/socket"}
+        if method == "chat.postMessage":
+            channel, ts = str(params["channel"]), self.next_ts()
+            thread_ts = params.get("thread_ts")
+            self.messages.append(Posted(channel, ts, thread_ts, str(params.get("text", ""))))
+            message = {"type": "message", "user": self.bot_user, "bot_id": self.bot_id,
+                       "text": params.get("text", ""), "ts": ts}
+            if thread_ts:
+                message["thread_ts"] = thread_ts
+            return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if method == "chat.update":
+            for posted in self.messages:
+                if posted.channel == params["channel"] and posted.ts == params["ts"]:
+                    posted.edits.append(posted.text)
+                    posted.text = str(params.get("text", ""))
+                    return {"ok": True, "channel": posted.channel, "ts": posted.ts,
+                            "text": posted.text}
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": False, "error": "unknown_method"}
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self.responses:
+            return web.Response(status=404, text="no_service")
+        self.responses[name].append(await request.json())
+        return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(json.dumps({
+            "type": "hello", "num_connections": 1,
+            "debug_info": {"host": "fake", "approximate_connection_time": 18060},
+            "connection_info": {"app_id": "A0FAKE"},
+        }))
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self.acks.append(json.loads(message.data))
+        finally:
+            self._sockets.remove(ws)
+        return ws
