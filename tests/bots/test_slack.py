@@ -530,3 +530,16 @@ async def test_socket_mode_envelope_is_acknowledged_and_answered(
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
+
+
+async def test_the_answer_streams_into_the_placeholder(slack: Harness, fake_llm: FakeOpenAI) -> None:
+    channel = _id("C")
+    answer = " ".join(f"word{i}" for i in range(60))
+    fake_llm.queue(Reply(answer, chunk_delay=0.25))
+    ts = await slack.mention(channel, "tell me a long story")
+    await wait_until(lambda: slack.fake.thread(channel, ts) == [answer], what="the final answer")
+    previews = [c.params["text"] for c in slack.fake.made("chat.update")][:-1]
+    assert previews, "no in-place edit before the final answer"
+    for preview in previews:
+        assert preview.endswith(" …") and answer.startswith(preview.removesuffix(" …"))
+        assert len(preview) < len(answer)

@@ -24,6 +24,8 @@ __all__ = ["Fail", "FakeOpenAI", "Reply", "ToolCall"]
 class Reply:
     text: str
     delay: float = 0.0
+    chunk_delay: float = 0.0
+    """Pause between streamed chunks, so a test can watch an answer arrive piece by piece."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class FakeOpenAI:
             assert isinstance(step, Reply)
             for i in range(0, len(step.text), 40):
                 await send({"content": step.text[i:i + 40]})
+                if step.chunk_delay:
+                    await asyncio.sleep(step.chunk_delay)
             await send({}, "stop")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()

@@ -1,0 +1,53 @@
+"""The Discord adapter: each channel, thread or DM is one conversation.
+
+discord.py does the platform work (gateway, sharding, reconnects, rate limits); this
+module decides which messages are for the bot, turns them into a conversation key plus
+text for the core service, and turns answers back into Discord messages: a reply to the
+user, edited while the model streams, split under Discord's 2000-character limit.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import discord
+
+from bots.discord.access import Gate, conversation_key
+from bots.discord.client import BacktrackClient, build_client
+from core.errors import SettingsError
+from core.runtime import open_service
+
+if TYPE_CHECKING:
+    import argparse
+
+    from core.settings import Settings
+
+__all__ = ["BacktrackClient", "Gate", "build_client", "conversation_key", "run"]
+
+INTENT_HELP = (
+    "backtrack: Discord refused the Message Content intent. Enable it in the Developer Portal "
+    "(your application → Bot → Privileged Gateway Intents → Message Content Intent), then start again."
+)
+TOKEN_HELP = (
+    "backtrack: Discord rejected DISCORD_BOT_TOKEN. Copy a fresh token from the Developer Portal "
+    "(your application → Bot → Reset Token)."
+)
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.discord_bot_token is None:
+        raise SettingsError("DISCORD_BOT_TOKEN is not set; see the Discord section of the README")
+    token = settings.discord_bot_token.get_secret_value()
+    async with open_service(settings) as service:
+        client = build_client(settings, service)
+        try:
+            async with client:
+                await client.start(token)
+        except discord.PrivilegedIntentsRequired:
+            print(INTENT_HELP, file=sys.stderr)
+            return 1
+        except discord.LoginFailure:
+            print(TOKEN_HELP, file=sys.stderr)
+            return 1
+    return 0

@@ -1,0 +1,67 @@
+"""The bot's answer to one message: a reply, edited while the model streams, then split."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import discord
+
+from core.chunking import split_message
+
+__all__ = ["CURSOR", "EDIT_INTERVAL", "MESSAGE_LIMIT", "StreamingReply"]
+
+_log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 2000
+EDIT_INTERVAL = 1.5
+"""Seconds between edits of a streaming reply: well inside Discord's 5 edits per 5 s."""
+CURSOR = " \u258c"
+"""Ends a reply while it streams, so nobody mistakes a preview for the answer."""
+
+
+class StreamingReply:
+    """The bot's answer to one message: posted on the first partial, then edited at most
+    every ``EDIT_INTERVAL`` seconds, so streaming never fights Discord's rate limits."""
+
+    def __init__(self, source: discord.Message) -> None:
+        self._source = source
+        self._sent: discord.Message | None = None
+        self._shown = ""
+        self._last = 0.0
+        self._pending: asyncio.Task[None] | None = None
+
+    async def partial(self, text: str) -> None:
+        if self._pending is not None and not self._pending.done():
+            return
+        if time.monotonic() - self._last < EDIT_INTERVAL or not text.strip():
+            return
+        self._last = time.monotonic()
+        preview = split_message(text, MESSAGE_LIMIT - len(CURSOR))[0] + CURSOR
+        self._pending = asyncio.create_task(self._show(preview))
+
+    async def final(self, text: str) -> None:
+        first, *rest = split_message(text if text.strip() else "(empty answer)", MESSAGE_LIMIT)
+        await self._settle()
+        await self._show(first)
+        for piece in rest:
+            await self._source.channel.send(piece)
+
+    async def _settle(self) -> None:
+        if self._pending is None:
+            return
+        try:
+            await self._pending
+        except discord.HTTPException as exc:  # a lost preview is replaced by the final answer
+            _log.warning("streaming preview failed: %s", exc)
+
+    async def _show(self, text: str) -> None:
+        if text == self._shown:
+            return
+        if self._sent is None:
+            reference = self._source.to_reference(fail_if_not_exists=False)
+            self._sent = await self._source.channel.send(text, reference=reference)
+        else:
+            self._sent = await self._sent.edit(content=text)
+        self._shown = text

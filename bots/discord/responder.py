@@ -1,0 +1,138 @@
+"""Messages and slash commands in, conversation service calls out."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bots.discord.access import Gate, channel_ids, conversation_key
+from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
+from core.chunking import split_message
+from core.commands import Command, run_command, user_message
+from core.errors import BacktrackError, NotPermitted
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from core.service import ConversationService
+    from core.settings import Settings
+
+__all__ = ["SORRY", "Responder", "slash_commands"]
+
+_log = logging.getLogger(__name__)
+
+SORRY = "Sorry, something went wrong."
+_ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+class Responder:
+    """Messages and slash commands in, conversation service calls out."""
+
+    def __init__(self, client: discord.Client, settings: Settings, service: ConversationService):
+        self.client = client
+        self.service = service
+        self.gate = Gate.from_settings(settings)
+
+    # -- messages ------------------------------------------------------------------------
+
+    @staticmethod
+    def _called(message: discord.Message, guild_id: int | None, me: discord.ClientUser) -> bool:
+        """A DM, a mention of the bot or a reply to one of its messages."""
+        if guild_id is None or any(user.id == me.id for user in message.mentions):
+            return True
+        ref = message.reference
+        return (
+            ref is not None
+            and isinstance(ref.resolved, discord.Message)
+            and (ref.resolved.author.id == me.id)
+        )
+
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.client.user
+        author = message.author
+        if me is None or author.bot or author.system or message.type not in _ANSWERED_TYPES:
+            return
+        # A guild missing from the cache still gives its id: never mistake it for a DM.
+        guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
+        places = channel_ids(message.channel)
+        called = self._called(message, guild_id, me)
+        text = re.sub(rf"<@!?{me.id}>", " ", message.content).strip()
+        if not called and not (text and self.gate.open_channels & places):
+            return  # not for the bot (in an open channel: nothing to answer, e.g. an image)
+        if not self.gate.admits(guild_id, places, author):
+            _log.info("ignored message %s from %s: not on the allow-lists", message.id, author.id)
+            return
+        key = conversation_key(guild_id, message.channel.id)
+        reply = StreamingReply(message)
+        try:
+            event = f"discord:{message.id}"
+            if not await self.service.claim_event(event):
+                return
+            _log.info("message %s on %s", message.id, key)
+            async with message.channel.typing():
+                answer = await self.service.ask(
+                    key, text, user=str(author.id), on_partial=reply.partial, event_id=event
+                )
+            text = answer.text
+        except BacktrackError as exc:
+            _log.info("message %s on %s: %s", message.id, key, exc.code)
+            text = user_message(exc)
+        except Exception:
+            _log.error("answering message %s on %s failed", message.id, key, exc_info=True)
+            text = SORRY
+        await reply.final(text)
+
+    # -- slash commands ------------------------------------------------------------------
+
+    async def on_command(self, interaction: discord.Interaction[Any], command: Command) -> None:
+        """``/history`` answers only the asker; ``/rewind`` and ``/forget`` change the
+        conversation for everyone in the channel, so the channel sees them."""
+        private = command.name == "history"
+        try:
+            if not await self.service.claim_event(f"discord:i:{interaction.id}"):
+                return
+            channel = interaction.channel
+            if channel is None or not self.gate.admits(
+                interaction.guild_id, channel_ids(channel), interaction.user
+            ):
+                raise NotPermitted("you are not allowed to use backtrack here")
+            await interaction.response.defer(ephemeral=private, thinking=True)
+            key = conversation_key(interaction.guild_id, channel.id)
+            _log.info("/%s on %s", command.name, key)
+            text = await run_command(self.service, key, command, str(interaction.user.id))
+        except BacktrackError as exc:
+            text = user_message(exc)
+        except Exception:
+            _log.error("/%s failed", command.name, exc_info=True)
+            text = SORRY
+        for piece in split_message(text, MESSAGE_LIMIT):
+            if interaction.response.is_done():
+                await interaction.followup.send(piece, ephemeral=private)
+            else:  # refused or failed before the defer: only the asker needs to see it
+                await interaction.response.send_message(piece, ephemeral=True)
+
+
+def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, ..., None]]:
+    @app_commands.command(description="Show the last turns of this channel's conversation")
+    @app_commands.describe(limit="how many turns to show (default 10)")
+    async def history(interaction: discord.Interaction[Any], limit: int | None = None) -> None:
+        await responder.on_command(interaction, Command("history", _arg(limit)))
+
+    @app_commands.command(description="Take back the last turns of this channel's conversation")
+    @app_commands.describe(steps="how many turns to go back (default 1)")
+    async def rewind(interaction: discord.Interaction[Any], steps: int | None = None) -> None:
+        await responder.on_command(interaction, Command("rewind", _arg(steps)))
+
+    @app_commands.command(description="Delete this channel's conversation for good")
+    async def forget(interaction: discord.Interaction[Any]) -> None:
+        await responder.on_command(interaction, Command("forget"))
+
+    return (history, rewind, forget)
+
+
+def _arg(value: int | None) -> str:
+    return "" if value is None else str(value)

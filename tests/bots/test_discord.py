@@ -1,0 +1,382 @@
+"""The Discord adapter end to end: the real discord.py client against a fake Discord.
+
+The fake speaks REST and the gateway websocket on 127.0.0.1; the bot reaches it through
+DISCORD_API_BASE_URL and DISCORD_GATEWAY_URL, answers through the real conversation
+service on the test PostgreSQL, and the fake model behind it echoes what it was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from bots.discord import BacktrackClient, build_client, conversation_key, run
+from core.chunking import split_message
+from core.keys import ThreadKey
+from core.service import ConversationService
+from core.settings import Settings
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.openai_server import Fail, FakeOpenAI, Reply
+
+T = TypeVar("T")
+WAIT = 10.0
+
+
+@dataclass
+class Discord:
+    fake: FakeDiscord
+    general: int
+    random: int
+    thread: int
+    lounge: int
+    """An open channel: every message goes to the bot."""
+    dm: int
+    ada: dict[str, Any]
+
+
+async def eventually(check: Callable[[], T | None], what: str | Callable[[], str]) -> T:
+    """Poll ``check`` until it returns something truthy, for up to ``WAIT`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while not (result := check()):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what if isinstance(what, str) else what()}")
+        await asyncio.sleep(0.02)
+    return result
+
+
+async def said(fake: FakeDiscord, channel: int, text: str) -> dict[str, Any]:
+    """The bot's message in ``channel`` once it reads exactly ``text``."""
+    found = await eventually(
+        lambda: next((m for m in fake.bot_messages(channel) if m["content"] == text), None),
+        lambda: f"the bot to say {text!r}; it said {[m['content'] for m in fake.bot_messages(channel)]}",
+    )
+    return found
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[Discord]:
+    fake = FakeDiscord()
+    general = fake.add_place("text", "general")
+    world = Discord(
+        fake=fake,
+        general=general,
+        random=fake.add_place("text", "random"),
+        thread=fake.add_place("thread", "a-thread", parent=general),
+        lounge=fake.add_place("text", "lounge"),
+        dm=fake.add_place("dm", "dm"),
+        ada=fake.user("ada"),
+    )
+    await fake.start()
+    endpoints = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY  # the bot repoints both
+    yield world
+    Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = endpoints
+    await fake.stop()
+
+
+@pytest.fixture
+def discord_settings(make_settings: Callable[..., Settings], world: Discord) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values = {
+            "DISCORD_BOT_TOKEN": world.fake.token,
+            "DISCORD_API_BASE_URL": world.fake.api_url,
+            "DISCORD_GATEWAY_URL": world.fake.gateway_url,
+            "DISCORD_OPEN_CHANNELS": str(world.lounge),
+        }
+        return make_settings(**(values | overrides))
+
+    return make
+
+
+@asynccontextmanager
+async def running(settings: Settings, service: ConversationService) -> AsyncIterator[BacktrackClient]:
+    client = build_client(settings, service, guild_ready_timeout=0.05)
+    assert settings.discord_bot_token is not None
+    task = asyncio.create_task(client.start(settings.discord_bot_token.get_secret_value()))
+    ready = asyncio.create_task(client.wait_until_ready())
+    try:
+        await asyncio.wait({task, ready}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # the client stopped early: show why
+        assert client.is_ready(), "the bot did not connect to the fake gateway"
+        yield client
+    finally:
+        ready.cancel()
+        await client.close()
+        await task
+
+
+@pytest.fixture
+async def bot(
+    world: Discord, discord_settings: Callable[..., Settings], service: ConversationService
+) -> AsyncIterator[Discord]:
+    async with running(discord_settings(), service):
+        yield world
+
+
+async def ask(w: Discord, channel: int, text: str, **kwargs: Any) -> int:
+    return await w.fake.say(channel, text, author=w.ada, mention_bot=True, **kwargs)
+
+
+# -- conversations -------------------------------------------------------------------
+
+
+async def test_mention_is_answered_as_a_reply_in_the_channel(bot: Discord) -> None:
+    asked = await ask(bot, bot.general, "hello there")
+    answer = await said(bot.fake, bot.general, "heard: hello there")
+    assert answer["message_reference"]["message_id"] == str(asked)
+    assert bot.fake.calls_to("POST", rf"/channels/{bot.general}/typing"), "no typing indicator"
+    assert len(bot.fake.bot_messages(bot.general)) == 1
+
+
+async def test_follow_up_by_mention_or_reply_keeps_the_context(bot: Discord) -> None:
+    await ask(bot, bot.general, "q1")
+    first = await said(bot.fake, bot.general, "heard: q1")
+    await bot.fake.say(bot.general, "q2", author=bot.ada, reply_to=int(first["id"]))  # no ping
+    await said(bot.fake, bot.general, "heard: q1 | q2")
+    await ask(bot, bot.general, "q3")
+    await said(bot.fake, bot.general, "heard: q1 | q2 | q3")
+
+
+async def test_two_channels_are_two_conversations(bot: Discord) -> None:
+    await asyncio.gather(ask(bot, bot.general, "alpha"), ask(bot, bot.random, "beta"))
+    await said(bot.fake, bot.general, "heard: alpha")
+    await said(bot.fake, bot.random, "heard: beta")
+    await ask(bot, bot.general, "again")
+    await said(bot.fake, bot.general, "heard: alpha | again")
+
+
+async def test_a_thread_is_its_own_conversation(bot: Discord, service: ConversationService) -> None:
+    await ask(bot, bot.general, "parent talk")
+    await said(bot.fake, bot.general, "heard: parent talk")
+    await ask(bot, bot.thread, "thread talk")
+    await said(bot.fake, bot.thread, "heard: thread talk")
+    await ask(bot, bot.general, "more")
+    await said(bot.fake, bot.general, "heard: parent talk | more")
+    turns = await service.history(conversation_key(bot.fake.guild_id, bot.thread))
+    assert [t.question for t in turns] == ["thread talk"]
+
+
+async def test_direct_messages_need_no_mention(bot: Discord, service: ConversationService) -> None:
+    await bot.fake.say(bot.dm, "hi in private", author=bot.ada)
+    await said(bot.fake, bot.dm, "heard: hi in private")
+    turns = await service.history(ThreadKey.discord(None, bot.dm))
+    assert [(t.question, t.user) for t in turns] == [("hi in private", bot.ada["id"])]
+    _, text = await _command(bot, bot.dm, "history")
+    assert text.startswith("1. hi in private")
+
+
+async def test_open_channel_answers_every_message(bot: Discord) -> None:
+    await bot.fake.say(bot.lounge, "no mention needed", author=bot.ada)
+    await said(bot.fake, bot.lounge, "heard: no mention needed")
+
+
+async def test_bots_and_unaddressed_messages_are_ignored(bot: Discord, fake_llm: FakeOpenAI) -> None:
+    other_bot = bot.fake.user("otherbot", bot=True)
+    await bot.fake.say(bot.general, "bot chatter", author=other_bot, mention_bot=True)
+    await bot.fake.say(bot.general, "people chatter", author=bot.ada)
+    await ask(bot, bot.general, "now you")
+    await said(bot.fake, bot.general, "heard: now you")
+    assert len(fake_llm.requests) == 1
+    assert len(bot.fake.calls_to("POST", rf"/channels/{bot.general}/messages")) == 1
+
+
+async def test_allow_lists_keep_others_out(
+    world: Discord, discord_settings: Callable[..., Settings], service: ConversationService
+) -> None:
+    eve = world.fake.user("eve")
+    settings = discord_settings(DISCORD_ALLOWED_USERS=world.ada["id"])
+    async with running(settings, service):
+        await world.fake.say(world.general, "let me in", author=eve, mention_bot=True)
+        token = await world.fake.slash(world.general, "history", user=eve)
+        callback = await eventually(
+            lambda: world.fake.calls_to("POST", rf"/interactions/\d+/{token}/callback"),
+            "the refusal",
+        )
+        assert callback[0].body["type"] == 4
+        assert callback[0].body["data"]["content"] == "You are not allowed to use backtrack here"
+        await ask(world, world.general, "me too")
+        await said(world.fake, world.general, "heard: me too")
+        assert len(world.fake.bot_messages(world.general)) == 1
+
+
+async def test_role_allow_list_admits_members_with_the_role(
+    world: Discord, discord_settings: Callable[..., Settings], service: ConversationService
+) -> None:
+    fake = world.fake
+    async with running(discord_settings(DISCORD_ALLOWED_ROLES=str(fake.role_id)), service):
+        await fake.say(world.general, "no role", author=world.ada, mention_bot=True)
+        await fake.say(world.general, "with role", author=world.ada, mention_bot=True, roles=[fake.role_id])
+        await said(fake, world.general, "heard: with role")
+        assert len(fake.bot_messages(world.general)) == 1
+
+
+# -- slash commands ------------------------------------------------------------------
+
+
+async def _command(w: Discord, channel: int, name: str, **options: int) -> tuple[Any, str]:
+    """Run a slash command; returns the callback body and the follow-up text."""
+    token = await w.fake.slash(channel, name, options, user=w.ada)
+    followup = await eventually(
+        lambda: next((f for f in w.fake.followups if f["token"] == token), None),
+        f"the /{name} follow-up",
+    )
+    callback = w.fake.calls_to("POST", rf"/interactions/\d+/{token}/callback")
+    assert len(callback) == 1
+    return callback[0].body, followup["content"]
+
+
+async def test_history_command_shows_this_channels_turns(bot: Discord) -> None:
+    await ask(bot, bot.general, "first")
+    await said(bot.fake, bot.general, "heard: first")
+    await ask(bot, bot.general, "second")
+    await said(bot.fake, bot.general, "heard: first | second")
+    await ask(bot, bot.random, "elsewhere")
+    await said(bot.fake, bot.random, "heard: elsewhere")
+
+    callback, text = await _command(bot, bot.general, "history", limit=5)
+    assert callback["type"] == 5  # deferred, then a follow-up
+    assert callback["data"]["flags"] & 64, "history should only show to the asker"
+    lines = text.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("1. first") and lines[1].startswith("2. second")
+    assert "heard: first | second" in lines[1]
+
+
+async def test_rewind_command_moves_the_conversation_back(bot: Discord) -> None:
+    await ask(bot, bot.general, "keep this")
+    await said(bot.fake, bot.general, "heard: keep this")
+    await ask(bot, bot.general, "drop this")
+    await said(bot.fake, bot.general, "heard: keep this | drop this")
+
+    callback, text = await _command(bot, bot.general, "rewind", steps=1)
+    assert callback["type"] == 5
+    assert not callback.get("data"), "a rewind changes the channel's conversation: show it"
+    assert text.startswith("Rewound 1 turn.")
+    assert "drop this" in text.splitlines()[1]
+    assert text.splitlines()[-1].startswith("It now ends with: 1. keep this")
+
+    await ask(bot, bot.general, "after")
+    await said(bot.fake, bot.general, "heard: keep this | after")
+
+
+async def test_rewind_too_far_says_why(bot: Discord) -> None:
+    await ask(bot, bot.thread, "only one")
+    await said(bot.fake, bot.thread, "heard: only one")
+    _, text = await _command(bot, bot.thread, "rewind", steps=3)
+    assert text.startswith("Cannot rewind 3 turns")
+
+
+# -- platform rules --------------------------------------------------------------------
+
+
+def _long_answer() -> str:
+    prose = "This paragraph explains the code that follows in some detail. " * 8
+    code = "\n".join(f"    value_{i} = compute({i})  # step {i}" for i in range(90))
+    return f"{prose}\n\n{prose}\n\n```python\ndef main():\n{code}\n```\n\n{prose}\n\nDone."
+
+
+async def test_long_answer_is_split_under_the_limit_with_code_blocks_intact(
+    bot: Discord, fake_llm: FakeOpenAI
+) -> None:
+    answer = _long_answer()
+    assert 4500 < len(answer) < 6000
+    fake_llm.queue(Reply(answer))
+    asked = await ask(bot, bot.general, "show me the code")
+    expected = split_message(answer, 2000)
+    await eventually(
+        lambda: [m["content"] for m in bot.fake.bot_messages(bot.general)] == expected,
+        "the answer in pieces",
+    )
+    pieces = bot.fake.bot_messages(bot.general)
+    assert len(pieces) >= 3
+    posts = bot.fake.calls_to("POST", rf"/channels/{bot.general}/messages")
+    assert len(posts) == len(pieces), "a streamed reply should be edited, not posted again"
+    assert pieces[0]["message_reference"]["message_id"] == str(asked)
+    for piece in pieces:
+        assert len(piece["content"]) <= 2000
+        assert len(re.findall(r"^```", piece["content"], re.MULTILINE)) % 2 == 0
+    joined = "\n".join(p["content"] for p in pieces)
+    assert all(f"value_{i} = compute({i})" in joined for i in range(90))
+
+
+async def test_model_failure_is_reported_and_the_conversation_goes_on(
+    bot: Discord, fake_llm: FakeOpenAI
+) -> None:
+    await ask(bot, bot.general, "first")
+    await said(bot.fake, bot.general, "heard: first")
+    fake_llm.queue(Fail(500))
+    await ask(bot, bot.general, "doomed")
+    await said(bot.fake, bot.general, "The assistant failed to answer; please try again.")
+    await ask(bot, bot.general, "try again")
+    await said(bot.fake, bot.general, "heard: first | try again")
+
+
+async def test_rate_limited_post_is_retried(bot: Discord) -> None:
+    bot.fake.rate_limit_once("POST", rf"/channels/{bot.general}/messages")
+    await ask(bot, bot.general, "despite limits")
+    await said(bot.fake, bot.general, "heard: despite limits")
+    posts = bot.fake.calls_to("POST", rf"/channels/{bot.general}/messages")
+    assert [c.status for c in posts] == [429, 200]
+
+
+async def test_sharded_client_answers_in_its_guild(
+    world: Discord, discord_settings: Callable[..., Settings], service: ConversationService
+) -> None:
+    shard = (world.fake.guild_id >> 22) % 2
+    settings = discord_settings(DISCORD_SHARD_COUNT=2, DISCORD_SHARD_IDS=str(shard))
+    async with running(settings, service):
+        assert world.fake.identified[-1]["shard"] == [shard, 2]
+        await ask(world, world.general, "sharded")
+        await said(world.fake, world.general, "heard: sharded")
+
+
+async def test_commands_sync_to_the_dev_guild_and_forget_works(
+    world: Discord, discord_settings: Callable[..., Settings], service: ConversationService
+) -> None:
+    # A base URL without a path gets Discord's /api/v10, as a REST proxy's address would.
+    settings = discord_settings(DISCORD_DEV_GUILD_ID=world.fake.guild_id, DISCORD_API_BASE_URL=world.fake.url)
+    async with running(settings, service):
+        names = {c["name"] for c in world.fake.commands[str(world.fake.guild_id)]}
+        assert names == {"history", "rewind", "forget"}
+        await ask(world, world.general, "remember me")
+        await said(world.fake, world.general, "heard: remember me")
+        _, text = await _command(world, world.general, "forget")
+        assert text.startswith("Forgot this conversation")
+        await ask(world, world.general, "new start")
+        await said(world.fake, world.general, "heard: new start")
+
+
+# -- start-up --------------------------------------------------------------------------
+
+
+async def test_refused_message_content_intent_says_what_to_enable(
+    world: Discord,
+    discord_settings: Callable[..., Settings],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world.fake.close_gateway_with = 4014
+    code = await run(discord_settings(), argparse.Namespace())
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "Message Content Intent" in err and "Developer Portal" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_wrong_token_says_where_to_get_one(
+    world: Discord,
+    discord_settings: Callable[..., Settings],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = await run(discord_settings(DISCORD_BOT_TOKEN="not-the-token"), argparse.Namespace())
+    assert code == 1
+    assert "DISCORD_BOT_TOKEN" in capsys.readouterr().err
