@@ -65,6 +65,15 @@ def _tokens(message: AnyMessage) -> int:
     return count
 
 
+def _fits(messages: list[AnyMessage], max_tokens: int) -> bool:
+    """Whether ``trim_messages`` (last, start on human) would return ``messages`` whole."""
+    return (
+        bool(messages)
+        and isinstance(messages[0], HumanMessage)
+        and sum(_tokens(m) for m in messages) <= max_tokens
+    )
+
+
 def window_reducer(max_tokens: int) -> Reducer:
     """Append like ``add_messages``, then drop what ``trim_messages`` could never send.
 
@@ -126,8 +135,9 @@ def build_agent(
     budget = settings.context_tokens
 
     async def agent(state: Any) -> dict[str, list[AnyMessage]]:
-        window = trim_messages(
-            state["messages"],
+        messages: list[AnyMessage] = state["messages"]
+        window = messages if _fits(messages, budget) else trim_messages(
+            messages,
             max_tokens=budget,
             token_counter=count_tokens_approximately,
             strategy="last",

@@ -1,27 +1,51 @@
-"""LangGraph's Postgres checkpointer, without its process-wide lock when given a pool.
+"""LangGraph's Postgres checkpointer, tuned for how the conversation service uses it.
 
-``AsyncPostgresSaver`` wraps every database call in one ``asyncio.Lock`` so a single
-shared connection is never used by two coroutines at once. With a pool each call checks
-out its own connection, so the lock only serialises unrelated conversations
-(langgraph#7259). Per-conversation ordering is the conversation service's job.
+Measured with ``make bench`` (docs/performance.md); each change keeps the stored format.
 
-Channel versions are also shorter than upstream's (``0000000042.9f3c21ab`` instead of a
-32-digit counter and a 16-digit float): every checkpoint row repeats each version two or
-three times, so this is a fifth of what a turn stores. They still sort by counter, and
-older, longer versions sort below them, so existing threads continue correctly. The
-random suffix keeps two branches forked from one checkpoint from sharing a blob key.
+- No process-wide lock when given a pool. ``AsyncPostgresSaver`` wraps every database
+  call in one ``asyncio.Lock`` so a single shared connection is never used by two
+  coroutines at once; with a pool each call checks out its own connection, so the lock
+  only serialises unrelated conversations (langgraph#7259). Per-conversation ordering
+  is the conversation service's job.
+- Shorter channel versions (``0000000042.9f3c21ab`` rather than a 32-digit counter and a
+  16-digit float): every checkpoint row repeats each version two or three times, so this
+  is a fifth of what a turn stores. They still sort by counter, older and longer versions
+  sort below them, and the random suffix keeps two branches forked from one checkpoint
+  from sharing a blob key.
+- A smaller first page for the ``DeltaChannel`` ancestor walk: upstream reads up to
+  1,024 checkpoint rows to find the nearest snapshot, which is never more than a couple
+  of hundred rows back here (core/agent.py snapshots every ``SNAPSHOT_EVERY`` updates).
+- Each distinct stored message list is deserialised once per process: every turn
+  reloads its conversation's snapshot and the writes since, the same bytes as the turn
+  before, and rebuilding LangChain messages from them was most of a long conversation's
+  turn time. Values are pure functions of their bytes, and LangGraph never mutates a
+  channel's messages (reducers build new lists), so the memo hands out a fresh list of
+  the same message objects.
 """
 
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from types import TracebackType
+from typing import Any
 
+import langgraph.checkpoint.postgres.aio as _pg_aio
+from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from core.db import Pool
 
-__all__ = ["PooledPostgresSaver"]
+__all__ = ["DELTA_PAGE_ROWS", "MEMO_BYTES", "PooledPostgresSaver"]
+
+DELTA_PAGE_ROWS = 256
+MEMO_BYTES = 16 * 1024 * 1024
+"""Serialised bytes the deserialisation memo keeps (the objects take several times more)."""
+
+if hasattr(_pg_aio, "_DELTA_PAGE_SIZE"):  # a private constant: if it goes, only speed suffers
+    _pg_aio._DELTA_PAGE_SIZE = DELTA_PAGE_ROWS
 
 
 class _NoLock:
@@ -34,11 +58,58 @@ class _NoLock:
         return None
 
 
+def _messages(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(m, BaseMessage) for m in value)
+
+
+def _fresh(value: Any) -> Any:
+    if isinstance(value, _DeltaSnapshot):
+        return _DeltaSnapshot(list(value.value))
+    return list(value) if isinstance(value, list) else value
+
+
+class MemoSerializer(JsonPlusSerializer):
+    """``JsonPlusSerializer`` that remembers the message lists it deserialised, by bytes."""
+
+    def __init__(self, max_bytes: int = MEMO_BYTES) -> None:
+        super().__init__()
+        self._max_bytes = max_bytes
+        self._memo: OrderedDict[bytes, Any] = OrderedDict()
+        self._held = 0
+
+    def __copy__(self) -> MemoSerializer:
+        # with_msgpack_allowlist clones: a clone with other rules must not share results
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._memo, clone._held = OrderedDict(), 0
+        return clone
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        type_, blob = data
+        if type_ != "msgpack":
+            return super().loads_typed(data)
+        key = bytes(blob)
+        if (hit := self._memo.get(key)) is not None:
+            self._memo.move_to_end(key)
+            return _fresh(hit)
+        value = super().loads_typed(data)
+        inner = value.value if isinstance(value, _DeltaSnapshot) else value
+        if _messages(inner) and len(key) <= self._max_bytes // 4:
+            self._memo[key] = value
+            self._held += len(key)
+            while self._held > self._max_bytes:
+                old, _ = self._memo.popitem(last=False)
+                self._held -= len(old)
+        return _fresh(value)
+
+
 class PooledPostgresSaver(AsyncPostgresSaver):
     def __init__(self, pool: Pool) -> None:
-        super().__init__(pool)
+        super().__init__(pool, serde=MemoSerializer())
         self.lock = _NoLock()  # type: ignore[assignment]
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         counter = 0 if current is None else int(str(current).split(".")[0])
         return f"{counter + 1:010}.{random.getrandbits(32):08x}"
+
+

@@ -7,6 +7,7 @@ connection on checkout, so a restarted server costs a reconnect rather than an e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,15 +130,23 @@ async def open_pool(settings: Settings, url: str, *, wait: bool = True) -> Pool:
     return pool
 
 
+async def _try_lock(conn: psycopg.AsyncConnection[DictRow]) -> bool:
+    row = await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_MIGRATION_LOCK,))).fetchone()
+    return bool(row and row["ok"])
+
+
 async def apply_migrations(pool: Pool, *extra_setups: Any) -> int:
     """Apply pending migrations; returns how many ran.
 
     One session-level advisory lock serialises every process that starts at once, and
     also guards ``extra_setups`` (LangGraph's own ``setup()``, which is not safe to run
-    concurrently on its own).
+    concurrently on its own). The waiters poll with ``pg_try_advisory_lock`` rather than
+    block in ``pg_advisory_lock``: a blocked statement holds a snapshot, and LangGraph's
+    ``CREATE INDEX CONCURRENTLY`` waits for every older snapshot, which would deadlock.
     """
     async with pool.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        while not await _try_lock(conn):  # noqa: ASYNC110 (polling another process)
+            await asyncio.sleep(0.1)
         try:
             await conn.execute(_CREATE_VERSION_TABLE)
             row = await (

@@ -53,6 +53,10 @@ class ConversationLocks:
         slot = self._slots.get(str(key))
         return slot is not None and slot.lock.locked()
 
+    def queued(self) -> int:
+        """Callers waiting behind a conversation's current holder, across all conversations."""
+        return sum(max(slot.users - 1, 0) for slot in self._slots.values())
+
     @asynccontextmanager
     async def hold(self, key: ThreadKey, *, wait: bool = True) -> AsyncIterator[None]:
         """Hold the conversation; with ``wait=False`` raise ``ConversationBusy`` instead of queueing."""

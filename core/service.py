@@ -49,6 +49,7 @@ _log = logging.getLogger(__name__)
 
 MAX_HISTORY = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone halves (e.g. from JSON "\udcff") cannot be stored
 _STORAGE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 
 
@@ -61,7 +62,7 @@ def clean_message(text: object, max_chars: int) -> str:
     """The text a turn stores: control characters removed, never empty, never huge."""
     if not isinstance(text, str):
         raise InvalidInput("the message must be text")
-    cleaned = _CONTROL.sub("", text).strip()
+    cleaned = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text)).strip()
     if not cleaned:
         raise InvalidInput("the message is empty")
     if len(cleaned) > max_chars:

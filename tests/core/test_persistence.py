@@ -191,3 +191,21 @@ def test_window_reducer_gives_the_same_state_however_writes_are_batched() -> Non
             state = reduce(state, writes[cut : cut + step])
             cut += step
         assert [m.id for m in state] == [m.id for m in at_once]
+
+
+async def test_pruning_abandoned_branches_keeps_the_live_branch_whole(
+    make_settings: Callable[..., Settings], fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    key = ThreadKey.api(unique("prune"))
+    async with open_service(make_settings(BACKTRACK_MAX_CHECKPOINTS=10), maintenance=False) as svc:
+        for q in ("a", "b", "c", "d", "e"):
+            await svc.ask(key, q)
+        await svc.rewind(key, 2)
+        fake_llm.queue(ToolCall("web_search", {"query": "capital of France"}), Reply("Paris."))
+        await svc.ask(key, "f")
+        await svc.rewind(key, 1)
+        await svc.ask(key, "g")
+        assert (await svc.prune()).checkpoints > 0
+        assert (await svc.ask(key, "h")).text == heard("a", "b", "c", "g", "h")
+        await svc.rewind(key, 3)
+        assert (await svc.ask(key, "i")).text == heard("a", "b", "i")

@@ -1,0 +1,168 @@
+"""Scale-out and faults with real processes: two instances, SIGTERM, SIGKILL, a database outage."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bots.api import build_app
+from core.runtime import open_service
+from core.settings import Settings
+from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
+from tests.processes import BacktrackProcess
+
+
+@pytest.fixture
+def env(pg_url: str, fake_llm: FakeOpenAI) -> dict[str, str]:
+    return {"DATABASE_URL": pg_url, "OPENAI_BASE_URL": fake_llm.url, "OPENAI_API_KEY": "k"}
+
+
+@pytest.fixture
+async def instances(env: dict[str, str], tmp_path: Path) -> AsyncIterator[list[BacktrackProcess]]:
+    procs = [BacktrackProcess(env, tmp_path / f"api{i}.log") for i in range(2)]
+    try:
+        await asyncio.gather(*(p.start() for p in procs))
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+
+
+async def test_two_instances_one_conversation_every_message_answered_once_in_order(
+    instances: list[BacktrackProcess], fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    thread = unique("scale")
+    questions = [f"q{i:02d}" for i in range(20)]
+    results = await asyncio.gather(*(
+        instances[i % 2].post("/api/graph", {"query": q, "thread_id": thread}) for i, q in enumerate(questions)
+    ))
+    assert all(status == 200 for status, _ in results), results
+    assert all(body["answer"].endswith(q) for (_, body), q in zip(results, questions, strict=True))
+    assert len(fake_llm.requests) == 20
+
+    _, history = await instances[0].post("/api/graph/history", {"thread_id": thread, "limit": 50})
+    turns = history["turns"]
+    assert sorted(t["question"] for t in turns) == questions
+    assert [t["index"] for t in turns] == list(range(1, 21))
+    for n, turn in enumerate(turns):  # each turn saw exactly the turns before it: one linear order
+        assert turn["answer"] == "heard: " + " | ".join(t["question"] for t in turns[: n + 1])
+
+
+async def test_sigterm_lets_the_running_turn_finish_then_exits_zero(
+    env: dict[str, str], fake_llm: FakeOpenAI, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    proc = BacktrackProcess(env, tmp_path / "term.log")
+    await proc.start()
+    try:
+        fake_llm.queue(Reply("finished despite SIGTERM", delay=1.5))
+        running = asyncio.create_task(proc.post("/api/graph", {"query": "slow", "thread_id": unique("term")}))
+        async with asyncio.timeout(10):
+            while not fake_llm.requests:
+                await asyncio.sleep(0.02)
+        proc.signal(signal.SIGTERM)
+        status, body = await running
+        assert status == 200 and body["answer"] == "finished despite SIGTERM"
+        assert await proc.wait_exit() == 0
+    finally:
+        proc.kill()
+
+
+async def test_sigkill_mid_turn_leaves_a_consistent_conversation(
+    env: dict[str, str], fake_llm: FakeOpenAI, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    thread = unique("kill")
+    proc = BacktrackProcess(env, tmp_path / "kill.log")
+    await proc.start()
+    try:
+        await proc.post("/api/graph", {"query": "before", "thread_id": thread})
+        # the model asks for a tool, the tool runs, and the process dies before the answer
+        fake_llm.queue(ToolCall("current_datetime"), Reply("never delivered", delay=60))
+        doomed = asyncio.create_task(proc.post("/api/graph", {"query": "doomed question", "thread_id": thread}))
+        async with asyncio.timeout(10):
+            while len(fake_llm.requests) < 3:
+                await asyncio.sleep(0.02)
+        assert any(m["role"] == "tool" for m in fake_llm.requests[-1]["messages"])
+        proc.signal(signal.SIGKILL)
+        with pytest.raises(aiohttp.ClientError):
+            await doomed
+    finally:
+        proc.kill()
+
+    fake_llm.script.clear()
+    again = BacktrackProcess(env, tmp_path / "kill.log")
+    await again.start()
+    try:
+        status, history = await again.post("/api/graph/history", {"thread_id": thread})
+        assert [t["question"] for t in history["turns"]] == ["before"]
+        status, body = await again.post("/api/graph", {"query": "after", "thread_id": thread})
+        assert status == 200
+        assert body["answer"].startswith("(Your earlier message “doomed question” was cut off by a restart")
+        assert body["answer"].endswith("heard: before | after")
+        assert [m["role"] for m in fake_llm.requests[-1]["messages"]] == ["system", "user", "assistant", "user"]
+        status, body = await again.post("/api/graph", {"query": "later", "thread_id": thread})
+        assert body["answer"] == "heard: before | after | later"
+    finally:
+        again.kill()
+
+
+@pytest.fixture
+def own_database(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Callable[[], None], Callable[[], None]]:
+    """A PostgreSQL of this test's own, which it can stop and start again."""
+    import pgserver
+
+    data = tmp_path_factory.mktemp("outage") / "pg"
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    url = str(server.get_uri())
+
+    def stop() -> None:
+        pgserver.get_server(data).cleanup()
+
+    def start() -> None:
+        assert str(pgserver.get_server(data, cleanup_mode="stop").get_uri()) == url
+
+    return url, stop, start
+
+
+async def test_database_outage_is_survived_and_recovered_without_restart(
+    own_database: tuple[str, Callable[[], None], Callable[[], None]],
+    make_settings: Callable[..., Settings], unique: Callable[[str], str],
+) -> None:
+    url, stop, start = own_database
+    settings = make_settings(DATABASE_URL=url, BACKTRACK_DB_TIMEOUT=1)
+    thread = unique("outage")
+    async with open_service(settings) as service:
+        runner = web.AppRunner(build_app(settings, service))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as http:
+                async def ask(q: str) -> tuple[int, dict[str, object]]:
+                    async with http.post(f"{base}/api/graph", json={"query": q, "thread_id": thread}) as r:
+                        return r.status, await r.json()
+
+                assert (await ask("before"))[0] == 200
+                await asyncio.to_thread(stop)
+                for q in ("during 1", "during 2"):
+                    status, body = await ask(q)
+                    assert status == 503 and body["error"]["code"] == "storage_unavailable"  # type: ignore[index]
+                    assert "try again" in body["error"]["message"]  # type: ignore[index]
+                async with http.get(f"{base}/healthz") as r:
+                    assert r.status == 503
+                await asyncio.to_thread(start)
+                async with asyncio.timeout(20):  # recovers by itself, within seconds
+                    while (result := await ask("after"))[0] != 200:
+                        await asyncio.sleep(0.5)
+                assert result[1]["answer"] == "heard: before | after"
+                async with http.get(f"{base}/healthz") as r:
+                    assert r.status == 200
+        finally:
+            await runner.cleanup()
+    stop()
