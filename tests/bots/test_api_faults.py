@@ -62,9 +62,7 @@ async def test_sigterm_lets_the_running_turn_finish_then_exits_zero(
     try:
         fake_llm.queue(Reply("finished despite SIGTERM", delay=1.5))
         running = asyncio.create_task(proc.post("/api/graph", {"query": "slow", "thread_id": unique("term")}))
-        async with asyncio.timeout(10):
-            while not fake_llm.requests:
-                await asyncio.sleep(0.02)
+        await fake_llm.wait_for_requests(1)
         proc.signal(signal.SIGTERM)
         status, body = await running
         assert status == 200 and body["answer"] == "finished despite SIGTERM"
@@ -84,9 +82,7 @@ async def test_sigkill_mid_turn_leaves_a_consistent_conversation(
         # the model asks for a tool, the tool runs, and the process dies before the answer
         fake_llm.queue(ToolCall("current_datetime"), Reply("never delivered", delay=60))
         doomed = asyncio.create_task(proc.post("/api/graph", {"query": "doomed question", "thread_id": thread}))
-        async with asyncio.timeout(10):
-            while len(fake_llm.requests) < 3:
-                await asyncio.sleep(0.02)
+        await fake_llm.wait_for_requests(3)
         assert any(m["role"] == "tool" for m in fake_llm.requests[-1]["messages"])
         proc.signal(signal.SIGKILL)
         with pytest.raises(aiohttp.ClientError):

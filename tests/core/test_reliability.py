@@ -16,19 +16,13 @@ from core.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 
 
-async def wait_for_requests(fake: FakeOpenAI, count: int, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while len(fake.requests) < count:
-            await asyncio.sleep(0.01)
-
-
 async def test_enqueue_answers_messages_in_order(
     service: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
 ) -> None:
     key = ThreadKey.api(unique("enq"))
     fake_llm.hold = asyncio.Event()
     first = asyncio.create_task(service.ask(key, "m1"))
-    await wait_for_requests(fake_llm, 1)
+    await fake_llm.wait_for_requests(1)
     second = asyncio.create_task(service.ask(key, "m2"))
     third = asyncio.create_task(service.ask(key, "m3"))
     await asyncio.sleep(0)
@@ -44,7 +38,7 @@ async def test_reject_tells_the_user_to_wait_and_keeps_the_running_turn(
     async with open_service(make_settings(BACKTRACK_BUSY_POLICY="reject")) as service:
         fake_llm.hold = asyncio.Event()
         first = asyncio.create_task(service.ask(key, "m1"))
-        await wait_for_requests(fake_llm, 1)
+        await fake_llm.wait_for_requests(1)
         with pytest.raises(ConversationBusy, match="still answering"):
             await service.ask(key, "m2")
         fake_llm.hold.set()
@@ -62,7 +56,7 @@ async def test_interrupt_cancels_the_running_turn_cleanly(
         fake_llm.queue(ToolCall("current_datetime"))
         fake_llm.hold = asyncio.Event()
         first = asyncio.create_task(service.ask(key, "m1"))
-        await wait_for_requests(fake_llm, 2)
+        await fake_llm.wait_for_requests(2)
         second = asyncio.create_task(service.ask(key, "m2"))
         with pytest.raises(TurnInterrupted, match="newer message"):
             await first

@@ -64,6 +64,12 @@ class FakeOpenAI:
     def queue(self, *steps: Step) -> None:
         self.script.extend(steps)
 
+    async def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
+        """Until the model has been asked ``count`` times in all (a turn is then mid-flight)."""
+        async with asyncio.timeout(timeout):
+            while len(self.requests) < count:
+                await asyncio.sleep(0.01)
+
     def reset(self) -> None:
         self.requests.clear()
         self.script.clear()
