@@ -543,3 +543,38 @@ async def test_the_answer_streams_into_the_placeholder(slack: Harness, fake_llm:
     for preview in previews:
         assert preview.endswith(" …") and answer.startswith(preview.removesuffix(" …"))
         assert len(preview) < len(answer)
+
+
+async def test_hostile_and_odd_messages_get_an_answer_or_a_clear_refusal(
+    slack: Harness, fake_llm: FakeOpenAI
+) -> None:
+    channel = _id("C")
+    ts = await slack.mention(channel, "start")
+    await slack.answers(channel, ts)
+    odd = [
+        "مرحبا بالعالم ‏שלום",
+        "🎉" * 300 + "👨‍👩‍👧‍👦",
+        "'; DROP TABLE turns; --",
+        "\x00\x07 bell and nul",
+        "x" * 100_000,
+        "   ",
+        "!history lots",
+        "!rewind -3",
+        f"!history <https://other.slack.com/archives/{_id('C')}/p1700000000000100>",
+    ]
+    for n, text in enumerate(odd, start=2):
+        await slack.say(channel, text, thread_ts=ts)
+        await slack.answers(channel, ts, n)
+    replies = slack.fake.thread(channel, ts)[1:]
+    assert replies[0] == "heard: start | مرحبا بالعالم ‏שלום"
+    assert replies[1].endswith("🎉" * 300 + "👨‍👩‍👧‍👦")
+    assert replies[2].endswith("'; DROP TABLE turns; --")
+    assert replies[3].endswith("| bell and nul")
+    assert replies[4].startswith("The message is too long (100,000 characters")
+    assert replies[5] == "The message is empty"
+    assert replies[6].startswith("/history takes a number")
+    assert replies[7].startswith("Rewind takes a number of turns of at least 1")
+    assert replies[8].startswith("/history takes a number")  # a link is no argument for !history
+    await slack.say(channel, "!history 20", thread_ts=ts)
+    listing = (await slack.answers(channel, ts, len(odd) + 2))[-1]
+    assert listing.count("\n") == 4 and "DROP TABLE" in listing  # the 5 answered turns, stored intact
