@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from core.errors import BacktrackError
+from core.logs import configure_logging
 from core.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -50,11 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     level = settings.log_level.upper()
     if args.command == "console" and "log_level" not in settings.model_fields_set:
         level = "WARNING"  # keep the terminal for the chat; BACKTRACK_LOG_LEVEL overrides
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(level)  # JSON lines unless stderr is a terminal
     for noisy in ("httpx", "httpcore", "openai", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     module, _, function = args.module.partition(":")

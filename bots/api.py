@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bots.health import metrics, watch
 from core.errors import (
     AgentFailed,
     BacktrackError,
@@ -32,6 +33,7 @@ from core.errors import (
     TurnInterrupted,
 )
 from core.keys import ThreadKey
+from core.metrics import count_error
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
@@ -78,6 +80,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(exc.status, "http_error", exc.reason)
     except Exception:  # the outermost boundary: log it, tell the client nothing internal
         _log.exception("unhandled error on %s %s", request.method, request.path)
+        count_error("internal")
         return _error(500, "internal", "internal error")
 
 
@@ -180,11 +183,15 @@ def build_app(settings: Settings, service: ConversationService) -> web.Applicati
         middlewares=[_errors, _auth(token)], client_max_size=settings.max_body_bytes
     )
     app[SERVICE] = service
+    watch(service)
     app.router.add_post("/api/graph", ask)
     app.router.add_post("/api/graph/history", history)
     app.router.add_post("/api/graph/rewind", rewind)
     app.router.add_delete("/api/graph/{thread_id}", forget)
     app.router.add_get("/healthz", healthz)
+    # Unauthenticated like /healthz: Prometheus scrapes from inside the network, and the
+    # body holds counts and timings only (no keys, no message text). docs/observability.md
+    app.router.add_get("/metrics", metrics)
     return app
 
 

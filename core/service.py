@@ -32,6 +32,8 @@ from core.errors import (
     TurnInterrupted,
 )
 from core.locks import ConversationLocks
+from core.logs import log_context
+from core.metrics import MetricsCallback, observe_turn
 from core.store import ConversationStore, Head
 from core.types import Answer, ConversationInfo, OnPartial, RewindResult, Turn
 
@@ -114,6 +116,20 @@ class ConversationService:
         on_partial: OnPartial | None = None,
         event_id: str | None = None,
     ) -> Answer:
+        turn_id = uuid.uuid4().hex[:12]
+        with log_context(str(key), turn_id):
+            async with observe_turn(key.platform):
+                return await self._ask(key, text, turn_id, user, on_partial, event_id)
+
+    async def _ask(
+        self,
+        key: ThreadKey,
+        text: str,
+        turn_id: str,
+        user: str | None,
+        on_partial: OnPartial | None,
+        event_id: str | None,
+    ) -> Answer:
         question = clean_message(text, self.settings.max_message_chars)
         policy = self.settings.busy_policy
         if policy == "interrupt" and (running := self._running.get(str(key))):
@@ -123,7 +139,7 @@ class ConversationService:
             if task is not None:
                 self._running[str(key)] = task
             try:
-                return await self._turn(key, question, user, on_partial, event_id)
+                return await self._turn(key, question, turn_id, user, on_partial, event_id)
             except asyncio.CancelledError:
                 if task is not None and task.cancelling() and policy == "interrupt":
                     task.uncancel()
@@ -137,11 +153,11 @@ class ConversationService:
         self,
         key: ThreadKey,
         question: str,
+        turn_id: str,
         user: str | None,
         on_partial: OnPartial | None,
         event_id: str | None,
     ) -> Answer:
-        turn_id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
         abandoned = await self.store.begin_turn(key, question, user)
         try:
@@ -218,6 +234,7 @@ class ConversationService:
             "configurable": {"thread_id": str(key), "checkpoint_id": head.checkpoint_id},
             "metadata": {"platform": key.platform, **metadata},
             "recursion_limit": 25,
+            "callbacks": [MetricsCallback(self.settings.model)],
         }
         partial, last, final = "", None, None
         stream: Any = self._graph.astream(

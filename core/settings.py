@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias="BACKTRACK_HOST")
     port: int = Field(8080, ge=0, le=65535, validation_alias="BACKTRACK_PORT")
     api_token: SecretStr | None = Field(None, validation_alias="API_TOKEN")
+    health_port: int | None = Field(None, ge=0, le=65535, validation_alias="BACKTRACK_HEALTH_PORT")
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias="BACKTRACK_MAX_BODY_BYTES")
 
     # Slack

@@ -15,6 +15,7 @@ import discord
 
 from bots.discord.access import Gate, conversation_key
 from bots.discord.client import BacktrackClient, build_client
+from bots.health import serve_health
 from core.errors import SettingsError
 from core.runtime import open_service
 
@@ -42,7 +43,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     async with open_service(settings) as service:
         client = build_client(settings, service)
         try:
-            async with client:
+            async with serve_health(settings, service), client:
                 await client.start(token)
         except discord.PrivilegedIntentsRequired:
             print(INTENT_HELP, file=sys.stderr)

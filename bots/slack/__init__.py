@@ -16,6 +16,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
+from bots.health import serve_health
 from bots.slack.app import EVENTS_PATH, SlackBot, require_tokens
 from core.errors import SettingsError
 from core.runtime import open_service
@@ -40,7 +41,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         await _check_token(bot)
         stop = _stop_event()
         if settings.slack_app_token is not None:
-            await _socket_mode(bot, settings.slack_app_token.get_secret_value(), stop)
+            async with serve_health(settings, service):  # Socket Mode has no port of its own
+                await _socket_mode(bot, settings.slack_app_token.get_secret_value(), stop)
         else:
             host = args.host or settings.host
             port = args.port if args.port is not None else settings.port

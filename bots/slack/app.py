@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.health import metrics, watch
 from bots.slack.commands import CommandHandler
 from bots.slack.events import MessageHandler
 from bots.slack.places import Access
@@ -93,7 +94,8 @@ class SlackBot:
             self.handled += 1
 
     def web_app(self, max_body_bytes: int) -> web.Application:
-        """The HTTP mode server: Slack's Events API and slash commands, plus a health check."""
+        """The HTTP mode server: Slack's Events API and slash commands, health and metrics."""
+        watch(self.service)
         app = web.Application(client_max_size=max_body_bytes)
 
         async def events(request: web.Request) -> web.Response:
@@ -105,4 +107,5 @@ class SlackBot:
 
         app.router.add_post(EVENTS_PATH, events)
         app.router.add_get("/healthz", healthz)
+        app.router.add_get("/metrics", metrics)  # unauthenticated, see bots/health.py
         return app

@@ -125,11 +125,6 @@ def test_configuring_again_replaces_the_handler(capture: Capture) -> None:
     assert first.getvalue() == "" and [x["message"] for x in lines(second)] == ["once"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs log_context wired into ConversationService.ask (see docs/observability.md); "
-    "remove this marker once wired",
-)
 async def test_the_service_tags_its_turn_lines(
     capture: Capture, service: ConversationService, unique: Callable[[str], str]
 ) -> None:

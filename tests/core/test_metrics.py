@@ -69,14 +69,9 @@ async def until(check: Callable[[], Any], what: str, timeout: float = 10.0) -> N
         await asyncio.sleep(0.02)
 
 
-# -- end to end: needs the lead's wiring in core/service.py ----------------------------
+# -- end to end ----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs observe_turn and MetricsCallback wired into ConversationService "
-    "(see docs/observability.md); remove this marker once wired",
-)
 async def test_a_tool_using_turn_moves_the_turn_model_and_tool_metrics(
     api: Api, fake_llm: FakeOpenAI, unique: Callable[[str], str]
 ) -> None:
