@@ -52,8 +52,11 @@ _TOKEN_CACHE_SIZE = 50_000
 
 
 def _tokens(message: AnyMessage) -> int:
-    """``count_tokens_approximately`` of one message, remembered by id (the reducer recounts
-    the whole window on every update, which otherwise grows with the window)."""
+    """``count_tokens_approximately`` of one message, remembered by id and length.
+
+    The reducer recounts the window on every update. This graph never edits a message
+    in place or by id, so a message's count never changes once computed.
+    """
     if message.id is None or not isinstance(message.content, str):
         return count_tokens_approximately([message])
     key = (message.id, message.type, len(message.content))
@@ -78,9 +81,10 @@ def window_reducer(max_tokens: int) -> Reducer:
     """Append like ``add_messages``, then drop what ``trim_messages`` could never send.
 
     Keeps the longest suffix that starts on a human message and counts at most
-    ``max_tokens`` (the approximate count is a per-message sum, so this is exactly the
-    suffix the agent's trim starts from, or more); with no such suffix, everything from
-    the last human message. A kept suffix of ``a + b`` always lies within the kept suffix
+    ``max_tokens``: the approximate count is a per-message sum, so this is exactly what
+    the agent's ``trim_messages`` would send, and the agent skips trimming when it fits.
+    With no such suffix (one huge message), it keeps everything from the last human
+    message and the agent's trim decides. A kept suffix of ``a + b`` always lies within the kept suffix
     of ``a`` followed by ``b``, so the reducer is batching-invariant, as ``DeltaChannel``
     requires, for the append-only writes this graph makes.
     """

@@ -38,7 +38,7 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from core.db import Pool
 
-__all__ = ["DELTA_PAGE_ROWS", "MEMO_BYTES", "PooledPostgresSaver"]
+__all__ = ["DELTA_PAGE_ROWS", "MEMO_BYTES", "MemoSerializer", "PooledPostgresSaver"]
 
 DELTA_PAGE_ROWS = 256
 MEMO_BYTES = 16 * 1024 * 1024

@@ -14,8 +14,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage, trim_messages
 from langchain_core.messages.utils import count_tokens_approximately
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from core.agent import SNAPSHOT_EVERY, window_reducer
+from core.checkpointer import MemoSerializer
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.service import ConversationService
@@ -209,3 +211,18 @@ async def test_pruning_abandoned_branches_keeps_the_live_branch_whole(
         assert (await svc.ask(key, "h")).text == heard("a", "b", "c", "g", "h")
         await svc.rewind(key, 3)
         assert (await svc.ask(key, "i")).text == heard("a", "b", "i")
+
+
+def test_remembered_message_lists_come_back_as_new_lists() -> None:
+    serde = MemoSerializer()
+    messages = [HumanMessage("hi", id="h1"), AIMessage("hello", id="a1")]
+    for value in (messages, _DeltaSnapshot(messages)):
+        stored = serde.dumps_typed(value)
+        first = serde.loads_typed(stored)
+        listed = first.value if isinstance(first, _DeltaSnapshot) else first
+        listed.append(HumanMessage("changed by a reader", id="h2"))
+        again = serde.loads_typed(stored)
+        relisted = again.value if isinstance(again, _DeltaSnapshot) else again
+        assert type(again) is type(value)
+        assert [m.id for m in relisted] == ["h1", "a1"]
+        assert relisted == messages

@@ -1,0 +1,260 @@
+"""``python -m bench [--quick] [--json PATH]``: run the benchmark, print the table, save JSON.
+
+Uses ``DATABASE_URL`` when set (it needs the right to create databases), otherwise an
+embedded PostgreSQL in a temporary directory. Each system gets its own fresh database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+from bench.naive import NaiveChat
+from bench.report import Report, machine
+from bench.rss import clone_conversations
+from bench.scenarios import Concurrent, Long, concurrent, long_conversation, p50, percentile
+from bench.scripted_model import ScriptedChatModel, question
+from bench.storage import create_database, drop_database
+from bench.systems import BacktrackChat, Chat
+from core.keys import ThreadKey
+from core.runtime import open_service
+from core.settings import Settings, load_settings
+
+__all__ = ["FULL", "QUICK", "Plan", "main", "run"]
+
+_log = logging.getLogger(__name__)
+_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_JSON = _ROOT / "bench" / "results.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    turns: int
+    """Length of the long conversation."""
+    window: int
+    """Turns at its start and end whose added bytes are compared."""
+    repeats: int
+    """history and rewind calls timed at its end."""
+    conversations: int
+    per_conversation: int
+    sequential: int
+    """Conversations run one at a time, for the single-conversation latency."""
+    rss_small: int
+    rss_large: int
+
+
+FULL = Plan(500, 50, 20, 50, 20, 10, 10, 10_000)
+QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200)
+
+
+@dataclass
+class Measured:
+    long: Long
+    sequential: Concurrent
+    parallel: Concurrent
+
+
+def _settings(url: str, pool_max: int) -> Settings:
+    return load_settings(
+        _env_file=None,
+        DATABASE_URL=url,
+        OPENAI_API_KEY="unused",
+        TAVILY_API_KEY=None,
+        BACKTRACK_DB_POOL_MAX=pool_max,
+        BACKTRACK_DATA_DIR=tempfile.gettempdir(),
+    )
+
+
+async def _exercise(chat: Chat, url: str | None, plan: Plan, run_id: str) -> Measured:
+    _log.warning("%s: %d-turn conversation", chat.name, plan.turns)
+    long = await long_conversation(
+        chat, f"{run_id}-long", plan.turns, plan.window, plan.repeats, url
+    )
+    _log.warning("%s: %d conversations one at a time", chat.name, plan.sequential)
+    sequential = await concurrent(
+        chat, f"{run_id}-seq", plan.sequential, plan.per_conversation, parallel=False
+    )
+    _log.warning("%s: %d x %d concurrently", chat.name, plan.conversations, plan.per_conversation)
+    parallel = await concurrent(
+        chat, f"{run_id}-par", plan.conversations, plan.per_conversation, parallel=True
+    )
+    return Measured(long, sequential, parallel)
+
+
+async def _child_rss(url: str) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.rss", url,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=_ROOT,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.rss exited with {proc.returncode}")
+    return int(json.loads(out)["rss_kb"])
+
+
+async def _idle_memory(url: str, plan: Plan, model: ScriptedChatModel) -> dict[str, int]:
+    prefix = "rss-"
+    async with open_service(_settings(url, 5), model=model) as service:
+        for i in range(plan.rss_small):
+            for turn in range(1, 4):
+                await service.ask(ThreadKey.api(f"{prefix}{i}"), question(f"rss{i}", turn))
+    small = await _child_rss(url)
+    await clone_conversations(url, prefix, plan.rss_large // plan.rss_small - 1)
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        row = await (await conn.execute("SELECT count(*) FROM conversations")).fetchone()
+    large = await _child_rss(url)
+    return {"small_kb": small, "large_kb": large, "stored": int(row[0]) if row else 0}
+
+
+async def run(plan: Plan, admin_url: str, mode: str) -> Report:
+    run_id = f"b{uuid.uuid4().hex[:6]}"
+    model = ScriptedChatModel()
+    urls = [await create_database(admin_url, f"bench_{n}") for n in ("naive", "backtrack", "rss")]
+    naive_url, backtrack_url, rss_url = urls
+    results: dict[str, Measured] = {}
+    try:
+        settings = _settings(backtrack_url, plan.conversations + 10)
+        results["in_memory"] = await _exercise(
+            NaiveChat("in_memory", settings, InMemorySaver(), model), None, plan, run_id
+        )
+        async with AsyncPostgresSaver.from_conn_string(naive_url) as saver:
+            await saver.setup()
+            results["naive"] = await _exercise(
+                NaiveChat("naive", settings, saver, model), naive_url, plan, run_id
+            )
+        async with open_service(settings, model=model) as service:
+            results["backtrack"] = await _exercise(
+                BacktrackChat(service), backtrack_url, plan, run_id
+            )
+        _log.warning("idle memory: %d then %d stored conversations", plan.rss_small, plan.rss_large)
+        rss = await _idle_memory(rss_url, plan, model)
+        async with await psycopg.AsyncConnection.connect(admin_url) as conn:
+            row = await (await conn.execute("SHOW server_version")).fetchone()
+        version = f"PostgreSQL {row[0]}" if row else "unknown"
+    finally:
+        for url in urls:
+            await drop_database(admin_url, url)
+    return build_report(plan, mode, results, rss, machine(version))
+
+
+def build_report(
+    plan: Plan, mode: str, results: dict[str, Measured], rss: dict[str, int], host: dict[str, Any]
+) -> Report:
+    report = Report(mode=mode, machine=host)
+    t, w = plan.turns, plan.window
+    edge = min(20, t // 5)
+
+    def each(fn: Any, systems: tuple[str, ...] = ("in_memory", "naive", "backtrack")) -> dict[str, float]:
+        return {s: fn(results[s]) for s in systems}
+
+    db = ("naive", "backtrack")
+    mb = 1024 * 1024
+    total = each(lambda m: (m.long.sizes[t].total - m.long.sizes[0].total) / mb, db)
+    report.add(f"storage added by a {t}-turn conversation, all tables", "MB", **total)
+    report.add("  of which checkpoint blobs, uncompressed", "MB",
+               **each(lambda m: (m.long.sizes[t].blobs - m.long.sizes[0].blobs) / mb, db))
+    start = each(lambda m: (m.long.sizes[w].rows - m.long.sizes[0].rows) / w / 1024, db)
+    end = each(lambda m: (m.long.sizes[t].rows - m.long.sizes[t - w].rows) / w / 1024, db)
+    report.add(f"bytes added per turn, turns 1-{w}", "KB", **start)
+    report.add(f"bytes added per turn, turns {t - w + 1}-{t}", "KB", **end)
+    tps = each(lambda m: m.parallel.turns_per_second)
+    c, k = plan.conversations, plan.per_conversation
+    report.add(f"throughput, {c} conversations x {k} turns at once", "turns/s", **tps)
+    report.add("  vs in-memory saver", "x", **{s: v / tps["in_memory"] for s, v in tps.items()})
+    for label, pick in ((f"1 conversation at a time ({plan.sequential} x {k})", "sequential"),
+                        (f"{c} concurrent conversations", "parallel")):
+        report.add(f"turn latency p50, {label}", "ms",
+                   **each(lambda m, p=pick: p50(getattr(m, p).latencies)))
+        report.add(f"turn latency p99, {label}", "ms",
+                   **each(lambda m, p=pick: percentile(getattr(m, p).latencies, 0.99)))
+    first = each(lambda m: p50(m.long.latencies[:edge]))
+    last = each(lambda m: p50(m.long.latencies[-edge:]))
+    report.add(f"turn latency p50, turns 1-{edge}", "ms", **first)
+    report.add(f"turn latency p50, turns {t - edge + 1}-{t}", "ms", **last)
+    report.add(f"history(limit=10) p50 at turn {t}", "ms", **each(lambda m: p50(m.long.history)))
+    report.add(f"rewind(1) p50 at turn {t}", "ms", **each(lambda m: p50(m.long.rewind)))
+    report.add(f"idle RSS, {plan.rss_small} stored conversations", "MB",
+               backtrack=rss["small_kb"] / 1024)
+    report.add(f"idle RSS, {rss['stored']:,} stored conversations", "MB",
+               backtrack=rss["large_kb"] / 1024)
+
+    bt = results["backtrack"]
+    ratio = total["backtrack"] / total["naive"]
+    report.goal("storage vs naive", "<= 0.05", ratio, ratio <= 0.05)
+    growth = end["backtrack"] / start["backtrack"]
+    report.goal("bytes per turn, end / start", "<= 1.2", growth, growth <= 1.2)
+    share = tps["backtrack"] / tps["in_memory"]
+    report.goal("throughput vs in-memory", ">= 0.6", share, share >= 0.6)
+    flat = last["backtrack"] / first["backtrack"]
+    report.goal(f"turn latency p50, last {edge} / first {edge}", "<= 1.5", flat, flat <= 1.5)
+    report.goal("history p50 (ms)", "<= 10", p50(bt.long.history), p50(bt.long.history) <= 10)
+    report.goal("rewind p50 (ms)", "<= 10", p50(bt.long.rewind), p50(bt.long.rewind) <= 10)
+    memory = rss["large_kb"] / rss["small_kb"]
+    report.goal("idle RSS, many / few conversations", "<= 1.10", memory, memory <= 1.10)
+
+    report.checks = {
+        "plan": plan.__dict__,
+        "wrong_answers": {s: m.long.wrong_answers + m.sequential.wrong_answers
+                          + m.parallel.wrong_answers for s, m in results.items()},
+        "turns_answered": {s: len(m.long.latencies) + len(m.sequential.latencies)
+                           + len(m.parallel.latencies) for s, m in results.items()},
+        "backtrack_history_after_rewinds": bt.long.history_after_rewind,
+        "stored_conversations": rss["stored"],
+        "sizes": {s: {n: asdict(z) for n, z in results[s].long.sizes.items()} for s in db},
+    }
+    return report
+
+
+@asynccontextmanager
+async def _server() -> AsyncIterator[str]:
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    import pgserver  # only the embedded mode needs it
+
+    with tempfile.TemporaryDirectory(prefix="backtrack-bench-") as tmp:
+        server = pgserver.get_server(  # type: ignore[attr-defined]
+            Path(tmp) / "pgdata", cleanup_mode="stop"
+        )
+        try:
+            yield str(server.get_uri())
+        finally:
+            server.cleanup()
+
+
+async def _main(args: argparse.Namespace) -> Report:
+    async with _server() as url:
+        return await run(QUICK if args.quick else FULL, url, "quick" if args.quick else "full")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, well under a minute")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    report = asyncio.run(_main(args))
+    print(report.table())
+    report.write(args.json)
+    print(f"\nresults written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
