@@ -83,6 +83,24 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX turns_user ON turns (conversation_key, user_id);
     """,
+    """
+    CREATE TABLE approvals (
+        id                bigserial PRIMARY KEY,
+        conversation_key  text NOT NULL REFERENCES conversations (key) ON DELETE CASCADE,
+        checkpoint_id     text NOT NULL,
+        head_turn_id      bigint REFERENCES turns (id) ON DELETE CASCADE,
+        question          text NOT NULL,
+        tool              text NOT NULL,
+        args              jsonb NOT NULL,
+        requested_by      text,
+        status            text NOT NULL DEFAULT 'pending'
+                          CHECK (status IN ('pending', 'approved', 'rejected', 'cancelled')),
+        decided_by        text,
+        created_at        timestamptz NOT NULL DEFAULT now(),
+        decided_at        timestamptz
+    );
+    CREATE UNIQUE INDEX approvals_one_pending ON approvals (conversation_key) WHERE status = 'pending';
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentFailed",
+    "ApprovalPending",
     "BacktrackError",
     "ConversationBusy",
     "ConversationNotFound",
@@ -16,6 +17,7 @@ __all__ = [
     "NotPermitted",
     "RewindOutOfRange",
     "SettingsError",
+    "StaleApproval",
     "StorageUnavailable",
     "TurnInterrupted",
 ]
@@ -77,3 +79,15 @@ class TurnInterrupted(BacktrackError):
     """A newer message replaced this turn (busy policy ``interrupt``); nothing was stored."""
 
     code = "interrupted"
+
+
+class ApprovalPending(BacktrackError):
+    """A new message while a tool call waits for approval: the request is kept, not lost."""
+
+    code = "approval_pending"
+
+
+class StaleApproval(BacktrackError):
+    """A click on a request that was already decided or cancelled."""
+
+    code = "stale_approval"

@@ -14,28 +14,29 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-import psycopg_pool
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
-
+from core import metrics
+from core.approvals import describe_request
 from core.errors import (
-    AgentFailed,
-    BacktrackError,
+    ApprovalPending,
     ConversationBusy,
     ConversationNotFound,
     InvalidInput,
+    NotPermitted,
     RewindOutOfRange,
+    StaleApproval,
     StorageUnavailable,
     TurnInterrupted,
 )
 from core.locks import ConversationLocks
 from core.logs import log_context
-from core.metrics import MetricsCallback, observe_turn
+from core.metrics import observe_turn
+from core.runner import STORAGE_ERRORS, GraphRunner, RunResult
+from core.settings import id_list
 from core.store import ConversationStore, Head
-from core.types import Answer, ConversationInfo, OnPartial, RewindResult, Turn
+from core.types import Answer, Approval, ConversationInfo, OnPartial, RewindResult, Turn
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -52,7 +53,6 @@ _log = logging.getLogger(__name__)
 MAX_HISTORY = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone halves (e.g. from JSON "\udcff") cannot be stored
-_STORAGE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 
 
 def _preview(text: str, limit: int = 60) -> str:
@@ -78,7 +78,7 @@ def clean_message(text: object, max_chars: int) -> str:
 async def storage_errors() -> AsyncIterator[None]:
     try:
         yield
-    except _STORAGE_ERRORS as exc:
+    except STORAGE_ERRORS as exc:
         _log.warning("storage unavailable: %s", type(exc).__name__)
         raise StorageUnavailable() from exc
 
@@ -102,7 +102,7 @@ class ConversationService:
         self.store = ConversationStore(pool)
         self.locks = ConversationLocks(pool, timeout=settings.lock_timeout)
         self._checkpointer = checkpointer
-        self._graph = graph
+        self._runner = GraphRunner(graph, settings.model)
         self._running: dict[str, asyncio.Task[Any]] = {}
 
     # -- turns -----------------------------------------------------------------------
@@ -159,113 +159,113 @@ class ConversationService:
         event_id: str | None,
     ) -> Answer:
         started = time.perf_counter()
+        if pending := await self.store.pending_approval(key):
+            raise ApprovalPending(
+                f"{describe_request(pending.tool, pending.args)} That request is still waiting "
+                "for a decision: approve or reject it first, then ask again."
+            )
         abandoned = await self.store.begin_turn(key, question, user)
         try:
             head = await self.store.head(key)
             if head is None or head.checkpoint_id is None:
-                head = await self._begin(key, question, user)
-            answer, checkpoint_id = await self._run_graph(
-                key, question, head, on_partial, {"user": user, "event_id": event_id, "turn_id": turn_id}
-            )
-            turn = await self._record(key, head, question, user, answer, checkpoint_id)
+                root = await self._runner.root(key)
+                head = await self.store.begin_conversation(key, question[:80], user, root)
+            assert head.checkpoint_id is not None
+            metadata = {"user": user, "event_id": event_id, "turn_id": turn_id}
+            result = await self._runner.ask(key, head.checkpoint_id, question, on_partial, metadata)
+            answer = await self._finish(key, head, question, user, result)
         finally:
             await asyncio.shield(self._end_turn(key))
-        _log.info(
-            "turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000
-        )
+        _log.info("turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000)
         if abandoned:
             notice = (
                 f"(Your earlier message “{_preview(abandoned)}” was cut off by a restart;"
                 " it was not answered.)"
             )
-            return Answer(key=key, text=f"{notice}\n\n{answer}", turn=turn)
-        return Answer(key=key, text=answer, turn=turn)
+            return replace(answer, text=f"{notice}\n\n{answer.text}")
+        return answer
 
-    async def _begin(self, key: ThreadKey, question: str, user: str | None) -> Head:
-        """Give a new conversation an empty root checkpoint to fork every first turn from.
-
-        Every turn then runs from an explicit checkpoint id, so what a failed or killed
-        first turn left in the thread can never leak into the next one.
-        """
-        config: Any = {"configurable": {"thread_id": str(key)}}
-        root = await self._graph.aupdate_state(config, {"messages": []}, as_node="__input__")
-        return await self.store.begin_conversation(
-            key, question[:80], user, root["configurable"]["checkpoint_id"]
-        )
-
-    async def _end_turn(self, key: ThreadKey) -> None:
-        try:
-            await self.store.end_turn(key)
-        except _STORAGE_ERRORS:
-            _log.warning("could not clear the in-flight mark of %s", key)
-
-    async def _record(
-        self,
-        key: ThreadKey,
-        head: Head | None,
-        question: str,
-        user: str | None,
-        answer: str,
-        checkpoint_id: str,
-    ) -> Turn:
+    async def _finish(
+        self, key: ThreadKey, head: Head, question: str, user: str | None, result: RunResult
+    ) -> Answer:
+        """Append a finished run as a turn after ``head``, or record the approval it paused for."""
+        if result.pause is not None:
+            tool, args = str(result.pause.get("tool")), dict(result.pause.get("args") or {})
+            approval = await self.store.add_approval(
+                key, head, result.checkpoint_id, question, tool, args, user
+            )
+            await self._count_pending()
+            return Answer(key=key, text=describe_request(tool, args), turn=None, approval=approval)
+        assert result.answer is not None
         turn = await self.store.record_turn(
             key,
             head,
             title=question[:80],
             user=user,
-            checkpoint_id=checkpoint_id,
+            checkpoint_id=result.checkpoint_id,
             question=question,
-            answer=answer,
+            answer=result.answer,
         )
         if turn is None:  # only if the cross-process lock was lost mid-turn
             raise ConversationBusy("The conversation moved on while answering; please ask again.")
-        return turn
+        return Answer(key=key, text=result.answer, turn=turn)
 
-    async def _run_graph(
+    async def _end_turn(self, key: ThreadKey) -> None:
+        try:
+            await self.store.end_turn(key)
+        except STORAGE_ERRORS:
+            _log.warning("could not clear the in-flight mark of %s", key)
+
+    # -- approvals -------------------------------------------------------------------
+
+    async def resolve(
         self,
         key: ThreadKey,
-        question: str,
-        head: Head,
-        on_partial: OnPartial | None,
-        metadata: dict[str, Any],
-    ) -> tuple[str, str]:
-        """Run one turn from ``head``; returns the answer and the turn's last checkpoint id."""
-        config: Any = {
-            "configurable": {"thread_id": str(key), "checkpoint_id": head.checkpoint_id},
-            "metadata": {"platform": key.platform, **metadata},
-            "recursion_limit": 25,
-            "callbacks": [MetricsCallback(self.settings.model)],
-        }
-        partial, last, final = "", None, None
-        stream: Any = self._graph.astream(
-            {"messages": [HumanMessage(question)]}, config, stream_mode=["messages", "checkpoints"]
-        )
-        try:
-            async for mode, chunk in stream:
-                if mode == "checkpoints":
-                    last = chunk["config"]["configurable"]["checkpoint_id"]
-                    messages = chunk["values"].get("messages") or []
-                    final = messages[-1] if messages else None
-                    continue
-                message = chunk[0]
-                if isinstance(message, ToolMessage):
-                    partial = ""
-                elif isinstance(message, AIMessageChunk):
-                    partial += message.text
-                elif isinstance(message, AIMessage):
-                    partial = message.text
-                else:
-                    continue
-                if on_partial is not None and partial:
-                    await on_partial(partial)
-        except (BacktrackError, asyncio.CancelledError, *_STORAGE_ERRORS):
-            raise
-        except Exception as exc:  # the model or the graph failed: the turn is abandoned
-            _log.warning("turn %s on %s failed: %r", metadata["turn_id"], key, exc, exc_info=True)
-            raise AgentFailed() from exc
-        if last is None or not isinstance(final, AIMessage):
-            raise AgentFailed()
-        return final.text, last
+        approval_id: int,
+        approve: bool,
+        *,
+        user: str | None = None,
+        on_partial: OnPartial | None = None,
+    ) -> Answer:
+        """Approve or reject a paused tool call, then let the turn run to its end."""
+        turn_id = uuid.uuid4().hex[:12]
+        with log_context(str(key), turn_id):
+            async with observe_turn(key.platform), storage_errors(), self.locks.hold(key):
+                approval = await self.store.approval(approval_id)
+                if approval is None or approval.key != key:
+                    raise StaleApproval("There is no such approval request in this conversation.")
+                if approval.status != "pending":
+                    who = f" by {approval.decided_by}" if approval.decided_by else ""
+                    raise StaleApproval(f"That request was already {approval.status}{who}.")
+                self._check_approver(approval, user)
+                decided = await self.store.decide(approval_id, approve, user)
+                if decided is None:
+                    raise StaleApproval("That request was decided a moment ago by someone else.")
+                await self._count_pending()
+                head = await self.store.head_of_approval(approval_id)
+                decision = {"approved": approve, "by": user}
+                metadata = {"user": user, "turn_id": turn_id, "approval_id": approval_id}
+                result = await self._runner.resume(
+                    key, approval.checkpoint_id, decision, on_partial, metadata
+                )
+                return await self._finish(key, head, approval.question, approval.requested_by, result)
+
+    async def _count_pending(self) -> None:
+        """The gauge counts every instance's pending requests: it is read from the database."""
+        metrics.PENDING_APPROVALS.set(await self.store.count_pending())
+
+    async def pending(self, key: ThreadKey) -> Approval | None:
+        async with storage_errors():
+            return await self.store.pending_approval(key)
+
+    def _check_approver(self, approval: Approval, user: str | None) -> None:
+        approvers = id_list(self.settings.approvers)
+        if approvers:
+            allowed = user is not None and user in approvers
+        else:
+            allowed = approval.requested_by is None or user == approval.requested_by
+        if not allowed:
+            raise NotPermitted("You are not allowed to approve or reject this request.")
 
     # -- reading and moving the branch -----------------------------------------------
 

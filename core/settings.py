@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     prune_interval_minutes: float = Field(60.0, gt=0, validation_alias="BACKTRACK_PRUNE_INTERVAL_MINUTES")
     shutdown_grace: float = Field(30.0, ge=0, validation_alias="BACKTRACK_SHUTDOWN_GRACE")
 
+    # human in the loop
+    webhook_url: str | None = Field(None, validation_alias="BACKTRACK_WEBHOOK_URL")
+    approval_tools: str = Field("post_to_webhook", validation_alias="BACKTRACK_APPROVAL_TOOLS")
+    approvers: str = Field("", validation_alias="BACKTRACK_APPROVERS")
+
     # HTTP servers (api, slack HTTP mode)
     host: str = Field("127.0.0.1", validation_alias="BACKTRACK_HOST")
     port: int = Field(8080, ge=0, le=65535, validation_alias="BACKTRACK_PORT")

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from core.db import Pool
 from core.keys import ThreadKey
-from core.types import ConversationInfo, Turn
+from core.types import Approval, BranchTurn, ConversationInfo, Rewind, Turn
 
 __all__ = ["ConversationStore", "Head"]
 
@@ -135,6 +137,43 @@ DELETE FROM checkpoint_blobs b WHERE b.thread_id = %(key)s AND NOT EXISTS (
       AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)
 """
 
+_ADD_APPROVAL = """
+INSERT INTO approvals (conversation_key, checkpoint_id, head_turn_id, question, tool, args, requested_by)
+VALUES (%(key)s, %(checkpoint)s, %(head)s, %(question)s, %(tool)s, %(args)s, %(user)s)
+RETURNING *
+"""
+
+_APPROVAL = "SELECT * FROM approvals WHERE id = %s"
+_PENDING_APPROVAL = "SELECT * FROM approvals WHERE conversation_key = %s AND status = 'pending'"
+
+# Compare-and-set: of two clicks (or two instances), exactly one decides.
+_DECIDE = """
+UPDATE approvals SET status = %(status)s, decided_by = %(user)s, decided_at = now()
+WHERE id = %(id)s AND status = 'pending'
+RETURNING *
+"""
+
+_CANCEL_PENDING = """
+UPDATE approvals SET status = 'cancelled', decided_by = %(user)s, decided_at = now()
+WHERE conversation_key = %(key)s AND status = 'pending'
+"""
+
+_ALL_TURNS = """
+SELECT t.*, p.checkpoint_id AS parent_checkpoint_id FROM turns t
+LEFT JOIN turns p ON p.id = t.parent_id
+WHERE t.conversation_key = %s ORDER BY t.id LIMIT %s
+"""
+
+_REWINDS = """
+SELECT r.user_id, r.created_at, f.checkpoint_id AS from_checkpoint_id, t.checkpoint_id AS to_checkpoint_id
+FROM rewinds r
+LEFT JOIN turns f ON f.id = r.from_turn_id
+LEFT JOIN turns t ON t.id = r.to_turn_id
+WHERE r.conversation_key = %s ORDER BY r.id LIMIT %s
+"""
+
+_TURN_PARENT = "SELECT p.* FROM turns t JOIN turns p ON p.id = t.parent_id WHERE t.id = %s"
+
 _EXPIRE_EVENTS = "DELETE FROM processed_events WHERE seen_at < now() - make_interval(secs => %s)"
 
 _CLAIM_EVENT = """
@@ -148,6 +187,21 @@ class Head:
     seq: int
     checkpoint_id: str | None
     """The checkpoint the next turn starts from: the head turn's end, or the root."""
+
+
+def _approval(row: dict[str, Any]) -> Approval:
+    return Approval(
+        id=row["id"],
+        key=ThreadKey.decode(row["conversation_key"]),
+        tool=row["tool"],
+        args=row["args"],
+        question=row["question"],
+        requested_by=row["requested_by"],
+        status=row["status"],
+        decided_by=row["decided_by"],
+        checkpoint_id=row["checkpoint_id"],
+        created_at=row["created_at"],
+    )
 
 
 def _turn(row: dict[str, Any]) -> Turn:
@@ -312,6 +366,84 @@ class ConversationStore:
             row = await (await conn.execute(_PRUNE_CHECKPOINTS, params)).fetchone()
             await conn.execute(_PRUNE_BLOBS, params)
         return int(row["n"]) if row else 0
+
+    # -- approvals ---------------------------------------------------------------------
+
+    async def add_approval(
+        self, key: ThreadKey, head: Head, checkpoint_id: str, question: str,
+        tool: str, args: dict[str, Any], user: str | None,
+    ) -> Approval:
+        params = {
+            "key": str(key), "checkpoint": checkpoint_id, "head": head.turn_id,
+            "question": question, "tool": tool, "args": Jsonb(args), "user": user,
+        }
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_ADD_APPROVAL, params)).fetchone()
+        assert row is not None
+        return _approval(row)
+
+    async def approval(self, approval_id: int) -> Approval | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_APPROVAL, (approval_id,))).fetchone()
+        return _approval(row) if row else None
+
+    async def pending_approval(self, key: ThreadKey) -> Approval | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_PENDING_APPROVAL, (str(key),))).fetchone()
+        return _approval(row) if row else None
+
+    async def decide(self, approval_id: int, approved: bool, user: str | None) -> Approval | None:
+        """Record the decision; None if it was no longer pending."""
+        params = {"id": approval_id, "status": "approved" if approved else "rejected", "user": user}
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_DECIDE, params)).fetchone()
+        return _approval(row) if row else None
+
+    async def count_pending(self) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT count(*) AS n FROM approvals WHERE status = 'pending'")
+            row = await cur.fetchone()
+        return int(row["n"]) if row else 0
+
+    async def cancel_pending(self, key: ThreadKey, user: str | None) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(_CANCEL_PENDING, {"key": str(key), "user": user})
+
+    async def head_of_approval(self, approval_id: int) -> Head:
+        """The head the paused turn started from: its answer is appended there."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT t.id, t.seq, t.checkpoint_id FROM approvals a "
+                    "LEFT JOIN turns t ON t.id = a.head_turn_id WHERE a.id = %s",
+                    (approval_id,),
+                )
+            ).fetchone()
+        assert row is not None
+        return Head(row["id"], row["seq"] or 0, row["checkpoint_id"])
+
+    # -- the audit view ------------------------------------------------------------------
+
+    async def all_turns(self, key: ThreadKey, limit: int) -> list[BranchTurn]:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(_ALL_TURNS, (str(key), limit))).fetchall()
+        return [BranchTurn(turn=_turn(r), parent_checkpoint_id=r["parent_checkpoint_id"]) for r in rows]
+
+    async def rewinds(self, key: ThreadKey, limit: int) -> list[Rewind]:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(_REWINDS, (str(key), limit))).fetchall()
+        return [
+            Rewind(
+                user=r["user_id"], at=r["created_at"],
+                from_checkpoint_id=r["from_checkpoint_id"], to_checkpoint_id=r["to_checkpoint_id"],
+            )
+            for r in rows
+        ]
+
+    async def parent_of(self, turn: Turn) -> Turn | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_TURN_PARENT, (turn.turn_id,))).fetchone()
+        return _turn(row) if row else None
 
     async def expire_events(self, older_than_seconds: float) -> int:
         async with self.pool.connection() as conn:

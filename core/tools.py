@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.tools import BaseTool, tool
 
+from core.approvals import requiring_approval, webhook_tool
+from core.settings import id_list
+
 if TYPE_CHECKING:
     from core.settings import Settings
 
@@ -69,4 +72,8 @@ def _tavily_search_tool(api_key: str) -> BaseTool:
 def build_tools(settings: Settings) -> list[BaseTool]:
     key = settings.tavily_api_key
     search = _tavily_search_tool(key.get_secret_value()) if key else _offline_search_tool()
-    return [search, current_datetime]
+    tools = [search, current_datetime]
+    if settings.webhook_url:
+        tools.append(webhook_tool(settings.webhook_url))
+    gated = id_list(settings.approval_tools)
+    return [requiring_approval(t) if t.name in gated else t for t in tools]

@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from core.keys import ThreadKey
 
-__all__ = ["Answer", "ConversationInfo", "OnPartial", "RewindResult", "Turn"]
+__all__ = [
+    "Answer",
+    "Approval",
+    "BranchTurn",
+    "ConversationInfo",
+    "OnPartial",
+    "Rewind",
+    "RewindResult",
+    "Turn",
+]
 
 OnPartial = Callable[[str], Awaitable[None]]
 """Called with the answer text so far while the model streams; adapters throttle edits."""
@@ -29,14 +39,36 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class Approval:
+    """A tool call waiting for a person; ``status`` is pending, approved, rejected or cancelled."""
+
+    id: int
+    key: ThreadKey
+    tool: str
+    args: dict[str, Any]
+    question: str
+    requested_by: str | None
+    status: str
+    decided_by: str | None
+    checkpoint_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
+    """A finished turn (``turn``), or one paused for a person's approval (``approval``)."""
+
     key: ThreadKey
     text: str
-    turn: Turn
+    turn: Turn | None
+    approval: Approval | None = None
 
     @property
     def checkpoint_id(self) -> str:
-        return self.turn.checkpoint_id
+        if self.turn is not None:
+            return self.turn.checkpoint_id
+        assert self.approval is not None
+        return self.approval.checkpoint_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +88,22 @@ class ConversationInfo:
     last_user: str | None
     created_at: datetime
     last_active_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BranchTurn:
+    """A turn in the audit view: every branch, with where it forked from."""
+
+    turn: Turn
+    parent_checkpoint_id: str | None
+    live: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rewind:
+    """Who moved a conversation back, when, and between which turns (None: the start)."""
+
+    user: str | None
+    at: datetime
+    from_checkpoint_id: str | None
+    to_checkpoint_id: str | None

@@ -10,14 +10,14 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from langchain_core.messages import HumanMessage
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bots.api import build_app
 from core.errors import AgentFailed, InvalidInput
 from core.keys import ThreadKey
-from core.metrics import MetricsCallback, observe_turn
+from core.metrics import observe_turn
+from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
 from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall
@@ -171,8 +171,8 @@ async def test_observe_turn_counts_each_outcome_of_real_turns(
     assert sample("backtrack_errors_total", kind="agent_failed") >= 1
 
 
-async def test_metrics_callback_times_model_and_tool_calls_of_a_graph_run(
-    service: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+async def test_model_and_tool_calls_of_a_turn_are_timed_and_tool_errors_counted(
+    make_settings: Callable[..., Settings], fake_llm: FakeOpenAI, unique: Callable[[str], str]
 ) -> None:
     model = unique("model")
     fake_llm.queue(
@@ -180,14 +180,11 @@ async def test_metrics_callback_times_model_and_tool_calls_of_a_graph_run(
         ToolCall("web_search", {"wrong": "arguments"}),
         Reply("Paris."),
     )
-    config: Any = {
-        "configurable": {"thread_id": str(ThreadKey.api(unique("cb")))},
-        "callbacks": [MetricsCallback(model)],
-    }
     runs_before = sample("backtrack_tool_seconds_count", tool="web_search")
     errors_before = sample("backtrack_tool_errors_total", tool="web_search")
-    result = await service._graph.ainvoke({"messages": [HumanMessage("capital?")]}, config)
-    assert result["messages"][-1].text == "Paris."
+    async with open_service(make_settings(BACKTRACK_MODEL=model)) as service:
+        answer = await service.ask(ThreadKey.api(unique("cb")), "capital?")
+    assert answer.text == "Paris."
     assert sample("backtrack_llm_seconds_count", model=model) == 3
     assert sample("backtrack_tool_seconds_count", tool="web_search") - runs_before == 2
     assert sample("backtrack_tool_errors_total", tool="web_search") - errors_before == 1

@@ -1,0 +1,58 @@
+"""Tools that wait for a person: the pause is a LangGraph ``interrupt()`` inside the tool.
+
+The interrupt is stored with the checkpoint, so a request can be approved hours later or
+after a restart; resuming re-enters the tool with the person's decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.types import interrupt
+
+__all__ = ["describe_request", "requiring_approval", "webhook_tool"]
+
+_log = logging.getLogger(__name__)
+
+
+def requiring_approval(tool: BaseTool) -> BaseTool:
+    """The same tool, but it runs only after a person approves the exact arguments."""
+
+    async def run(**kwargs: Any) -> Any:
+        decision = interrupt({"tool": tool.name, "args": kwargs})
+        by = decision.get("by") or "someone"
+        if not decision.get("approved"):
+            return f"{by} rejected this action, so it was not performed. Tell the user."
+        return await tool.ainvoke(kwargs)
+
+    return StructuredTool.from_function(
+        coroutine=run,
+        name=tool.name,
+        description=f"{tool.description} (A person must approve each call.)",
+        args_schema=tool.args_schema,
+    )
+
+
+def webhook_tool(url: str) -> BaseTool:
+    """Posts a message to a webhook: Slack's and Discord's incoming webhooks both accept it."""
+
+    async def post_to_webhook(message: str) -> str:
+        """Post a message to the team's notification channel (an incoming webhook)."""
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
+            url, json={"text": message, "content": message}
+        ) as response:
+            if response.status >= 300:
+                return f"The webhook refused the message (HTTP {response.status})."
+        return "Posted."
+
+    return StructuredTool.from_function(coroutine=post_to_webhook, name="post_to_webhook")
+
+
+def describe_request(tool: str, args: dict[str, Any]) -> str:
+    shown = json.dumps(args, ensure_ascii=False, indent=None)
+    return f"The assistant wants to run `{tool}` with {shown}. Approve or reject?"

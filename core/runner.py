@@ -1,0 +1,116 @@
+"""Runs the agent graph for one turn: from an explicit checkpoint, streaming, to its end or its pause.
+
+Every run names the checkpoint it starts from, so forks (rewinds, replays, resumed
+approvals) never depend on which checkpoint happens to be the thread's newest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import psycopg_pool
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langgraph.types import Command
+
+from core.errors import AgentFailed, BacktrackError
+from core.metrics import MetricsCallback
+
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+    from core.keys import ThreadKey
+    from core.types import OnPartial
+
+__all__ = ["STORAGE_ERRORS", "GraphRunner", "RunResult"]
+
+_log = logging.getLogger(__name__)
+
+STORAGE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    checkpoint_id: str
+    answer: str | None
+    """The final answer; None when the run paused."""
+    pause: dict[str, Any] | None = None
+    """What an ``interrupt()`` asked for (tool and arguments) when the run paused."""
+
+
+class GraphRunner:
+    def __init__(self, graph: CompiledStateGraph[Any, Any, Any, Any], model_name: str) -> None:
+        self._graph = graph
+        self._model_name = model_name
+
+    async def root(self, key: ThreadKey) -> str:
+        """A new empty checkpoint for ``key``: what every first turn forks from."""
+        config: Any = {"configurable": {"thread_id": str(key)}}
+        root = await self._graph.aupdate_state(config, {"messages": []}, as_node="__input__")
+        return str(root["configurable"]["checkpoint_id"])
+
+    async def ask(
+        self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
+        metadata: dict[str, Any],
+    ) -> RunResult:
+        return await self._run(key, start, {"messages": [HumanMessage(question)]}, on_partial, metadata)
+
+    async def resume(
+        self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,
+        metadata: dict[str, Any],
+    ) -> RunResult:
+        return await self._run(key, paused, Command(resume=decision), on_partial, metadata)
+
+    async def _run(
+        self, key: ThreadKey, start: str, graph_input: Any, on_partial: OnPartial | None,
+        metadata: dict[str, Any],
+    ) -> RunResult:
+        config: Any = {
+            "configurable": {"thread_id": str(key), "checkpoint_id": start},
+            "metadata": {"platform": key.platform, **metadata},
+            "recursion_limit": 25,
+            "callbacks": [MetricsCallback(self._model_name)],
+        }
+        partial, last, final, pause = "", None, None, None
+        stream: Any = self._graph.astream(
+            graph_input, config, stream_mode=["messages", "checkpoints", "updates"]
+        )
+        try:
+            async for mode, chunk in stream:
+                if mode == "checkpoints":
+                    last = chunk["config"]["configurable"]["checkpoint_id"]
+                    messages = chunk["values"].get("messages") or []
+                    final = messages[-1] if messages else None
+                elif mode == "updates":
+                    if interrupts := chunk.get("__interrupt__"):
+                        pause = interrupts[0].value
+                elif (text := _partial(chunk[0], partial)) is not None:
+                    partial = text
+                    if on_partial is not None and partial:
+                        await on_partial(partial)
+        except (BacktrackError, asyncio.CancelledError, *STORAGE_ERRORS):
+            raise
+        except Exception as exc:  # the model or the graph failed: the turn is abandoned
+            _log.warning("turn on %s failed: %r", key, exc, exc_info=True)
+            raise AgentFailed() from exc
+        if last is None:
+            raise AgentFailed()
+        if pause is not None:
+            return RunResult(checkpoint_id=last, answer=None, pause=pause)
+        if not isinstance(final, AIMessage):
+            raise AgentFailed()
+        return RunResult(checkpoint_id=last, answer=final.text)
+
+
+def _partial(message: object, so_far: str) -> str | None:
+    """The answer text after one streamed message; None for messages that are not the answer."""
+    if isinstance(message, ToolMessage):
+        return ""
+    if isinstance(message, AIMessageChunk):
+        return so_far + message.text
+    if isinstance(message, AIMessage):
+        return message.text
+    return None
