@@ -21,6 +21,7 @@ from aiohttp import web
 from bots.health import metrics, watch
 from core.errors import (
     AgentFailed,
+    ApprovalPending,
     BacktrackError,
     ConversationBusy,
     ConversationNotFound,
@@ -29,6 +30,7 @@ from core.errors import (
     NotPermitted,
     RewindOutOfRange,
     SettingsError,
+    StaleApproval,
     StorageUnavailable,
     TurnInterrupted,
 )
@@ -37,7 +39,7 @@ from core.metrics import count_error
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
-from core.types import Turn
+from core.types import Answer, Approval, Turn
 
 __all__ = ["build_app", "run"]
 
@@ -52,10 +54,14 @@ _STATUS: dict[type[BacktrackError], int] = {
     ConversationNotFound: 404,
     ConversationBusy: 409,
     TurnInterrupted: 409,
+    ApprovalPending: 409,
+    StaleApproval: 409,
     RewindOutOfRange: 422,
     AgentFailed: 502,
     StorageUnavailable: 503,
 }
+
+_KINDS = {int: "an integer", str: "a string", bool: "true or false"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -113,7 +119,7 @@ def _field(body: dict[str, Any], name: str, kind: type, default: Any = ...) -> A
         return default
     value = body[name]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InvalidInput(f"field {name!r} must be {'an integer' if kind is int else 'a string'}")
+        raise InvalidInput(f"field {name!r} must be {_KINDS[kind]}")
     return value
 
 
@@ -132,21 +138,82 @@ def _turn(turn: Turn) -> dict[str, Any]:
     }
 
 
+def _approval(approval: Approval) -> dict[str, Any]:
+    return {
+        "id": approval.id,
+        "tool": approval.tool,
+        "args": approval.args,
+        "status": approval.status,
+        "requested_by": approval.requested_by,
+        "decided_by": approval.decided_by,
+    }
+
+
+def _answer(thread_id: str, answer: Answer) -> web.Response:
+    """A finished turn, or a paused one: then ``approval`` says what waits for a decision."""
+    return web.json_response(
+        {
+            "answer": answer.text,
+            "thread_id": thread_id,
+            "checkpoint_id": answer.checkpoint_id,
+            "approval": _approval(answer.approval) if answer.approval else None,
+        }
+    )
+
+
 async def ask(request: web.Request) -> web.Response:
     body = await _body(request)
     query, thread_id = _field(body, "query", str), _field(body, "thread_id", str)
     user = _field(body, "user", str, None)
-    answer = await request.app[SERVICE].ask(_key(thread_id), query, user=user)
-    return web.json_response(
-        {"answer": answer.text, "thread_id": thread_id, "checkpoint_id": answer.checkpoint_id}
-    )
+    return _answer(thread_id, await request.app[SERVICE].ask(_key(thread_id), query, user=user))
+
+
+async def resume(request: web.Request) -> web.Response:
+    body = await _body(request)
+    thread_id, approve = _field(body, "thread_id", str), _field(body, "approve", bool)
+    user, approval_id = _field(body, "user", str, None), _field(body, "approval_id", int, None)
+    service, key = request.app[SERVICE], _key(thread_id)
+    if approval_id is None:
+        pending = await service.pending(key)
+        if pending is None:
+            raise ConversationNotFound("this conversation has no request waiting for approval")
+        approval_id = pending.id
+    return _answer(thread_id, await service.resolve(key, approval_id, approve, user=user))
+
+
+async def replay(request: web.Request) -> web.Response:
+    body = await _body(request)
+    thread_id, checkpoint = _field(body, "thread_id", str), _field(body, "checkpoint_id", str)
+    user = _field(body, "user", str, None)
+    return _answer(thread_id, await request.app[SERVICE].replay(_key(thread_id), checkpoint, user=user))
 
 
 async def history(request: web.Request) -> web.Response:
     body = await _body(request)
     thread_id, limit = _field(body, "thread_id", str), _field(body, "limit", int, 10)
-    turns = await request.app[SERVICE].history(_key(thread_id), limit)
-    return web.json_response({"thread_id": thread_id, "turns": [_turn(t) for t in turns]})
+    service, key = request.app[SERVICE], _key(thread_id)
+    if not _field(body, "all_branches", bool, False):
+        turns = await service.history(key, limit)
+        return web.json_response({"thread_id": thread_id, "turns": [_turn(t) for t in turns]})
+    audit = await service.audit(key, limit)
+    return web.json_response(
+        {
+            "thread_id": thread_id,
+            "turns": [
+                {**_turn(b.turn), "live": b.live, "parent_checkpoint_id": b.parent_checkpoint_id}
+                for b in audit.turns
+            ],
+            "rewinds": [
+                {
+                    "user": r.user,
+                    "time": r.at.isoformat(),
+                    "from_checkpoint_id": r.from_checkpoint_id,
+                    "to_checkpoint_id": r.to_checkpoint_id,
+                }
+                for r in audit.rewinds
+            ],
+        }
+    )
 
 
 async def rewind(request: web.Request) -> web.Response:
@@ -187,6 +254,8 @@ def build_app(settings: Settings, service: ConversationService) -> web.Applicati
     app.router.add_post("/api/graph", ask)
     app.router.add_post("/api/graph/history", history)
     app.router.add_post("/api/graph/rewind", rewind)
+    app.router.add_post("/api/graph/resume", resume)
+    app.router.add_post("/api/graph/replay", replay)
     app.router.add_delete("/api/graph/{thread_id}", forget)
     app.router.add_get("/healthz", healthz)
     # Unauthenticated like /healthz: Prometheus scrapes from inside the network, and the

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from core import metrics
 from core.approvals import describe_request
@@ -36,7 +36,16 @@ from core.metrics import observe_turn
 from core.runner import STORAGE_ERRORS, GraphRunner, RunResult
 from core.settings import id_list
 from core.store import ConversationStore, Head
-from core.types import Answer, Approval, ConversationInfo, OnPartial, RewindResult, Turn
+from core.types import (
+    Answer,
+    Approval,
+    BranchTurn,
+    ConversationInfo,
+    OnPartial,
+    Rewind,
+    RewindResult,
+    Turn,
+)
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -46,7 +55,7 @@ if TYPE_CHECKING:
     from core.keys import ThreadKey
     from core.settings import Settings
 
-__all__ = ["MAX_HISTORY", "ConversationService", "PruneReport", "clean_message"]
+__all__ = ["MAX_HISTORY", "Audit", "ConversationService", "PruneReport", "clean_message"]
 
 _log = logging.getLogger(__name__)
 
@@ -81,6 +90,12 @@ async def storage_errors() -> AsyncIterator[None]:
     except STORAGE_ERRORS as exc:
         _log.warning("storage unavailable: %s", type(exc).__name__)
         raise StorageUnavailable() from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    turns: list[BranchTurn]
+    rewinds: list[Rewind]
 
 
 @dataclass
@@ -186,7 +201,13 @@ class ConversationService:
         return answer
 
     async def _finish(
-        self, key: ThreadKey, head: Head, question: str, user: str | None, result: RunResult
+        self,
+        key: ThreadKey,
+        head: Head,
+        question: str,
+        user: str | None,
+        result: RunResult,
+        replacing: int | Literal["head"] | None = "head",
     ) -> Answer:
         """Append a finished run as a turn after ``head``, or record the approval it paused for."""
         if result.pause is not None:
@@ -200,6 +221,7 @@ class ConversationService:
         turn = await self.store.record_turn(
             key,
             head,
+            replacing=replacing,
             title=question[:80],
             user=user,
             checkpoint_id=result.checkpoint_id,
@@ -277,6 +299,44 @@ class ConversationService:
             await self._head(key)
             return list(reversed(await self.store.branch(key, limit)))
 
+    async def audit(self, key: ThreadKey, limit: int = MAX_HISTORY) -> Audit:
+        """Every turn on every branch (oldest first, live ones marked) and every rewind."""
+        if not 1 <= limit <= MAX_HISTORY:
+            raise InvalidInput(f"history takes a limit between 1 and {MAX_HISTORY}")
+        async with storage_errors():
+            head = await self._head(key)
+            live = {t.turn_id for t in await self.store.branch(key, max(head.seq, 1))}
+            turns = [replace(b, live=b.turn.turn_id in live) for b in await self.store.all_turns(key, limit)]
+            return Audit(turns=turns, rewinds=await self.store.rewinds(key, limit))
+
+    async def replay(self, key: ThreadKey, checkpoint_id: str, *, user: str | None = None) -> Answer:
+        """Ask a past turn's question again from where it was asked, as a new branch.
+
+        The conversation continues on the new branch; the original turn and everything
+        after it stay stored and reachable with ``rewind_to``.
+        """
+        turn_id = uuid.uuid4().hex[:12]
+        with log_context(str(key), turn_id):
+            async with observe_turn(key.platform), storage_errors(), self.locks.hold(key):
+                head = await self._head(key)
+                if pending := await self.store.pending_approval(key):
+                    raise ApprovalPending(f"{describe_request(pending.tool, pending.args)} Decide it first.")
+                target = await self.store.turn_at(key, checkpoint_id)
+                if target is None:
+                    raise RewindOutOfRange("no turn of this conversation ends at that checkpoint")
+                parent = await self.store.parent_of(target)
+                start = (
+                    Head(parent.turn_id, parent.index, parent.checkpoint_id)
+                    if parent
+                    else Head(None, 0, head.root_checkpoint_id)
+                )
+                assert start.checkpoint_id is not None
+                metadata = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
+                result = await self._runner.ask(key, start.checkpoint_id, target.question, None, metadata)
+                answer = await self._finish(key, start, target.question, user, result, replacing=head.turn_id)
+                await self.store.add_rewind(key, head.turn_id, start.turn_id, user)
+                return answer
+
     async def rewind(self, key: ThreadKey, steps: int = 1, *, user: str | None = None) -> RewindResult:
         """Move the head back ``steps`` turns; the abandoned turns stay stored."""
         if steps < 1:
@@ -312,9 +372,12 @@ class ConversationService:
             return RewindResult(key=key, removed=removed, head=target)
 
     async def _move(self, key: ThreadKey, head: Head, target: Turn | None, user: str | None) -> None:
+        """Move the head; a paused request belongs to the branch left behind, so it is cancelled."""
         new = target.turn_id if target else None
         if not await self.store.move_head(key, head.turn_id, new, user):
             raise ConversationBusy("The conversation moved on meanwhile; please try again.")
+        await self.store.cancel_pending(key, user)
+        await self._count_pending()
 
     async def _head(self, key: ThreadKey) -> Head:
         head = await self.store.head(key)

@@ -8,7 +8,7 @@ bounded by the limit, not by the conversation's length or its abandoned branches
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from psycopg.types.json import Jsonb
 
@@ -187,6 +187,7 @@ class Head:
     seq: int
     checkpoint_id: str | None
     """The checkpoint the next turn starts from: the head turn's end, or the root."""
+    root_checkpoint_id: str | None = None
 
 
 def _approval(row: dict[str, Any]) -> Approval:
@@ -236,9 +237,10 @@ class ConversationStore:
             row = await (await conn.execute(_HEAD, (str(key),))).fetchone()
         if row is None:
             return None
+        root = row["root_checkpoint_id"]
         if row["turn_id"] is None:
-            return Head(None, 0, row["root_checkpoint_id"])
-        return Head(row["turn_id"], row["seq"], row["checkpoint_id"])
+            return Head(None, 0, root, root)
+        return Head(row["turn_id"], row["seq"], row["checkpoint_id"], root)
 
     async def branch(self, key: ThreadKey, limit: int) -> list[Turn]:
         """The last ``limit`` turns of the live branch, newest first."""
@@ -251,17 +253,22 @@ class ConversationStore:
         key: ThreadKey,
         head: Head | None,
         *,
+        replacing: int | Literal["head"] | None = "head",
         title: str,
         user: str | None,
         checkpoint_id: str,
         question: str,
         answer: str,
     ) -> Turn | None:
-        """Append a turn after ``head`` and make it the head; ``None`` if the head moved."""
-        old = head.turn_id if head else None
+        """Append a turn after ``head`` and make it the head; ``None`` if the head moved.
+
+        ``replacing`` is the head expected now, when the turn forks from an earlier one.
+        """
+        parent = head.turn_id if head else None
+        old = parent if replacing == "head" else replacing
         turn = {
             "key": str(key),
-            "parent": old,
+            "parent": parent,
             "seq": (head.seq if head else 0) + 1,
             "checkpoint": checkpoint_id,
             "user": user,
@@ -301,6 +308,11 @@ class ConversationStore:
                 return False
             await conn.execute(_INSERT_REWIND, (str(key), old, new, user))
             return True
+
+    async def add_rewind(self, key: ThreadKey, old: int | None, new: int | None, user: str | None) -> None:
+        """Audit a move of the head that a new turn made (a replay forks like a rewind)."""
+        async with self.pool.connection() as conn:
+            await conn.execute(_INSERT_REWIND, (str(key), old, new, user))
 
     async def turn_at(self, key: ThreadKey, checkpoint_id: str) -> Turn | None:
         async with self.pool.connection() as conn:

@@ -81,3 +81,38 @@ async def service(settings: Settings) -> AsyncIterator[ConversationService]:
 def unique() -> Callable[[str], str]:
     """A fresh name per call, so tests sharing the database never share a conversation."""
     return lambda prefix="t": f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class FakeWebhook:
+    """An incoming-webhook receiver: what the approval-gated tool posts lands in ``posts``."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.url = ""
+
+
+@pytest.fixture(scope="session")
+async def _webhook_server() -> AsyncIterator[FakeWebhook]:
+    from aiohttp import web
+
+    hook = FakeWebhook()
+
+    async def receive(request: web.Request) -> web.Response:
+        hook.posts.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    hook.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
+    yield hook
+    await runner.cleanup()
+
+
+@pytest.fixture
+def fake_webhook(_webhook_server: FakeWebhook) -> FakeWebhook:
+    _webhook_server.posts.clear()
+    return _webhook_server
