@@ -22,8 +22,11 @@ _log = logging.getLogger(__name__)
 
 HELP = """Commands:
   /history [N]   the last N turns of this conversation (default 10)
+  /history --all every turn on every branch, and who rewound when
   /rewind [N]    go back N turns (default 1); the old turns stay stored
   /forget        delete this conversation
+  /approve       run the action the assistant is waiting to run
+  /reject        refuse it; the assistant is told
   /threads       list console conversations
   /new [NAME]    start a new conversation
   /help          this help
@@ -49,7 +52,7 @@ class Console:
             if text.startswith("/"):
                 return await self._command(text)
             answer = await self.service.ask(self.key, text, user="console")
-            self.say(answer.text)
+            self.say(f"{answer.text} (/approve or /reject)" if answer.approval else answer.text)
         except BacktrackError as exc:
             self.say(user_message(exc))
         except Exception:  # the outermost boundary of one line

@@ -11,16 +11,17 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.errors import BacktrackError, InvalidInput
+from core.errors import BacktrackError, InvalidInput, StaleApproval
 
 if TYPE_CHECKING:
     from core.keys import ThreadKey
-    from core.service import ConversationService
+    from core.service import Audit, ConversationService
     from core.types import RewindResult, Turn
 
 __all__ = [
     "COMMANDS",
     "Command",
+    "format_audit",
     "format_history",
     "format_rewind",
     "parse_command",
@@ -28,7 +29,7 @@ __all__ = [
     "user_message",
 ]
 
-COMMANDS = ("history", "rewind", "forget")
+COMMANDS = ("history", "rewind", "forget", "approve", "reject")
 _PREVIEW = 80
 
 
@@ -82,12 +83,38 @@ def format_rewind(result: RewindResult) -> str:
     return "\n".join(lines)
 
 
+def format_audit(audit: Audit) -> str:
+    """Every branch: live turns marked ``*``, each turn's fork point, and who rewound when."""
+    if not audit.turns:
+        return "This conversation has no turns yet."
+    index = {b.turn.checkpoint_id: b.turn.index for b in audit.turns}
+    lines = ["Every turn on every branch (* = live branch):"]
+    for b in audit.turns:
+        after = index.get(b.parent_checkpoint_id or "", 0)
+        fork = f" [after turn {after}]" if b.turn.index != after + 1 or not b.live else ""
+        lines.append(f"{'*' if b.live else ' '} {format_turn(b.turn)}{fork} @{b.turn.checkpoint_id}")
+    for r in audit.rewinds:
+        start = index.get(r.from_checkpoint_id or "", 0)
+        end = index.get(r.to_checkpoint_id or "", 0)
+        who = r.user or "someone"
+        lines.append(f"Rewound by {who} at {r.at:%Y-%m-%d %H:%M} from turn {start} to turn {end}")
+    return "\n".join(lines)
+
+
 async def run_command(
     service: ConversationService, key: ThreadKey, command: Command, user: str | None
 ) -> str:
     if command.name == "history":
+        if command.argument.strip() == "--all":
+            return format_audit(await service.audit(key))
         limit = command.count(10, what="turns to show")
         return format_history(await service.history(key, limit))
+    if command.name in ("approve", "reject"):
+        pending = await service.pending(key)
+        if pending is None:
+            raise StaleApproval("Nothing here is waiting for approval.")
+        answer = await service.resolve(key, pending.id, command.name == "approve", user=user)
+        return answer.text
     if command.name == "rewind":
         steps = command.count(1, what="turns to go back")
         return format_rewind(await service.rewind(key, steps, user=user))

@@ -218,3 +218,83 @@ async def test_conversation_survives_a_sigkill_restart(
         assert status == 200 and body["answer"] == "heard: remember 42 | what number?"
     finally:
         second.kill()
+
+
+async def test_approval_over_the_api(
+    make_settings: Callable[..., Settings], fake_llm: FakeOpenAI, unique: Callable[[str], str],
+    fake_webhook: FakeWebhook,
+) -> None:
+    settings = make_settings(BACKTRACK_WEBHOOK_URL=fake_webhook.url)
+    async with open_service(settings) as service:
+        async for api in _serve(settings, service):
+            thread = unique("hitl")
+            fake_llm.queue(ToolCall("post_to_webhook", {"message": "hi team"}), Reply("Done."))
+            status, paused = await api.post("/api/graph", {"query": "tell the team hi", "thread_id": thread, "user": "ada"})
+            assert status == 200 and paused["approval"]["tool"] == "post_to_webhook"
+            assert paused["approval"]["args"] == {"message": "hi team"} and paused["approval"]["status"] == "pending"
+            status, error = await api.post("/api/graph", {"query": "and?", "thread_id": thread, "user": "ada"})
+            assert status == 409 and error["error"]["code"] == "approval_pending"
+            status, error = await api.post("/api/graph/resume", {"thread_id": thread, "approve": True, "user": "eve"})
+            assert status == 403
+            status, error = await api.post("/api/graph/resume", {"thread_id": thread, "approve": "yes"})
+            assert status == 400 and "true or false" in error["error"]["message"]
+            status, done = await api.post("/api/graph/resume", {"thread_id": thread, "approve": True, "user": "ada"})
+            assert status == 200 and done["answer"] == "Done." and done["approval"] is None
+            assert fake_webhook.posts == [{"text": "hi team", "content": "hi team"}]
+            body = {"thread_id": thread, "approve": True, "user": "ada", "approval_id": paused["approval"]["id"]}
+            status, error = await api.post("/api/graph/resume", body)
+            assert status == 409 and error["error"]["code"] == "stale_approval"
+            assert "already approved by ada" in error["error"]["message"]
+
+
+async def test_all_branches_after_two_rewinds_and_replay_into_a_new_branch(
+    api: Client, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    thread = unique("audit")
+    for q in ("one", "two", "three"):
+        await api.post("/api/graph", {"query": q, "thread_id": thread})
+    await api.post("/api/graph/rewind", {"thread_id": thread, "steps_back": 1, "user": "ada"})
+    await api.post("/api/graph", {"query": "three b", "thread_id": thread})
+    await api.post("/api/graph/rewind", {"thread_id": thread, "steps_back": 2, "user": "bob"})
+    await api.post("/api/graph", {"query": "two c", "thread_id": thread})
+
+    status, audit = await api.post("/api/graph/history", {"thread_id": thread, "all_branches": True, "limit": 50})
+    assert status == 200
+    turns = {t["question"]: t for t in audit["turns"]}
+    assert [t["question"] for t in audit["turns"]] == ["one", "two", "three", "three b", "two c"]
+    assert {q for q, t in turns.items() if t["live"]} == {"one", "two c"}
+    assert turns["three b"]["parent_checkpoint_id"] == turns["two"]["checkpoint_id"]
+    assert turns["two c"]["parent_checkpoint_id"] == turns["one"]["checkpoint_id"]
+    assert [(r["user"], r["from_checkpoint_id"], r["to_checkpoint_id"]) for r in audit["rewinds"]] == [
+        ("ada", turns["three"]["checkpoint_id"], turns["two"]["checkpoint_id"]),
+        ("bob", turns["three b"]["checkpoint_id"], turns["one"]["checkpoint_id"]),
+    ]
+
+    # replay "three" (an abandoned turn) from where it was asked: a new branch after "two"
+    fake_llm.queue(Reply("three, again"))
+    status, replayed = await api.post("/api/graph/replay", {"thread_id": thread, "checkpoint_id": turns["three"]["checkpoint_id"]})
+    assert status == 200 and replayed["answer"] == "three, again"
+    assert [m["content"] for m in fake_llm.requests[-1]["messages"] if m["role"] == "user"] == ["one", "two", "three"]
+    _, live = await api.post("/api/graph/history", {"thread_id": thread})
+    assert [t["question"] for t in live["turns"]] == ["one", "two", "three"]
+    assert live["turns"][-1]["checkpoint_id"] == replayed["checkpoint_id"] != turns["three"]["checkpoint_id"]
+    _, audit = await api.post("/api/graph/history", {"thread_id": thread, "all_branches": True, "limit": 50})
+    assert [t["question"] for t in audit["turns"]].count("three") == 2  # the original stays intact
+    status, error = await api.post("/api/graph/replay", {"thread_id": thread, "checkpoint_id": "nope"})
+    assert status == 422
+
+
+async def test_checkpoints_record_platform_user_and_event(
+    service: ConversationService, unique: Callable[[str], str]
+) -> None:
+    from core.keys import ThreadKey
+
+    key = ThreadKey.api(unique("meta"))
+    answer = await service.ask(key, "hi", user="ada", event_id="Ev123")
+    async with service.store.pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT metadata FROM checkpoints WHERE thread_id = %s AND checkpoint_id = %s",
+            (str(key), answer.checkpoint_id))).fetchone()
+    assert row is not None
+    assert {k: row["metadata"][k] for k in ("platform", "user", "event_id")} == {
+        "platform": "api", "user": "ada", "event_id": "Ev123"}

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from tests.conftest import FakeWebhook
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).parents[2]
@@ -81,3 +82,30 @@ async def test_commands_and_bad_input_get_clear_answers(
     ]
     assert len(out) == 10
     assert "never read" not in str(fake_llm.requests)
+
+
+async def test_approve_reject_and_the_audit_view(
+    pg_url: str, fake_llm: FakeOpenAI, fake_webhook: FakeWebhook, unique: Callable[[str], str]
+) -> None:
+    from tests.fakes.openai_server import Reply, ToolCall
+
+    fake_llm.queue(Reply("heard: one"), ToolCall("post_to_webhook", {"message": "ship it"}), Reply("Posted."),
+                   ToolCall("post_to_webhook", {"message": "spam"}), Reply("Not posted."))
+    script = "one\npost ship it\nhello?\n/approve\npost spam\n/reject\n/rewind 1\n/rewind 1\nthree\n/history --all\n/approve\n"
+    result = await console(pg_url, unique("hitl"), script, OPENAI_BASE_URL=fake_llm.url, OPENAI_API_KEY="k",
+                           BACKTRACK_WEBHOOK_URL=fake_webhook.url)
+    out = result.stdout.splitlines()
+    assert out[0] == "heard: one"
+    assert out[1] == 'The assistant wants to run `post_to_webhook` with {"message": "ship it"}. Approve or reject? (/approve or /reject)'
+    assert out[2].endswith("That request is still waiting for a decision: approve or reject it first, then ask again.")
+    assert out[3] == "Posted."
+    assert out[4].startswith("The assistant wants to run `post_to_webhook` with {\"message\": \"spam\"}")
+    assert out[5] == "Not posted."
+    assert [p["text"] for p in fake_webhook.posts] == ["ship it"]
+    audit = out[out.index("Every turn on every branch (* = live branch):"):]
+    assert [line[:1] for line in audit[1:5]] == ["*", " ", " ", "*"]
+    assert "1. one" in audit[1] and "2. post ship it" in audit[2] and "3. post spam" in audit[3]
+    assert "2. three" in audit[4] and "[after turn 1]" not in audit[4]
+    assert audit[5].startswith("Rewound by console at ") and audit[5].endswith("from turn 3 to turn 2")
+    assert audit[6].endswith("from turn 2 to turn 1")
+    assert out[-1] == "Nothing here is waiting for approval."
