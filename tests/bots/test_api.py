@@ -17,6 +17,7 @@ from bots.api import build_app
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
+from tests.conftest import FakeWebhook
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.processes import BacktrackProcess
 
@@ -280,7 +281,7 @@ async def test_all_branches_after_two_rewinds_and_replay_into_a_new_branch(
     assert live["turns"][-1]["checkpoint_id"] == replayed["checkpoint_id"] != turns["three"]["checkpoint_id"]
     _, audit = await api.post("/api/graph/history", {"thread_id": thread, "all_branches": True, "limit": 50})
     assert [t["question"] for t in audit["turns"]].count("three") == 2  # the original stays intact
-    status, error = await api.post("/api/graph/replay", {"thread_id": thread, "checkpoint_id": "nope"})
+    status, _ = await api.post("/api/graph/replay", {"thread_id": thread, "checkpoint_id": "nope"})
     assert status == 422
 
 
