@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,25 @@ def database_url(settings: Settings) -> str:
     return str(server.get_uri())
 
 
+_TRUST_SECONDS = 1.0
+
+
+async def _mark_returned(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn._backtrack_returned = time.monotonic()  # type: ignore[attr-defined]
+
+
+async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Ping a connection on checkout unless it was in use within the last second.
+
+    A connection idle for a while may have been cut (a restarted server, a proxy's idle
+    timeout): the ping finds out and the pool hands out another. One that just finished a
+    query is alive; pinging it too would add a round trip to every query of a busy bot.
+    """
+    returned = getattr(conn, "_backtrack_returned", None)
+    if returned is None or time.monotonic() - returned > _TRUST_SECONDS:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 async def open_pool(settings: Settings, url: str, *, wait: bool = True) -> Pool:
     kwargs: dict[str, Any] = {
         "autocommit": True,
@@ -136,7 +156,8 @@ async def open_pool(settings: Settings, url: str, *, wait: bool = True) -> Pool:
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
         kwargs=kwargs,
-        check=AsyncConnectionPool.check_connection,
+        check=_check_if_idle,
+        reset=_mark_returned,
         max_idle=settings.db_max_idle,
         max_lifetime=settings.db_max_lifetime,
         timeout=settings.db_timeout,

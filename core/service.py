@@ -174,14 +174,15 @@ class ConversationService:
         event_id: str | None,
     ) -> Answer:
         started = time.perf_counter()
-        if pending := await self.store.pending_approval(key):
-            raise ApprovalPending(
-                f"{describe_request(pending.tool, pending.args)} That request is still waiting "
-                "for a decision: approve or reject it first, then ask again."
-            )
-        abandoned = await self.store.begin_turn(key, question, user)
+        start = await self.store.start_turn(key, question, user)
+        answer: Answer | None = None
         try:
-            head = await self.store.head(key)
+            if start.approval_pending and (pending := await self.store.pending_approval(key)):
+                raise ApprovalPending(
+                    f"{describe_request(pending.tool, pending.args)} That request is still waiting "
+                    "for a decision: approve or reject it first, then ask again."
+                )
+            head = start.head
             if head is None or head.checkpoint_id is None:
                 root = await self._runner.root(key)
                 head = await self.store.begin_conversation(key, question[:80], user, root)
@@ -190,9 +191,10 @@ class ConversationService:
             result = await self._runner.ask(key, head.checkpoint_id, question, on_partial, metadata)
             answer = await self._finish(key, head, question, user, result)
         finally:
-            await asyncio.shield(self._end_turn(key))
+            if answer is None or answer.turn is None:  # a recorded turn cleared its mark itself
+                await asyncio.shield(self._end_turn(key))
         _log.info("turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000)
-        if abandoned:
+        if abandoned := start.abandoned:
             notice = (
                 f"(Your earlier message “{_preview(abandoned)}” was cut off by a restart;"
                 " it was not answered.)"
@@ -222,7 +224,6 @@ class ConversationService:
             key,
             head,
             replacing=replacing,
-            title=question[:80],
             user=user,
             checkpoint_id=result.checkpoint_id,
             question=question,

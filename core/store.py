@@ -16,7 +16,7 @@ from core.db import Pool
 from core.keys import ThreadKey
 from core.types import Approval, BranchTurn, ConversationInfo, Rewind, Turn
 
-__all__ = ["ConversationStore", "Head"]
+__all__ = ["ConversationStore", "Head", "StartedTurn"]
 
 _HEAD = """
 SELECT c.root_checkpoint_id, t.id AS turn_id, t.seq, t.checkpoint_id
@@ -42,10 +42,24 @@ ON CONFLICT (key) DO UPDATE
        root_checkpoint_id = coalesce(conversations.root_checkpoint_id, EXCLUDED.root_checkpoint_id)
 """
 
-_INSERT_TURN = """
-INSERT INTO turns (conversation_key, parent_id, seq, checkpoint_id, user_id, question, answer)
-VALUES (%(key)s, %(parent)s, %(seq)s, %(checkpoint)s, %(user)s, %(question)s, %(answer)s)
-RETURNING *
+# One statement appends the turn and moves the head, only if the head is still ``old``
+# (compare-and-set), and clears the in-flight mark: a turn costs one round trip to record.
+_RECORD_TURN = """
+WITH expected AS (
+    SELECT key FROM conversations
+    WHERE key = %(key)s AND head_turn_id IS NOT DISTINCT FROM %(old)s
+    FOR UPDATE
+), new AS (
+    INSERT INTO turns (conversation_key, parent_id, seq, checkpoint_id, user_id, question, answer)
+    SELECT key, %(parent)s, %(seq)s, %(checkpoint)s, %(user)s, %(question)s, %(answer)s FROM expected
+    RETURNING *
+), moved AS (
+    UPDATE conversations c SET head_turn_id = new.id, last_active_at = now(), last_user = %(user)s
+    FROM new WHERE c.key = new.conversation_key
+), done AS (
+    DELETE FROM inflight_turns WHERE conversation_key = %(key)s
+)
+SELECT * FROM new
 """
 
 # Compare-and-set: only moves the head if nobody else moved it meanwhile.
@@ -77,14 +91,24 @@ WITH gone AS (DELETE FROM inflight_turns WHERE conversation_key = %(key)s)
 DELETE FROM conversations WHERE key = %(key)s
 """
 
-# The previous in-flight row of a conversation can only be left over from a process that
-# died mid-turn: the caller holds the conversation's lock.
-_BEGIN_TURN = """
-WITH old AS (SELECT question FROM inflight_turns WHERE conversation_key = %(key)s)
-INSERT INTO inflight_turns (conversation_key, question, user_id) VALUES (%(key)s, %(question)s, %(user)s)
-ON CONFLICT (conversation_key) DO UPDATE
-   SET question = EXCLUDED.question, user_id = EXCLUDED.user_id, started_at = now()
-RETURNING (SELECT question FROM old) AS abandoned
+# Marks the turn in flight and reads what it starts from, in one round trip. The previous
+# in-flight row can only be left over from a process that died mid-turn (the caller holds
+# the conversation's lock).
+_START_TURN = """
+WITH old AS (SELECT question FROM inflight_turns WHERE conversation_key = %(key)s),
+mark AS (
+    INSERT INTO inflight_turns (conversation_key, question, user_id)
+    VALUES (%(key)s, %(question)s, %(user)s)
+    ON CONFLICT (conversation_key) DO UPDATE
+       SET question = EXCLUDED.question, user_id = EXCLUDED.user_id, started_at = now()
+)
+SELECT (SELECT question FROM old) AS abandoned, c.key IS NOT NULL AS exists,
+       c.root_checkpoint_id, t.id AS turn_id, t.seq, t.checkpoint_id,
+       EXISTS (SELECT 1 FROM approvals a
+               WHERE a.conversation_key = %(key)s AND a.status = 'pending') AS pending
+FROM (VALUES (1)) AS one (x)
+LEFT JOIN conversations c ON c.key = %(key)s
+LEFT JOIN turns t ON t.id = c.head_turn_id
 """
 
 _END_TURN = "DELETE FROM inflight_turns WHERE conversation_key = %s"
@@ -190,6 +214,21 @@ class Head:
     root_checkpoint_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StartedTurn:
+    head: Head | None
+    abandoned: str | None
+    """The question of a turn a dead process left unanswered."""
+    approval_pending: bool
+
+
+def _head(row: dict[str, Any]) -> Head:
+    root = row["root_checkpoint_id"]
+    if row["turn_id"] is None:
+        return Head(None, 0, root, root)
+    return Head(row["turn_id"], row["seq"], row["checkpoint_id"], root)
+
+
 def _approval(row: dict[str, Any]) -> Approval:
     return Approval(
         id=row["id"],
@@ -235,12 +274,7 @@ class ConversationStore:
     async def head(self, key: ThreadKey) -> Head | None:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_HEAD, (str(key),))).fetchone()
-        if row is None:
-            return None
-        root = row["root_checkpoint_id"]
-        if row["turn_id"] is None:
-            return Head(None, 0, root, root)
-        return Head(row["turn_id"], row["seq"], row["checkpoint_id"], root)
+        return _head(row) if row else None
 
     async def branch(self, key: ThreadKey, limit: int) -> list[Turn]:
         """The last ``limit`` turns of the live branch, newest first."""
@@ -254,7 +288,6 @@ class ConversationStore:
         head: Head | None,
         *,
         replacing: int | Literal["head"] | None = "head",
-        title: str,
         user: str | None,
         checkpoint_id: str,
         question: str,
@@ -275,19 +308,9 @@ class ConversationStore:
             "question": question,
             "answer": answer,
         }
-        try:
-            async with self.pool.connection() as conn, conn.transaction():
-                await conn.execute(_UPSERT_CONVERSATION, _conversation(key, title, user, None))
-                row = await (await conn.execute(_INSERT_TURN, turn)).fetchone()
-                assert row is not None
-                moved = await conn.execute(
-                    _MOVE_HEAD, {"key": str(key), "new": row["id"], "old": old}
-                )
-                if moved.rowcount != 1:
-                    raise _HeadMoved
-                return _turn(row)
-        except _HeadMoved:
-            return None
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_RECORD_TURN, {**turn, "old": old})).fetchone()
+        return _turn(row) if row else None
 
     async def begin_conversation(
         self, key: ThreadKey, title: str, user: str | None, root_checkpoint_id: str
@@ -347,12 +370,17 @@ class ConversationStore:
             cur = await conn.execute(_DELETE, {"key": str(key)})
             return cur.rowcount > 0
 
-    async def begin_turn(self, key: ThreadKey, question: str, user: str | None) -> str | None:
-        """Mark a turn in flight; returns the question of one a dead process left behind."""
+    async def start_turn(self, key: ThreadKey, question: str, user: str | None) -> StartedTurn:
+        """Mark a turn in flight; returns its head and what a dead process left behind."""
         params = {"key": str(key), "question": question, "user": user}
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(_BEGIN_TURN, params)).fetchone()
-        return row["abandoned"] if row else None
+            row = await (await conn.execute(_START_TURN, params)).fetchone()
+        assert row is not None
+        return StartedTurn(
+            head=_head(row) if row["exists"] else None,
+            abandoned=row["abandoned"],
+            approval_pending=row["pending"],
+        )
 
     async def end_turn(self, key: ThreadKey) -> None:
         async with self.pool.connection() as conn:
@@ -472,6 +500,4 @@ class ConversationStore:
             await conn.execute("SELECT 1")
 
 
-class _HeadMoved(Exception):
-    """Raised inside the transaction so it rolls back; never escapes the store."""
 
