@@ -12,6 +12,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bots.discord.access import setting_ids
+from bots.discord.approvals import ApprovalButton, Approvals
 from bots.discord.responder import Responder, slash_commands
 from core.errors import SettingsError
 
@@ -30,13 +31,16 @@ class BacktrackClient(discord.Client):
     def __init__(self, settings: Settings, service: ConversationService, **options: Any) -> None:
         super().__init__(**options)
         self.responder = Responder(self, settings, service)
+        self.approvals = Approvals(service)
         self.tree: app_commands.CommandTree[BacktrackClient] = app_commands.CommandTree(self)
         for command in slash_commands(self.responder):
             self.tree.add_command(command)
         self.dev_guild = settings.discord_dev_guild_id
 
     async def setup_hook(self) -> None:
-        """Register the slash commands: in one guild (instant, for development) or globally."""
+        """Route approval buttons by their ``custom_id`` (so buttons sent before a restart
+        work), then register the slash commands: in one guild (instant, for development) or globally."""
+        self.add_dynamic_items(ApprovalButton)
         guild = discord.Object(self.dev_guild) if self.dev_guild else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import discord
 
 from core.chunking import split_message
 
-__all__ = ["CURSOR", "EDIT_INTERVAL", "MESSAGE_LIMIT", "StreamingReply"]
+__all__ = ["CURSOR", "EDIT_INTERVAL", "MESSAGE_LIMIT", "SORRY", "StreamingReply"]
 
 _log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
+SORRY = "Sorry, something went wrong."
 EDIT_INTERVAL = 1.5
 """Seconds between edits of a streaming reply: well inside Discord's 5 edits per 5 s."""
 CURSOR = " \u258c"
@@ -41,12 +43,13 @@ class StreamingReply:
         preview = split_message(text, MESSAGE_LIMIT - len(CURSOR))[0] + CURSOR
         self._pending = asyncio.create_task(self._show(preview))
 
-    async def final(self, text: str) -> None:
+    async def final(self, text: str, view: discord.ui.View | None = None) -> None:
+        """Show the answer; ``view`` (approval buttons) goes on its last piece."""
         first, *rest = split_message(text if text.strip() else "(empty answer)", MESSAGE_LIMIT)
         await self._settle()
-        await self._show(first)
-        for piece in rest:
-            await self._source.channel.send(piece)
+        await self._show(first, None if rest else view)
+        for i, piece in enumerate(rest, 1):
+            await self._source.channel.send(piece, **_with(view if i == len(rest) else None))
 
     async def _settle(self) -> None:
         if self._pending is None:
@@ -56,12 +59,17 @@ class StreamingReply:
         except discord.HTTPException as exc:  # a lost preview is replaced by the final answer
             _log.warning("streaming preview failed: %s", exc)
 
-    async def _show(self, text: str) -> None:
-        if text == self._shown:
+    async def _show(self, text: str, view: discord.ui.View | None = None) -> None:
+        if text == self._shown and view is None:
             return
         if self._sent is None:
             reference = self._source.to_reference(fail_if_not_exists=False)
-            self._sent = await self._source.channel.send(text, reference=reference)
+            self._sent = await self._source.channel.send(text, reference=reference, **_with(view))
         else:
-            self._sent = await self._sent.edit(content=text)
+            self._sent = await self._sent.edit(content=text, **_with(view))
         self._shown = text
+
+
+def _with(view: discord.ui.View | None) -> dict[str, Any]:
+    """Only a message that carries buttons names a view: an edit without one keeps its own."""
+    return {} if view is None else {"view": view}

@@ -10,7 +10,8 @@ import discord
 from discord import app_commands
 
 from bots.discord.access import Gate, channel_ids, conversation_key
-from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
+from bots.discord.approvals import approval_view
+from bots.discord.reply import MESSAGE_LIMIT, SORRY, StreamingReply
 from core.chunking import split_message
 from core.commands import Command, run_command, user_message
 from core.errors import BacktrackError, NotPermitted
@@ -25,7 +26,6 @@ __all__ = ["SORRY", "Responder", "slash_commands"]
 
 _log = logging.getLogger(__name__)
 
-SORRY = "Sorry, something went wrong."
 _ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
 
@@ -68,6 +68,7 @@ class Responder:
             return
         key = conversation_key(guild_id, message.channel.id)
         reply = StreamingReply(message)
+        view: discord.ui.View | None = None
         try:
             event = f"discord:{message.id}"
             if not await self.service.claim_event(event):
@@ -78,13 +79,15 @@ class Responder:
                     key, text, user=str(author.id), on_partial=reply.partial, event_id=event
                 )
             text = answer.text
+            if answer.approval is not None:
+                view = approval_view(answer.approval)
         except BacktrackError as exc:
             _log.info("message %s on %s: %s", message.id, key, exc.code)
             text = user_message(exc)
         except Exception:
             _log.error("answering message %s on %s failed", message.id, key, exc_info=True)
             text = SORRY
-        await reply.final(text)
+        await reply.final(text, view)
 
     # -- slash commands ------------------------------------------------------------------
 

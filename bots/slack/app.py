@@ -2,8 +2,8 @@
 
 Bolt verifies signatures (and the 5-minute timestamp window), answers ``url_verification``,
 drops the bot's own events, and acknowledges every event before a listener runs; the
-listeners here then do the slow work in the background. Slash commands acknowledge
-first thing and answer through their ``response_url``.
+listeners here then do the slow work in the background. Slash commands and Approve /
+Reject clicks (``block_actions``, posted to the same endpoint) acknowledge first thing.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.health import metrics, watch
+from bots.slack.approvals import ACTIONS, ApprovalHandler
 from bots.slack.commands import CommandHandler
 from bots.slack.events import MessageHandler
 from bots.slack.places import Access
@@ -66,6 +67,7 @@ class SlackBot:
         access = Access(id_list(settings.slack_allowed_channels), id_list(settings.slack_allowed_users))
         self._messages = MessageHandler(service, access)
         self._commands = CommandHandler(service, access)
+        self._approvals = ApprovalHandler(service, access)
         self.app = AsyncApp(
             name="backtrack",
             client=self.client,
@@ -77,6 +79,7 @@ class SlackBot:
         self.app.event("app_mention")(self._on_event)
         for name in COMMANDS:
             self.app.command(f"/{name}")(self._on_command)
+        self.app.action(ACTIONS)(self._on_action)
 
     async def _on_event(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -93,8 +96,15 @@ class SlackBot:
         finally:
             self.handled += 1
 
+    async def _on_action(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        try:
+            await self._approvals.handle(body, self.client, respond)
+        finally:
+            self.handled += 1
+
     def web_app(self, max_body_bytes: int) -> web.Application:
-        """The HTTP mode server: Slack's Events API and slash commands, health and metrics."""
+        """The HTTP mode server: Slack's Events API, slash commands and clicks, health and metrics."""
         watch(self.service)
         app = web.Application(client_max_size=max_body_bytes)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
-from bots.slack.replies import StreamingReply, post_text
+from bots.slack.replies import StreamingReply, approval_buttons, post_text
 from core.commands import parse_command, run_command, user_message
 from core.errors import BacktrackError
 
@@ -142,4 +142,5 @@ class MessageHandler:
             on_partial=reply.partial,
             event_id=event_id if isinstance(event_id, str) else None,
         )
-        await reply.finish(answer.text)
+        approval = answer.approval
+        await reply.finish(answer.text, approval_buttons(approval.id) if approval else None)

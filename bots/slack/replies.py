@@ -2,14 +2,16 @@
 
 Slack shows about 4,000 characters of a message comfortably; answers are cut at
 ``LIMIT`` by ``split_message`` (never inside a code block). The placeholder becomes the
-first piece, the rest follow as replies in the same thread.
+first piece, the rest follow as replies in the same thread. A turn paused for approval
+ends with Approve / Reject buttons under its last piece; the buttons carry only the
+approval id, everything else is read back from the database when one is clicked.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -19,19 +21,55 @@ from core.chunking import split_message
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-__all__ = ["LIMIT", "PLACEHOLDER", "StreamingReply", "escape", "post_text"]
+__all__ = [
+    "APPROVE",
+    "LIMIT",
+    "PLACEHOLDER",
+    "REJECT",
+    "SLACK_ERRORS",
+    "StreamingReply",
+    "approval_buttons",
+    "escape",
+    "post_text",
+    "section",
+]
 
 _log = logging.getLogger(__name__)
 
 LIMIT = 3000
 PLACEHOLDER = "_Thinking…_"
 _EDIT_INTERVAL = 1.0  # seconds between streaming edits; chat.update is rate limited (Tier 3)
-_SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
+SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
+APPROVE = "backtrack_approve"
+REJECT = "backtrack_reject"
+_SECTION_LIMIT = 3000  # Block Kit refuses a longer section text; the ``text`` fallback keeps it all
 
 
 def escape(text: str) -> str:
     """Slack's three control characters, so model output can never ping @channel or a user."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def section(mrkdwn: str) -> dict[str, Any]:
+    """A Block Kit section of already escaped text."""
+    if len(mrkdwn) > _SECTION_LIMIT:
+        mrkdwn = mrkdwn[: _SECTION_LIMIT - 1] + "…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
+
+
+def approval_buttons(approval_id: int) -> dict[str, Any]:
+    """The ``actions`` block under a paused tool call."""
+
+    def button(label: str, action_id: str, style: str) -> dict[str, Any]:
+        text = {"type": "plain_text", "text": label}
+        return {"type": "button", "text": text, "action_id": action_id, "style": style,
+                "value": str(approval_id)}
+
+    return {
+        "type": "actions",
+        "block_id": f"backtrack_approval_{approval_id}",
+        "elements": [button("Approve", APPROVE, "primary"), button("Reject", REJECT, "danger")],
+    }
 
 
 async def post_text(client: AsyncWebClient, channel: str, thread_ts: str | None, text: str) -> None:
@@ -65,28 +103,36 @@ class StreamingReply:
         preview = split_message(text, LIMIT - 2)[0] + " …"
         try:
             await self._client.chat_update(channel=self._channel, ts=self._ts, text=escape(preview))
-        except _SLACK_ERRORS as exc:
+        except SLACK_ERRORS as exc:
             _log.warning("streaming edit in %s failed: %s", self._channel, type(exc).__name__)
 
-    async def finish(self, text: str) -> None:
-        first, *rest = split_message(text, LIMIT)
-        await self._replace(first)
-        for piece in rest:
-            await self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread_ts, text=escape(piece)
-            )
+    async def finish(self, text: str, actions: dict[str, Any] | None = None) -> None:
+        """The answer in place of the placeholder; ``actions`` go under its last piece."""
+        pieces = split_message(text, LIMIT)
+        for n, piece in enumerate(pieces):
+            blocks = None
+            if actions is not None and n == len(pieces) - 1:
+                blocks = [section(escape(piece)), actions]
+            if n == 0:
+                await self._replace(piece, blocks)
+            else:
+                await self._client.chat_postMessage(
+                    channel=self._channel, thread_ts=self._thread_ts, text=escape(piece), blocks=blocks
+                )
 
-    async def _replace(self, text: str) -> None:
+    async def _replace(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         if self._ts is None:
             await self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread_ts, text=escape(text)
+                channel=self._channel, thread_ts=self._thread_ts, text=escape(text), blocks=blocks
             )
         else:
-            await self._client.chat_update(channel=self._channel, ts=self._ts, text=escape(text))
+            await self._client.chat_update(
+                channel=self._channel, ts=self._ts, text=escape(text), blocks=blocks
+            )
 
     async def fail(self, text: str) -> None:
         """Tell the user what went wrong, in place of the placeholder if there is one."""
         try:
             await self._replace(text)
-        except _SLACK_ERRORS as exc:
+        except SLACK_ERRORS as exc:
             _log.error("could not report an error in %s: %s", self._channel, type(exc).__name__)

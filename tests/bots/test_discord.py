@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,10 +23,12 @@ from discord.http import Route
 from bots.discord import BacktrackClient, build_client, conversation_key, run
 from core.chunking import split_message
 from core.keys import ThreadKey
+from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
+from tests.conftest import FakeWebhook
 from tests.fakes.discord_server import FakeDiscord
-from tests.fakes.openai_server import Fail, FakeOpenAI, Reply
+from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall
 
 T = TypeVar("T")
 WAIT = 10.0
@@ -354,6 +357,212 @@ async def test_commands_sync_to_the_dev_guild_and_forget_works(
         assert text.startswith("Forgot this conversation")
         await ask(world, world.general, "new start")
         await said(world.fake, world.general, "heard: new start")
+
+
+# -- approvals ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hitl_settings(
+    discord_settings: Callable[..., Settings], fake_webhook: FakeWebhook
+) -> Callable[..., Settings]:
+    """Settings with the approval-gated webhook tool switched on."""
+    return lambda **overrides: discord_settings(BACKTRACK_WEBHOOK_URL=fake_webhook.url, **overrides)
+
+
+@asynccontextmanager
+async def bot_process(settings: Settings) -> AsyncIterator[ConversationService]:
+    """One run of the bot: its own service and client, as ``backtrack discord`` starts them."""
+    async with open_service(settings) as service, running(settings, service):
+        yield service
+
+
+async def request_approval(
+    w: Discord, fake_llm: FakeOpenAI, message: str, answer: str = "Posted it."
+) -> dict[str, Any]:
+    """Ada asks for a post; the model calls the gated tool. Returns the bot's request."""
+    fake_llm.queue(ToolCall("post_to_webhook", {"message": message}), Reply(answer))
+    await ask(w, w.general, f"announce: {message}")
+    return await shown_request(w, message)
+
+
+async def shown_request(w: Discord, message: str) -> dict[str, Any]:
+    """The bot's request to post ``message``, with its buttons, as it first appeared (the
+    fake goes on applying edits to its own copy)."""
+    shown = await eventually(
+        lambda: next(
+            (m for m in w.fake.bot_messages(w.general) if m.get("components") and message in m["content"]),
+            None,
+        ),
+        f"the request to post {message!r}",
+    )
+    return copy.deepcopy(shown)
+
+
+def buttons(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {b["label"]: b for row in message.get("components", []) for b in row["components"]}
+
+
+async def click(w: Discord, message: dict[str, Any], label: str, user: dict[str, Any] | None = None,
+                seen: dict[str, Any] | None = None) -> str:
+    custom_id = buttons(seen or message)[label]["custom_id"]
+    return await w.fake.click(int(message["id"]), custom_id, user=user or w.ada, seen=seen)
+
+
+async def told_only(w: Discord, token: str) -> str:
+    """What the clicker alone was told (an ephemeral follow-up to their click)."""
+    followup = await eventually(
+        lambda: next((f for f in w.fake.followups if f["token"] == token), None), "the answer to the click"
+    )
+    assert followup.get("flags", 0) & 64, "only the clicker should see this"
+    return str(followup["content"])
+
+
+async def test_approve_button_runs_the_tool_and_records_who_approved(
+    world: Discord, hitl_settings: Callable[..., Settings], fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    fake = world.fake
+    async with bot_process(hitl_settings()):
+        request = await request_approval(world, fake_llm, "deploy at 5pm")
+        assert request["content"] == (
+            'The assistant wants to run `post_to_webhook` with {"message": "deploy at 5pm"}. Approve or reject?'
+        )
+        shown = buttons(request)
+        assert shown.keys() == {"Approve", "Reject"}
+        assert (shown["Approve"]["style"], shown["Reject"]["style"]) == (3, 4)  # success, danger
+        assert re.fullmatch(r"backtrack:approve:\d+", shown["Approve"]["custom_id"])
+        assert fake_webhook.posts == []
+
+        token = await click(world, request, "Approve")
+        answer = await said(fake, world.general, "Posted it.")
+        assert answer["message_reference"]["message_id"] == request["id"]
+        assert fake_webhook.posts == [{"text": "deploy at 5pm", "content": "deploy at 5pm"}]
+        decided = fake.messages[int(request["id"])]
+        assert decided["content"] == f"{request['content']}\n\n✅ Approved by <@{world.ada['id']}>"
+        assert decided["components"] == []
+        callback = fake.calls_to("POST", rf"/interactions/\d+/{token}/callback")
+        assert [c.body["type"] for c in callback] == [6], "the click should be acknowledged silently"
+
+        _, history = await _command(world, world.general, "history")
+        assert history.startswith("1. announce: deploy at 5pm") and "Posted it." in history
+
+
+async def test_reject_button_runs_nothing_and_the_model_answers(
+    world: Discord, hitl_settings: Callable[..., Settings], fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    async with bot_process(hitl_settings()):
+        request = await request_approval(world, fake_llm, "spam everyone", "Understood, I did not post it.")
+        await click(world, request, "Reject")
+        await said(world.fake, world.general, "Understood, I did not post it.")
+        decided = world.fake.messages[int(request["id"])]
+        assert decided["content"].endswith(f"❌ Rejected by <@{world.ada['id']}>")
+        assert decided["components"] == []
+        tool_results = [m for m in fake_llm.requests[-1]["messages"] if m["role"] == "tool"]
+        assert "rejected this action" in tool_results[-1]["content"]
+    assert fake_webhook.posts == []
+
+
+async def test_a_turn_that_pauses_again_shows_new_buttons(
+    world: Discord, hitl_settings: Callable[..., Settings], fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    async with bot_process(hitl_settings()):
+        fake_llm.queue(
+            ToolCall("post_to_webhook", {"message": "part one"}),
+            ToolCall("post_to_webhook", {"message": "part two"}),
+            Reply("Both posted."),
+        )
+        await ask(world, world.general, "announce it in two parts")
+        first = await shown_request(world, "part one")
+        await click(world, first, "Approve")
+        second = await shown_request(world, "part two")
+        assert second["message_reference"]["message_id"] == first["id"]
+        assert buttons(second)["Approve"]["custom_id"] != buttons(first)["Approve"]["custom_id"]
+        await click(world, second, "Approve")
+        await said(world.fake, world.general, "Both posted.")
+    assert [p["text"] for p in fake_webhook.posts] == ["part one", "part two"]
+
+
+async def test_a_button_still_works_after_the_bot_restarts(
+    world: Discord, hitl_settings: Callable[..., Settings], fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    settings = hitl_settings()
+    async with bot_process(settings):
+        request = await request_approval(world, fake_llm, "after the restart")
+    async with bot_process(settings):  # nothing carried over but the database
+        await click(world, request, "Approve")
+        await said(world.fake, world.general, "Posted it.")
+    assert [p["text"] for p in fake_webhook.posts] == ["after the restart"]
+
+
+async def test_only_the_asker_or_listed_approvers_may_decide(
+    world: Discord, hitl_settings: Callable[..., Settings], fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    fake, eve, boss = world.fake, world.fake.user("eve"), world.fake.user("boss")
+    refused = "You are not allowed to approve or reject this request."
+    async with bot_process(hitl_settings()):
+        request = await request_approval(world, fake_llm, "one")
+        assert await told_only(world, await click(world, request, "Approve", eve)) == refused
+        assert fake.messages[int(request["id"])]["components"], "a refused click changes nothing"
+        await click(world, request, "Approve", world.ada)
+        await said(fake, world.general, "Posted it.")
+    async with bot_process(hitl_settings(BACKTRACK_APPROVERS=boss["id"])):
+        request = await request_approval(world, fake_llm, "two", "Posted that too.")
+        assert await told_only(world, await click(world, request, "Approve", world.ada)) == refused
+        await click(world, request, "Approve", boss)
+        await said(fake, world.general, "Posted that too.")
+        assert fake.messages[int(request["id"])]["content"].endswith(f"Approved by <@{boss['id']}>")
+    assert [p["text"] for p in fake_webhook.posts] == ["one", "two"]
+
+
+async def test_a_double_click_runs_the_tool_once_and_says_who_decided(
+    world: Discord, hitl_settings: Callable[..., Settings], fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    async with bot_process(hitl_settings()):
+        request = await request_approval(world, fake_llm, "only once")
+        # Both clicks hit the buttons before they disappear.
+        tokens = [await click(world, request, "Approve", seen=request) for _ in range(2)]
+        await said(world.fake, world.general, "Posted it.")
+        notices = await eventually(
+            lambda: [f for f in world.fake.followups if f["token"] in tokens], "the answer to the second click"
+        )
+        assert len(notices) == 1 and notices[0]["flags"] & 64
+        assert notices[0]["content"] == f"That request was already approved by {world.ada['id']}."
+    assert [p["text"] for p in fake_webhook.posts] == ["only once"]
+    assert [m["content"] for m in world.fake.bot_messages(world.general)].count("Posted it.") == 1
+
+
+async def test_a_click_on_a_request_cancelled_by_rewind_is_stale(
+    world: Discord, hitl_settings: Callable[..., Settings], fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    async with bot_process(hitl_settings()):
+        await ask(world, world.general, "first")
+        await said(world.fake, world.general, "heard: first")
+        request = await request_approval(world, fake_llm, "too late")
+        _, text = await _command(world, world.general, "rewind")
+        assert text.startswith("Rewound 1 turn.")
+        fake_llm.script.clear()  # the answer scripted for after the tool never comes
+        notice = await told_only(world, await click(world, request, "Approve"))
+        assert notice == f"That request was already cancelled by {world.ada['id']}."
+        assert world.fake.messages[int(request["id"])]["content"] == request["content"]
+    assert fake_webhook.posts == []
+
+
+async def test_a_new_message_while_a_request_waits_gets_the_pending_notice(
+    world: Discord, hitl_settings: Callable[..., Settings], fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    async with bot_process(hitl_settings()):
+        request = await request_approval(world, fake_llm, "still here")
+        asked = await ask(world, world.general, "are you there?")
+        notice = await eventually(
+            lambda: next((m for m in world.fake.bot_messages(world.general) if "still waiting" in m["content"]), None),
+            "the pending notice",
+        )
+        assert notice["message_reference"]["message_id"] == str(asked)
+        assert notice["content"].endswith("approve or reject it first, then ask again.")
+        await click(world, request, "Approve")
+        await said(world.fake, world.general, "Posted it.")
+    assert [p["text"] for p in fake_webhook.posts] == ["still here"]
+    assert not any("are you there?" in str(r["messages"]) for r in fake_llm.requests)
 
 
 # -- start-up --------------------------------------------------------------------------

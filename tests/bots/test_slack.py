@@ -4,6 +4,7 @@ Events and slash commands are signed exactly as Slack signs them and POSTed to t
 aiohttp server; the bot's Web API calls land in ``FakeSlack``, which keeps the thread as
 a user would see it. A channel mention is delivered twice (``app_mention`` and
 ``message``), as Slack does, so every mention also checks that it is answered once.
+Button clicks are ``block_actions`` payloads, form-encoded and signed like slash commands.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from core.errors import SettingsError
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
-from tests.fakes.openai_server import Fail, FakeOpenAI, Reply
-from tests.fakes.slack_server import FakeSlack, wait_until
+from tests.conftest import FakeWebhook
+from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall
+from tests.fakes.slack_server import FakeSlack, Posted, wait_until
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
@@ -135,6 +137,41 @@ class Harness:
         response_url = self.fake.response_url()
         form.update(team_id=self.fake.team, channel_id=channel, user_id=user or self.user,
                     command=f"/{name}", text=text, response_url=response_url)
+        assert await self.post_form(form) == 200
+        await wait_until(lambda: self.fake.responded(response_url), what=f"/{name} reply")
+        [reply] = self.fake.responded(response_url)
+        assert reply["response_type"] == "ephemeral"
+        return str(reply["text"])
+
+    async def click(self, message: Posted, label: str, *, user: str | None = None) -> str:
+        """Click the button ``label`` under a bot message; returns the click's response_url."""
+        [(block_id, button)] = [
+            (b["block_id"], e) for b in message.blocks if b["type"] == "actions"
+            for e in b["elements"] if e["text"]["text"] == label
+        ]
+        body = fixture("block_actions")
+        who, team = user or self.user, self.fake.team
+        body["user"].update(id=who, username=who.lower(), name=who.lower(), team_id=team)
+        body["team"]["id"] = body["message"]["team"] = team
+        body["channel"]["id"] = message.channel
+        body["container"].update(message_ts=message.ts, channel_id=message.channel)
+        body["message"].update(user=self.fake.bot_user, bot_id=self.fake.bot_id, ts=message.ts,
+                               text=message.text, blocks=copy.deepcopy(message.blocks))
+        for part in (body["container"], body["message"]):
+            part["thread_ts"] = message.thread_ts
+        if message.thread_ts is None:  # a DM's top level: Slack sends no thread fields
+            for part in (body["container"], body["message"]):
+                del part["thread_ts"]
+            del body["message"]["parent_user_id"]
+        body["trigger_id"] = f"{time.time_ns()}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
+        body["response_url"] = self.fake.response_url()
+        action = {k: button[k] for k in ("action_id", "text", "value", "style", "type")}
+        body["actions"] = [{**action, "block_id": block_id, "action_ts": f"{time.time():.6f}"}]
+        assert await self.post_form({"payload": json.dumps(body)}) == 200
+        return str(body["response_url"])
+
+    async def post_form(self, form: dict[str, Any]) -> int:
+        """POST a form-encoded, signed request (slash commands, interactivity)."""
         assert self.session is not None
         raw = urlencode(form)
         timestamp = int(time.time())
@@ -144,13 +181,16 @@ class Harness:
             "X-Slack-Signature": sign(raw, timestamp),
         }
         async with self.session.post(self.url + EVENTS_PATH, data=raw, headers=headers) as r:
-            assert r.status == 200
-        await wait_until(lambda: self.fake.responded(response_url), what=f"/{name} reply")
-        [reply] = self.fake.responded(response_url)
-        assert reply["response_type"] == "ephemeral"
-        return str(reply["text"])
+            return r.status
 
     # -- reading ---------------------------------------------------------------------
+
+    async def told(self, response_url: str) -> str:
+        """The one ephemeral answer a click got, only for the clicker."""
+        await wait_until(lambda: self.fake.responded(response_url), what="an ephemeral answer")
+        [reply] = self.fake.responded(response_url)
+        assert reply["response_type"] == "ephemeral" and reply["replace_original"] is False
+        return str(reply["text"])
 
     async def answers(self, channel: str, thread_ts: str | None, count: int = 1) -> list[str]:
         """The bot's messages in a thread once ``count`` of them are final."""
@@ -578,3 +618,173 @@ async def test_hostile_and_odd_messages_get_an_answer_or_a_clear_refusal(
     await slack.say(channel, "!history 20", thread_ts=ts)
     listing = (await slack.answers(channel, ts, len(odd) + 2))[-1]
     assert listing.count("\n") == 4 and "DROP TABLE" in listing  # the 5 answered turns, stored intact
+
+
+# -- approvals ---------------------------------------------------------------------------
+
+DEPLOY = {"message": "deploy at 5pm"}
+POSTED = Reply("Posted it.")
+REQUEST = 'The assistant wants to run `post_to_webhook` with {"message": "deploy at 5pm"}. Approve or reject?'
+
+
+@pytest.fixture
+def hitl_settings(
+    make_settings: Callable[..., Settings], fake_slack: FakeSlack, fake_webhook: FakeWebhook
+) -> Settings:
+    return make_settings(
+        SLACK_BOT_TOKEN="xoxb-test-token",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        BACKTRACK_WEBHOOK_URL=fake_webhook.url,
+    )
+
+
+@pytest.fixture
+async def hitl(hitl_settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[Harness]:
+    async with open_service(hitl_settings) as service, serve(hitl_settings, service, fake_slack) as harness:
+        yield harness
+
+
+async def ask_to_post(
+    slack: Harness, fake_llm: FakeOpenAI, channel: str, then: Reply | Fail = POSTED
+) -> tuple[str | None, Posted]:
+    """Ask for something the model answers with the gated tool; returns the thread and the request."""
+    fake_llm.queue(ToolCall("post_to_webhook", DEPLOY), then)
+    if channel.startswith("D"):
+        await slack.say(channel, "announce the deploy")
+        thread = None
+    else:
+        thread = await slack.mention(channel, "announce the deploy")
+    assert await slack.answers(channel, thread) == [REQUEST]
+    [request] = slack.fake.posted(channel, thread)
+    return thread, request
+
+
+def decided(verb: str, user: str) -> str:
+    mark = ":white_check_mark:" if verb == "Approved" else ":no_entry_sign:"
+    return f"{REQUEST}\n\n{mark} {verb} by <@{user}>"
+
+
+async def test_approve_button_runs_the_tool_and_finishes_the_turn_in_the_thread(
+    hitl: Harness, fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    channel = _id("C")
+    ts, request = await ask_to_post(hitl, fake_llm, channel)
+    buttons = [(b["text"]["text"], b["style"], b["action_id"]) for b in request.buttons()]
+    assert buttons == [("Approve", "primary", "backtrack_approve"), ("Reject", "danger", "backtrack_reject")]
+    assert request.blocks[0]["text"]["text"] == REQUEST and fake_webhook.posts == []
+
+    await hitl.click(request, "Approve")
+    assert await hitl.answers(channel, ts, 2) == [decided("Approved", hitl.user), "Posted it."]
+    assert request.buttons() == [], "the buttons stayed after the decision"
+    assert fake_webhook.posts == [{"text": "deploy at 5pm", "content": "deploy at 5pm"}]
+    await hitl.say(channel, "!history", thread_ts=ts)
+    assert "1. announce the deploy" in (await hitl.answers(channel, ts, 3))[-1]
+
+
+async def test_reject_button_in_a_dm_runs_nothing_and_the_model_answers(
+    hitl: Harness, fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    dm = _id("D")
+    thread, request = await ask_to_post(hitl, fake_llm, dm, Reply("Understood, I did not post it."))
+    await hitl.click(request, "Reject")
+    final = await hitl.answers(dm, thread, 2)
+    assert final == [decided("Rejected", hitl.user), "Understood, I did not post it."]
+    assert fake_webhook.posts == []
+    tool_result = [m for m in fake_llm.requests[-1]["messages"] if m["role"] == "tool"]
+    assert f"{hitl.user} rejected this action" in tool_result[-1]["content"]
+
+
+async def test_a_click_after_a_restart_is_handled_by_the_new_instance(
+    hitl_settings: Settings, fake_slack: FakeSlack, fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    channel = _id("C")
+    async with open_service(hitl_settings) as service, serve(hitl_settings, service, fake_slack) as first:
+        ts, request = await ask_to_post(first, fake_llm, channel)
+    async with open_service(hitl_settings) as service, serve(hitl_settings, service, fake_slack) as second:
+        await second.click(request, "Approve", user=first.user)
+        assert await second.answers(channel, ts, 2) == [decided("Approved", first.user), "Posted it."]
+    assert fake_webhook.posts == [{"text": "deploy at 5pm", "content": "deploy at 5pm"}]
+
+
+async def test_only_the_requester_may_decide_and_others_are_told_privately(
+    hitl: Harness, fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    channel = _id("C")
+    ts, request = await ask_to_post(hitl, fake_llm, channel)
+    refused = await hitl.click(request, "Approve", user=_id("U"))
+    assert await hitl.told(refused) == "You are not allowed to approve or reject this request."
+    assert hitl.fake.thread(channel, ts) == [REQUEST] and len(request.buttons()) == 2
+    assert fake_webhook.posts == []
+
+    await hitl.click(request, "Approve")
+    assert await hitl.answers(channel, ts, 2) == [decided("Approved", hitl.user), "Posted it."]
+    assert len(fake_webhook.posts) == 1
+
+
+async def test_listed_approvers_decide_instead_of_the_requester(
+    make_settings: Callable[..., Settings], fake_slack: FakeSlack, fake_llm: FakeOpenAI,
+    fake_webhook: FakeWebhook,
+) -> None:
+    lead = _id("U")
+    settings = make_settings(
+        SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake_slack.api_url,
+        BACKTRACK_WEBHOOK_URL=fake_webhook.url, BACKTRACK_APPROVERS=f"{lead}, {_id('U')}",
+    )
+    channel = _id("C")
+    async with open_service(settings) as service, serve(settings, service, fake_slack) as slack:
+        ts, request = await ask_to_post(slack, fake_llm, channel)
+        refused = await slack.click(request, "Approve")  # the requester is not listed
+        assert await slack.told(refused) == "You are not allowed to approve or reject this request."
+        assert fake_webhook.posts == [] and len(request.buttons()) == 2
+        await slack.click(request, "Approve", user=lead)
+        assert await slack.answers(channel, ts, 2) == [decided("Approved", lead), "Posted it."]
+    assert len(fake_webhook.posts) == 1
+
+
+async def test_double_and_stale_clicks_change_nothing_and_tell_the_clicker(
+    hitl: Harness, fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    channel = _id("C")
+    ts, request = await ask_to_post(hitl, fake_llm, channel)
+    as_shown = copy.deepcopy(request)  # the buttons as a second browser tab still shows them
+    urls = await asyncio.gather(hitl.click(request, "Approve"), hitl.click(request, "Approve"))
+    assert await hitl.answers(channel, ts, 2) == [decided("Approved", hitl.user), "Posted it."]
+    await wait_until(lambda: any(hitl.fake.responded(u) for u in urls), what="the double click's answer")
+    [loser] = [u for u in urls if hitl.fake.responded(u)]
+    already = f"That request was already approved by {hitl.user}."
+    assert await hitl.told(loser) == already
+
+    asked = len(fake_llm.requests)
+    stale = await hitl.click(as_shown, "Reject")
+    assert await hitl.told(stale) == already
+    assert hitl.fake.thread(channel, ts) == [decided("Approved", hitl.user), "Posted it."]
+    assert len(fake_webhook.posts) == 1 and len(fake_llm.requests) == asked
+
+
+async def test_a_new_message_while_pending_is_told_to_wait_and_the_request_survives(
+    hitl: Harness, fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    channel = _id("C")
+    ts, request = await ask_to_post(hitl, fake_llm, channel)
+    asked = len(fake_llm.requests)
+    await hitl.say(channel, "are you there?", thread_ts=ts)
+    notice = (await hitl.answers(channel, ts, 2))[-1]
+    assert notice.startswith(REQUEST) and "still waiting for a decision" in notice
+    assert len(fake_llm.requests) == asked and len(request.buttons()) == 2
+
+    await hitl.click(request, "Approve")
+    final = await hitl.answers(channel, ts, 3)
+    assert final == [decided("Approved", hitl.user), notice, "Posted it."]
+    assert len(fake_webhook.posts) == 1
+
+
+async def test_a_model_failure_after_approval_is_shown_in_the_thread(
+    hitl: Harness, fake_llm: FakeOpenAI, fake_webhook: FakeWebhook
+) -> None:
+    channel = _id("C")
+    ts, request = await ask_to_post(hitl, fake_llm, channel, Fail(500))
+    await hitl.click(request, "Approve")
+    final = await hitl.answers(channel, ts, 2)
+    assert final == [decided("Approved", hitl.user), "The assistant failed to answer; please try again."]
+    assert len(fake_webhook.posts) == 1 and request.buttons() == []

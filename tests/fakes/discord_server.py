@@ -1,10 +1,11 @@
 """A fake Discord on 127.0.0.1, driven by the real discord.py client.
 
 It speaks enough of the real wire protocol for a bot's life: REST under ``/api/v10``
-(login, command sync, messages, edits, typing, interaction callbacks and webhook
-follow-ups) and the gateway websocket (HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeats,
-then dispatches a test injects). Every REST call is recorded, and messages are kept with
-their edits applied, so a test asserts what a user in the channel would finally see.
+(login, command sync, messages with their buttons, edits, typing, interaction callbacks
+and webhook follow-ups) and the gateway websocket (HELLO, IDENTIFY, READY, GUILD_CREATE,
+heartbeats, then dispatches a test injects: messages, slash commands, button clicks).
+Every REST call is recorded, and messages are kept with their edits applied, so a test
+asserts what a user in the channel would finally see.
 
 Two details matter to discord.py: it parses a REST reply as JSON only when Content-Type
 is exactly ``application/json``, and it retries a 429 only when the reply carries a
@@ -13,6 +14,7 @@ is exactly ``application/json``, and it retries a 429 only when the reply carrie
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import re
@@ -133,6 +135,8 @@ class FakeDiscord:
         """When set, the gateway closes with this code right after IDENTIFY (4014: intents)."""
         self._limits: list[_Limit] = []
         self._interactions: dict[str, int] = {}
+        """Interaction token → the channel it happened in."""
+        self._interaction_types: dict[str, int] = {}
         self._gateways: list[_Gateway] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -303,16 +307,48 @@ class FakeDiscord:
         user: dict[str, Any] | None = None,
     ) -> str:
         """A user runs an application command; returns the interaction token."""
-        user = user or self.user("ada")
         place = self.places[channel_id]
         scope = str(place.guild_id) if str(place.guild_id) in self.commands else "global"
         registered = {c["name"]: c for c in self.commands.get(scope, [])}
+        command = {
+            "id": registered[name]["id"],
+            "name": name,
+            "type": 1,
+            "options": [{"name": k, "type": 4, "value": v} for k, v in (options or {}).items()],
+        }
+        return await self._interact(channel_id, 2, command, user or self.user("ada"))
+
+    async def click(
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        user: dict[str, Any] | None = None,
+        seen: dict[str, Any] | None = None,
+    ) -> str:
+        """A user clicks a button on a message; returns the interaction token.
+
+        ``seen`` is the message as the clicker's screen still shows it (a copy taken
+        earlier): two people clicking the same button at once both send that version.
+        """
+        message = copy.deepcopy(seen or self.messages[message_id])
+        buttons = [c for row in message.get("components", []) for c in row.get("components", [])]
+        if not any(b.get("custom_id") == custom_id for b in buttons):
+            raise ValueError(f"message {message_id} shows no button {custom_id!r}")
+        component = {"custom_id": custom_id, "component_type": 2}
+        channel_id = int(message["channel_id"])
+        return await self._interact(channel_id, 3, component, user or self.user("ada"), message=message)
+
+    async def _interact(
+        self, channel_id: int, kind: int, data: dict[str, Any], user: dict[str, Any], **extra: Any
+    ) -> str:
+        place = self.places[channel_id]
         token = f"itoken-{uuid.uuid4().hex}"
         self._interactions[token] = channel_id
-        data: dict[str, Any] = {
+        payload: dict[str, Any] = {
             "id": str(self.snowflake()),
             "application_id": str(self.application_id),
-            "type": 2,
+            "type": kind,
             "token": token,
             "version": 1,
             "channel_id": str(channel_id),
@@ -322,18 +358,15 @@ class FakeDiscord:
             "entitlements": [],
             "attachment_size_limit": 8 * 1024 * 1024,
             "context": 0 if place.guild_id else 1,
-            "data": {
-                "id": registered[name]["id"],
-                "name": name,
-                "type": 1,
-                "options": [{"name": k, "type": 4, "value": v} for k, v in (options or {}).items()],
-            },
+            "data": data,
+            **extra,
         }
         if place.guild_id is not None:
-            data |= {"guild_id": str(place.guild_id), "member": self._member(user)}
+            payload |= {"guild_id": str(place.guild_id), "member": self._member(user)}
         else:
-            data["user"] = user
-        await self.dispatch("INTERACTION_CREATE", data)
+            payload["user"] = user
+        self._interaction_types[payload["id"]] = kind
+        await self.dispatch("INTERACTION_CREATE", payload)
         return token
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
@@ -516,6 +549,8 @@ class FakeDiscord:
             referenced = self.messages.get(int(reference["message_id"]))
             if referenced is not None:
                 extra["referenced_message"] = referenced
+        if components := body.get("components"):
+            extra["components"] = components
         message = self._message(int(channel_id), self.bot, body.get("content") or "", **extra)
         if any(not g.ws.closed for g in self._gateways):
             await self.dispatch("MESSAGE_CREATE", message)  # Discord echoes the bot's own posts
@@ -528,6 +563,8 @@ class FakeDiscord:
         if "content" in body:
             message["content"] = body["content"]
             message["edited_timestamp"] = _now()
+        if "components" in body:  # an empty list removes the buttons
+            message["components"] = body["components"] or []
         return 200, message
 
     async def _callback(self, body: dict[str, Any], interaction_id: str, _token: str) -> tuple[int, Any]:
@@ -535,7 +572,7 @@ class FakeDiscord:
         return 200, {
             "interaction": {
                 "id": interaction_id,
-                "type": 2,
+                "type": self._interaction_types.get(interaction_id, 2),
                 "response_message_loading": body["type"] == 5,
                 "response_message_ephemeral": bool(flags & 64),
             }

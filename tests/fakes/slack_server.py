@@ -5,7 +5,9 @@ messages the bot posted (with ``chat.update`` applied), so a test reads a thread
 a user would see it. ``rate_limit(method, n)`` answers the next ``n`` calls of a method
 with HTTP 429 and ``Retry-After: 1``. Socket Mode: ``apps.connections.open`` hands out
 the websocket URL, ``send_envelope`` pushes an ``events_api`` envelope and the client's
-acknowledgements are recorded in ``acks``.
+acknowledgements are recorded in ``acks``. Block Kit ``blocks`` are kept with each
+message (``chat.update`` replaces them when it sends some, as Slack does), so a test can
+find the buttons a user would click.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ class Posted:
     thread_ts: str | None
     text: str
     edits: list[str] = field(default_factory=list)
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+    def buttons(self) -> list[dict[str, Any]]:
+        """The buttons of the message's ``actions`` blocks, as shown now."""
+        return [e for b in self.blocks if b.get("type") == "actions" for e in b.get("elements", [])
+                if e.get("type") == "button"]
 
 
 async def wait_until(predicate: Callable[[], object], within: float = 10.0, what: str = "") -> None:
@@ -89,6 +97,10 @@ class FakeSlack:
     def thread(self, channel: str, thread_ts: str | None) -> list[str]:
         """The bot's messages in a thread (``None``: a channel's top level), as shown now."""
         return [m.text for m in self.messages if m.channel == channel and m.thread_ts == thread_ts]
+
+    def posted(self, channel: str, thread_ts: str | None) -> list[Posted]:
+        """Like ``thread``, with each message's ts and blocks."""
+        return [m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts]
 
     def next_ts(self) -> str:
         return f"{self._epoch}.{next(self._clock):06d}"
@@ -169,7 +181,9 @@ class FakeSlack:
         if method == "chat.postMessage":
             channel, ts = str(params["channel"]), self.next_ts()
             thread_ts = params.get("thread_ts")
-            self.messages.append(Posted(channel, ts, thread_ts, str(params.get("text", ""))))
+            self.messages.append(
+                Posted(channel, ts, thread_ts, str(params.get("text", "")), blocks=_blocks(params))
+            )
             message = {"type": "message", "user": self.bot_user, "bot_id": self.bot_id,
                        "text": params.get("text", ""), "ts": ts}
             if thread_ts:
@@ -180,6 +194,8 @@ class FakeSlack:
                 if posted.channel == params["channel"] and posted.ts == params["ts"]:
                     posted.edits.append(posted.text)
                     posted.text = str(params.get("text", ""))
+                    if "blocks" in params:
+                        posted.blocks = _blocks(params)
                     return {"ok": True, "channel": posted.channel, "ts": posted.ts,
                             "text": posted.text}
             return {"ok": False, "error": "message_not_found"}
@@ -208,3 +224,10 @@ class FakeSlack:
         finally:
             self._sockets.remove(ws)
         return ws
+
+
+def _blocks(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Blocks arrive as a JSON list, or as a JSON string in a form-encoded call."""
+    blocks = params.get("blocks") or []
+    parsed: list[dict[str, Any]] = json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+    return parsed

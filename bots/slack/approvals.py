@@ -1,0 +1,190 @@
+"""Approve / Reject clicks: decide a paused tool call, then finish the turn in its thread.
+
+A click names only the approval id; the conversation is the one of the message the
+buttons sit under, derived by ``thread_key`` like any message, so a click works on any
+instance and after a restart. Until the decision is shown in the thread, a refusal
+(already decided, double click, not permitted, busy) is told to the clicker alone, as
+an ephemeral reply through the click's ``response_url``, and nothing else changes.
+The decision is shown as soon as the core has recorded it: at the first streamed token,
+or when the turn ends (or fails in the model).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bots.slack.events import SORRY
+from bots.slack.places import Access, reply_thread, thread_key
+from bots.slack.replies import (
+    APPROVE,
+    REJECT,
+    SLACK_ERRORS,
+    StreamingReply,
+    approval_buttons,
+    escape,
+    section,
+)
+from core.commands import user_message
+from core.errors import AgentFailed, BacktrackError, NotPermitted
+
+if TYPE_CHECKING:
+    from slack_bolt.context.respond.async_respond import AsyncRespond
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from core.keys import ThreadKey
+    from core.service import ConversationService
+
+__all__ = ["ACTIONS", "ApprovalHandler", "Click", "read_click"]
+
+_log = logging.getLogger(__name__)
+
+ACTIONS = re.compile(rf"^(?:{APPROVE}|{REJECT})$")
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    team: str
+    channel: str
+    user: str
+    message_ts: str
+    thread_ts: str | None
+    approval_id: int
+    approve: bool
+    text: str
+    """The approval message's text as Slack stores it (already escaped)."""
+    dedupe: str
+
+    @property
+    def key(self) -> ThreadKey:
+        return thread_key(self.team, self.channel, self.message_ts, self.thread_ts)
+
+    @property
+    def reply_to(self) -> str | None:
+        return reply_thread(self.channel, self.message_ts, self.thread_ts)
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _part(body: dict[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def read_click(body: dict[str, Any]) -> Click | None:
+    """The click on one of our buttons under a channel or DM message, or None."""
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+    container, message, user = _part(body, "container"), _part(body, "message"), _part(body, "user")
+    team = _text(_part(body, "team").get("id")) or _text(user.get("team_id"))
+    channel = _text(container.get("channel_id")) or _text(_part(body, "channel").get("id"))
+    ts = _text(container.get("message_ts")) or _text(message.get("ts"))
+    thread_ts = _text(container.get("thread_ts")) or _text(message.get("thread_ts")) or None
+    value, who = _text(action.get("value")), _text(user.get("id"))
+    dedupe = _text(body.get("trigger_id")) or _text(action.get("action_ts"))
+    if not (team and channel and ts and dedupe and value.isdigit()):
+        return None
+    if not (_SLACK_ID.match(who) and _SLACK_ID.match(channel)):
+        return None
+    return Click(
+        team=team,
+        channel=channel,
+        user=who,
+        message_ts=ts,
+        thread_ts=thread_ts,
+        approval_id=int(value),
+        approve=action.get("action_id") == APPROVE,
+        text=_text(message.get("text")),
+        dedupe=dedupe,
+    )
+
+
+class _Decision:
+    """The approval message, once: buttons replaced by who decided; shown at most once."""
+
+    def __init__(self, client: AsyncWebClient, click: Click) -> None:
+        self._client = client
+        self._click = click
+        self.shown = False
+
+    async def show(self) -> None:
+        if self.shown:
+            return
+        self.shown = True
+        click = self._click
+        verdict = ":white_check_mark: Approved" if click.approve else ":no_entry_sign: Rejected"
+        note = f"{verdict} by <@{click.user}>"
+        blocks = [section(click.text)] if click.text else []
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+        try:
+            await self._client.chat_update(
+                channel=click.channel, ts=click.message_ts, text=f"{click.text}\n\n{note}", blocks=blocks
+            )
+        except SLACK_ERRORS as exc:  # the turn goes on; only the buttons stay visible
+            _log.warning("could not mark approval %s decided: %s", click.approval_id, type(exc).__name__)
+
+
+class ApprovalHandler:
+    def __init__(self, service: ConversationService, access: Access) -> None:
+        self._service = service
+        self._access = access
+
+    async def handle(self, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+        click = read_click(body)
+        if click is None:
+            _log.warning("slack click without a usable approval, channel or user; ignored")
+            return
+        decision = _Decision(client, click)
+        reply = StreamingReply(client, click.channel, click.reply_to)
+        try:
+            if not self._access.allows(click.channel, click.user):
+                raise NotPermitted("backtrack is not enabled for you in this channel")
+            if not await self._service.claim_event(f"slack:action:{click.dedupe}"):
+                _log.info("slack click %s already handled", click.dedupe)
+                return
+            await self._resolve(click, decision, reply)
+        except BacktrackError as exc:
+            _log.info("slack click on approval %s refused: %s", click.approval_id, exc.code)
+            if isinstance(exc, AgentFailed):  # raised only after the decision was recorded
+                await decision.show()
+            await self._tell(click, decision, reply, respond, user_message(exc))
+        except Exception:  # the outermost boundary of a Slack click
+            _log.error("slack click on approval %s failed", click.approval_id, exc_info=True)
+            await self._tell(click, decision, reply, respond, SORRY)
+
+    async def _resolve(self, click: Click, decision: _Decision, reply: StreamingReply) -> None:
+        async def on_partial(text: str) -> None:
+            # The model streams only after the decision is recorded: show it, then the answer.
+            if not decision.shown:
+                await decision.show()
+                try:
+                    await reply.start()
+                except SLACK_ERRORS as exc:
+                    _log.warning("no placeholder in %s: %s", click.channel, type(exc).__name__)
+            await reply.partial(text)
+
+        _log.info("slack %s of approval %s on %s", "approval" if click.approve else "rejection",
+                  click.approval_id, click.key)
+        answer = await self._service.resolve(
+            click.key, click.approval_id, click.approve, user=click.user, on_partial=on_partial
+        )
+        await decision.show()
+        approval = answer.approval
+        await reply.finish(answer.text, approval_buttons(approval.id) if approval else None)
+
+    async def _tell(
+        self, click: Click, decision: _Decision, reply: StreamingReply, respond: AsyncRespond, text: str
+    ) -> None:
+        """In the thread once the decision shows there; otherwise to the clicker alone."""
+        if decision.shown:
+            await reply.fail(text)
+            return
+        try:
+            await respond(text=escape(text), response_type="ephemeral", replace_original=False)
+        except (*SLACK_ERRORS, ValueError) as exc:  # ValueError: the click had no response_url
+            _log.error("could not answer a click in %s: %s", click.channel, type(exc).__name__)
