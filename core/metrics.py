@@ -198,7 +198,10 @@ class MetricsCallback(AsyncCallbackHandler):
 
     Runs are matched by ``run_id``; a run that never ends (its task was cancelled before
     LangChain reported it) stays in the instance, which is why it should live for one turn.
+    Every graph step is a chain run: not subscribing to those keeps a turn cheap.
     """
+
+    ignore_chain = True
 
     def __init__(self, model: str | None = None) -> None:
         self.model = model
