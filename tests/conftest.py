@@ -17,6 +17,7 @@ import pytest
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings, load_settings
+from tests.fakes.http import serving
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -27,7 +28,8 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
     yield str(server.get_uri())
     server.cleanup()
 
@@ -80,7 +82,11 @@ async def service(settings: Settings) -> AsyncIterator[ConversationService]:
 @pytest.fixture
 def unique() -> Callable[[str], str]:
     """A fresh name per call, so tests sharing the database never share a conversation."""
-    return lambda prefix="t": f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+    def fresh(prefix: str = "t") -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+    return fresh
 
 
 class FakeWebhook:
@@ -103,13 +109,9 @@ async def _webhook_server() -> AsyncIterator[FakeWebhook]:
 
     app = web.Application()
     app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hook.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
-    yield hook
-    await runner.cleanup()
+    async with serving(app) as url:
+        hook.url = f"{url}/hook"
+        yield hook
 
 
 @pytest.fixture

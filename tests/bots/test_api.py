@@ -11,13 +11,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from bots.api import build_app
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
 from tests.conftest import FakeWebhook
+from tests.fakes.http import serving
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.processes import BacktrackProcess
 
@@ -38,14 +38,8 @@ class Client:
 
 
 async def _serve(settings: Settings, service: ConversationService) -> AsyncIterator[Client]:
-    runner = web.AppRunner(build_app(settings, service))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    async with aiohttp.ClientSession() as session:
-        yield Client(session, f"http://127.0.0.1:{port}")
-    await runner.cleanup()
+    async with serving(build_app(settings, service)) as url, aiohttp.ClientSession() as session:
+        yield Client(session, url)
 
 
 @pytest.fixture

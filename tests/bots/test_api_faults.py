@@ -9,11 +9,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from bots.api import build_app
 from core.runtime import open_service
 from core.settings import Settings
+from tests.fakes.http import serving
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.processes import BacktrackProcess
 
@@ -132,33 +132,28 @@ async def test_database_outage_is_survived_and_recovered_without_restart(
     url, stop, start = own_database
     settings = make_settings(DATABASE_URL=url, BACKTRACK_DB_TIMEOUT=1)
     thread = unique("outage")
-    async with open_service(settings) as service:
-        runner = web.AppRunner(build_app(settings, service))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-        try:
-            async with aiohttp.ClientSession() as http:
-                async def ask(q: str) -> tuple[int, dict[str, object]]:
-                    async with http.post(f"{base}/api/graph", json={"query": q, "thread_id": thread}) as r:
-                        return r.status, await r.json()
+    async with (
+        open_service(settings) as service,
+        serving(build_app(settings, service)) as base,
+        aiohttp.ClientSession() as http,
+    ):
+        async def ask(q: str) -> tuple[int, dict[str, object]]:
+            async with http.post(f"{base}/api/graph", json={"query": q, "thread_id": thread}) as r:
+                return r.status, await r.json()
 
-                assert (await ask("before"))[0] == 200
-                await asyncio.to_thread(stop)
-                for q in ("during 1", "during 2"):
-                    status, body = await ask(q)
-                    assert status == 503 and body["error"]["code"] == "storage_unavailable"  # type: ignore[index]
-                    assert "try again" in body["error"]["message"]  # type: ignore[index]
-                async with http.get(f"{base}/healthz") as r:
-                    assert r.status == 503
-                await asyncio.to_thread(start)
-                async with asyncio.timeout(20):  # recovers by itself, within seconds
-                    while (result := await ask("after"))[0] != 200:
-                        await asyncio.sleep(0.5)
-                assert result[1]["answer"] == "heard: before | after"
-                async with http.get(f"{base}/healthz") as r:
-                    assert r.status == 200
-        finally:
-            await runner.cleanup()
+        assert (await ask("before"))[0] == 200
+        await asyncio.to_thread(stop)
+        for q in ("during 1", "during 2"):
+            status, body = await ask(q)
+            assert status == 503 and body["error"]["code"] == "storage_unavailable"  # type: ignore[index]
+            assert "try again" in body["error"]["message"]  # type: ignore[index]
+        async with http.get(f"{base}/healthz") as r:
+            assert r.status == 503
+        await asyncio.to_thread(start)
+        async with asyncio.timeout(20):  # recovers by itself, within seconds
+            while (result := await ask("after"))[0] != 200:
+                await asyncio.sleep(0.5)
+        assert result[1]["answer"] == "heard: before | after"
+        async with http.get(f"{base}/healthz") as r:
+            assert r.status == 200
     stop()

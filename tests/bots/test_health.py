@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from bots.discord import run as run_discord
 from bots.health import serve_health
@@ -32,6 +31,7 @@ from core.settings import Settings
 from tests.bots.test_discord import Discord, said
 from tests.bots.test_discord import discord_settings as discord_settings
 from tests.bots.test_discord import world as world
+from tests.fakes.http import serving
 from tests.fakes.slack_server import FakeSlack, wait_until
 
 
@@ -108,15 +108,8 @@ async def test_slack_http_mode_serves_metrics_beside_its_events(
     make_settings: Callable[..., Settings], service: ConversationService
 ) -> None:
     settings = make_settings(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET="s" * 32)
-    runner = web.AppRunner(SlackBot(settings, service).web_app(settings.max_body_bytes))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        status, text = await get(f"http://127.0.0.1:{port}/metrics")
-    finally:
-        await runner.cleanup()
+    async with serving(SlackBot(settings, service).web_app(settings.max_body_bytes)) as url:
+        status, text = await get(f"{url}/metrics")
     assert status == 200 and "backtrack_db_pool_connections" in text
 
 

@@ -25,7 +25,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from bots.slack import run
 from bots.slack.app import EVENTS_PATH, SlackBot
@@ -35,6 +34,7 @@ from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
 from tests.conftest import FakeWebhook
+from tests.fakes.http import serving
 from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall
 from tests.fakes.slack_server import FakeSlack, Posted, wait_until
 
@@ -211,16 +211,9 @@ class Harness:
 @asynccontextmanager
 async def serve(settings: Settings, service: ConversationService, fake: FakeSlack) -> AsyncIterator[Harness]:
     bot = SlackBot(settings, service)
-    runner = web.AppRunner(bot.web_app(settings.max_body_bytes), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Harness(fake, bot, f"http://127.0.0.1:{port}", session)
-    finally:
-        await runner.cleanup()
+    async with serving(bot.web_app(settings.max_body_bytes), access_log=None) as url, \
+            aiohttp.ClientSession() as session:
+        yield Harness(fake, bot, url, session)
 
 
 @pytest.fixture

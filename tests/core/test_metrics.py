@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,6 +19,7 @@ from core.metrics import observe_turn
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
+from tests.fakes.http import serving
 from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -52,14 +52,8 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture
 async def api(settings: Settings, service: ConversationService) -> AsyncIterator[Api]:
-    runner = web.AppRunner(build_app(settings, service))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    async with aiohttp.ClientSession() as session:
-        yield Api(session, f"http://127.0.0.1:{port}")
-    await runner.cleanup()
+    async with serving(build_app(settings, service)) as url, aiohttp.ClientSession() as session:
+        yield Api(session, url)
 
 
 async def until(check: Callable[[], Any], what: str, timeout: float = 10.0) -> None:

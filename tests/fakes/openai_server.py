@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.http import start_app
+
 __all__ = ["Fail", "FakeOpenAI", "Reply", "ToolCall"]
 
 
@@ -78,12 +80,8 @@ class FakeOpenAI:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)  # never wait on a held reply
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/v1"
+        self._runner, base = await start_app(app, shutdown_timeout=0.5)  # never wait on a held reply
+        self.url = f"{base}/v1"
         return self.url
 
     async def stop(self) -> None:
