@@ -7,18 +7,16 @@ validation never reaches the service, so it changes nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hmac
 import ipaddress
 import json
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from bots.health import metrics, watch
+from bots.serving import add_health_routes, serve_until_stopped
 from core.errors import (
     AgentFailed,
     ApprovalPending,
@@ -30,6 +28,7 @@ from core.errors import (
     NotPermitted,
     RewindOutOfRange,
     SettingsError,
+    ShuttingDown,
     StaleApproval,
     StorageUnavailable,
     TurnInterrupted,
@@ -59,6 +58,7 @@ _STATUS: dict[type[BacktrackError], int] = {
     RewindOutOfRange: 422,
     AgentFailed: 502,
     StorageUnavailable: 503,
+    ShuttingDown: 503,
 }
 
 _KINDS = {int: "an integer", str: "a string", bool: "true or false"}
@@ -238,29 +238,19 @@ async def forget(request: web.Request) -> web.Response:
     return web.json_response({"thread_id": request.match_info["thread_id"], "deleted": True})
 
 
-async def healthz(request: web.Request) -> web.Response:
-    if await request.app[SERVICE].healthy():
-        return web.json_response({"status": "ok"})
-    return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
-
-
 def build_app(settings: Settings, service: ConversationService) -> web.Application:
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app = web.Application(
         middlewares=[_errors, _auth(token)], client_max_size=settings.max_body_bytes
     )
     app[SERVICE] = service
-    watch(service)
     app.router.add_post("/api/graph", ask)
     app.router.add_post("/api/graph/history", history)
     app.router.add_post("/api/graph/rewind", rewind)
     app.router.add_post("/api/graph/resume", resume)
     app.router.add_post("/api/graph/replay", replay)
     app.router.add_delete("/api/graph/{thread_id}", forget)
-    app.router.add_get("/healthz", healthz)
-    # Unauthenticated like /healthz: Prometheus scrapes from inside the network, and the
-    # body holds counts and timings only (no keys, no message text). docs/observability.md
-    app.router.add_get("/metrics", metrics)
+    add_health_routes(app, service)  # no token needed: see bots/serving.py
     return app
 
 
@@ -273,28 +263,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-async def serve_until_stopped(app: web.Application, host: str, port: int, what: str) -> None:
-    """Serve until SIGTERM/SIGINT, then finish in-flight requests (bounded) and return."""
-    runner = web.AppRunner(app, shutdown_timeout=30.0, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    _log.info("%s listening on http://%s:%d", what, host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-        _log.info("stopping: finishing in-flight requests")
-    finally:
-        await runner.cleanup()
-
-
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     if not settings.api_token and not _is_loopback(host):
         raise SettingsError(f"API_TOKEN must be set to listen on the non-loopback address {host}")
     async with open_service(settings) as service:
-        await serve_until_stopped(build_app(settings, service), host, port, "backtrack api")
+        await serve_until_stopped(build_app(settings, service), host, port, grace=settings.shutdown_grace)
     return 0

@@ -17,6 +17,7 @@ __all__ = [
     "NotPermitted",
     "RewindOutOfRange",
     "SettingsError",
+    "ShuttingDown",
     "StaleApproval",
     "StorageUnavailable",
     "TurnInterrupted",
@@ -91,3 +92,12 @@ class StaleApproval(BacktrackError):
     """A click on a request that was already decided or cancelled."""
 
     code = "stale_approval"
+
+
+class ShuttingDown(BacktrackError):
+    """A message that arrives while the bot stops: it is refused, not silently dropped."""
+
+    code = "shutting_down"
+
+    def __init__(self, message: str = "I'm restarting; please send that again in a minute.") -> None:
+        super().__init__(message)

@@ -58,6 +58,7 @@ async def open_service(
         finally:
             if pruning is not None:
                 pruning.cancel()
+            await service.drain(settings.shutdown_grace)
             await service.close()
     finally:
         await pool.close()

@@ -26,6 +26,7 @@ from core.errors import (
     InvalidInput,
     NotPermitted,
     RewindOutOfRange,
+    ShuttingDown,
     StaleApproval,
     StorageUnavailable,
     TurnInterrupted,
@@ -119,6 +120,8 @@ class ConversationService:
         self._checkpointer = checkpointer
         self._runner = GraphRunner(graph, settings.model)
         self._running: dict[str, asyncio.Task[Any]] = {}
+        self._active: set[asyncio.Task[Any]] = set()
+        self._draining = False
 
     # -- turns -----------------------------------------------------------------------
 
@@ -133,7 +136,7 @@ class ConversationService:
     ) -> Answer:
         turn_id = uuid.uuid4().hex[:12]
         with log_context(str(key), turn_id):
-            async with observe_turn(key.platform):
+            async with observe_turn(key.platform), self._work():
                 return await self._ask(key, text, turn_id, user, on_partial, event_id)
 
     async def _ask(
@@ -253,7 +256,7 @@ class ConversationService:
         """Approve or reject a paused tool call, then let the turn run to its end."""
         turn_id = uuid.uuid4().hex[:12]
         with log_context(str(key), turn_id):
-            async with observe_turn(key.platform), storage_errors(), self.locks.hold(key):
+            async with observe_turn(key.platform), self._work(), storage_errors(), self.locks.hold(key):
                 approval = await self.store.approval(approval_id)
                 if approval is None or approval.key != key:
                     raise StaleApproval("There is no such approval request in this conversation.")
@@ -318,7 +321,7 @@ class ConversationService:
         """
         turn_id = uuid.uuid4().hex[:12]
         with log_context(str(key), turn_id):
-            async with observe_turn(key.platform), storage_errors(), self.locks.hold(key):
+            async with observe_turn(key.platform), self._work(), storage_errors(), self.locks.hold(key):
                 head = await self._head(key)
                 if pending := await self.store.pending_approval(key):
                     raise ApprovalPending(f"{describe_request(pending.tool, pending.args)} Decide it first.")
@@ -439,6 +442,31 @@ class ConversationService:
             report.conversations, report.checkpoints, report.events,
         )
         return report
+
+    @asynccontextmanager
+    async def _work(self) -> AsyncIterator[None]:
+        """Count a turn as running, so ``drain`` can wait for it; refuse new ones while draining."""
+        if self._draining:
+            raise ShuttingDown()
+        task = asyncio.current_task()
+        assert task is not None
+        self._active.add(task)
+        try:
+            yield
+        finally:
+            self._active.discard(task)
+
+    async def drain(self, grace: float) -> bool:
+        """Refuse new turns, wait up to ``grace`` seconds for running ones; True if all finished."""
+        self._draining = True
+        running = self._active - {asyncio.current_task()}
+        if not running:
+            return True
+        _log.info("waiting for %d running turns", len(running))
+        _, unfinished = await asyncio.wait(running, timeout=grace)
+        if unfinished:
+            _log.warning("%d turns did not finish within %.0f s; they are abandoned", len(unfinished), grace)
+        return not unfinished
 
     async def close(self) -> None:
         await self.locks.close()

@@ -6,17 +6,13 @@ Bolt's requests are served at ``/slack/events`` on ``--host``/``--port``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
-from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
-from bots.health import serve_health
+from bots.serving import serve_health, serve_until_stopped, stop_signals
 from bots.slack.app import EVENTS_PATH, SlackBot, require_tokens
 from core.errors import SettingsError
 from core.runtime import open_service
@@ -36,17 +32,18 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     for name in ("slack_sdk", "slack_bolt"):
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     require_tokens(settings)  # before the database: a missing token should fail fast
-    async with open_service(settings) as service:
+    async with open_service(settings) as service:  # on the way out it lets running turns finish
         bot = SlackBot(settings, service)
         await _check_token(bot)
-        stop = _stop_event()
         if settings.slack_app_token is not None:
             async with serve_health(settings, service):  # Socket Mode has no port of its own
-                await _socket_mode(bot, settings.slack_app_token.get_secret_value(), stop)
+                await _socket_mode(bot, settings.slack_app_token.get_secret_value())
         else:
             host = args.host or settings.host
             port = args.port if args.port is not None else settings.port
-            await _http(bot, host, port, settings.max_body_bytes, stop)
+            app = bot.web_app(settings.max_body_bytes)
+            _log.info("serving Slack events at %s", EVENTS_PATH)
+            await serve_until_stopped(app, host, port, grace=settings.shutdown_grace)
     return 0
 
 
@@ -59,40 +56,12 @@ async def _check_token(bot: SlackBot) -> None:
     _log.info("signed in to Slack team %s as %s", auth.get("team_id"), auth.get("user_id"))
 
 
-def _stop_event() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-async def _socket_mode(bot: SlackBot, app_token: str, stop: asyncio.Event) -> None:
+async def _socket_mode(bot: SlackBot, app_token: str) -> None:
     handler = AsyncSocketModeHandler(bot.app, app_token=app_token, web_client=bot.client)
-    try:
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        _log.info("connected to Slack in Socket Mode")
-        await stop.wait()
-    finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
-        _remove_signal_handlers()
-
-
-async def _http(bot: SlackBot, host: str, port: int, max_body_bytes: int, stop: asyncio.Event) -> None:
-    runner = web.AppRunner(bot.web_app(max_body_bytes), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        _log.info("serving Slack events at http://%s:%d%s", host, port, EVENTS_PATH)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        _remove_signal_handlers()
-
-
-def _remove_signal_handlers() -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(sig)
+    async with stop_signals() as stop:
+        try:
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            _log.info("connected to Slack in Socket Mode")
+            await stop.wait()
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]

@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.health import metrics, watch
+from bots.serving import add_health_routes
 from bots.slack.approvals import ACTIONS, ApprovalHandler
 from bots.slack.commands import CommandHandler
 from bots.slack.events import MessageHandler
@@ -105,17 +105,11 @@ class SlackBot:
 
     def web_app(self, max_body_bytes: int) -> web.Application:
         """The HTTP mode server: Slack's Events API, slash commands and clicks, health and metrics."""
-        watch(self.service)
         app = web.Application(client_max_size=max_body_bytes)
 
         async def events(request: web.Request) -> web.Response:
             return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
 
-        async def healthz(request: web.Request) -> web.Response:
-            ok = await self.service.healthy()
-            return web.json_response({"ok": ok}, status=200 if ok else 503)
-
         app.router.add_post(EVENTS_PATH, events)
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/metrics", metrics)  # unauthenticated, see bots/health.py
+        add_health_routes(app, self.service)
         return app

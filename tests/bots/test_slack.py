@@ -500,7 +500,7 @@ async def test_http_mode_answers_url_verification_and_health_checks(
             async def healthy() -> bool:
                 with suppress(aiohttp.ClientConnectionError):
                     async with session.get(url + "/healthz") as response:
-                        return response.status == 200 and (await response.json())["ok"] is True
+                        return response.status == 200 and (await response.json())["status"] == "ok"
                 return False
 
             deadline = time.monotonic() + 10

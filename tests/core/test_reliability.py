@@ -198,3 +198,24 @@ async def test_bad_input_is_refused_or_stored_verbatim(
             assert answer.turn.question == expected
     assert [t.question for t in await service.history(key)] == stored
     assert (await service.threads(platform="api", limit=1))[0].key == key
+
+
+async def test_drain_lets_running_turns_finish_and_refuses_new_ones(
+    make_settings: Callable[..., Settings], fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    from core.errors import ShuttingDown
+
+    key = ThreadKey.api(unique("drain"))
+    async with open_service(make_settings()) as service:
+        fake_llm.hold = asyncio.Event()
+        running = asyncio.create_task(service.ask(key, "in flight"))
+        await fake_llm.wait_for_requests(1)
+        draining = asyncio.create_task(service.drain(10))
+        await asyncio.sleep(0)
+        with pytest.raises(ShuttingDown, match="restarting"):
+            await service.ask(ThreadKey.api(unique("late")), "too late")
+        assert not draining.done()
+        fake_llm.hold.set()
+        assert (await running).text == "heard: in flight"
+        assert await draining is True
+        assert [t.question for t in await service.history(key)] == ["in flight"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +22,7 @@ import aiohttp
 import pytest
 
 from bots.discord import run as run_discord
-from bots.health import serve_health
+from bots.serving import serve_health
 from bots.slack import run as run_slack
 from bots.slack.app import SlackBot
 from core.agent import build_agent
@@ -32,6 +34,7 @@ from tests.bots.test_discord import Discord, said
 from tests.bots.test_discord import discord_settings as discord_settings
 from tests.bots.test_discord import world as world
 from tests.fakes.http import serving
+from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_server import FakeSlack, wait_until
 
 
@@ -153,6 +156,31 @@ async def test_discord_opens_the_health_port(
             lambda: any(r.message.startswith("connected to Discord") for r in caplog.records),
             what="the bot's ready event",
         )
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_discord_sigterm_finishes_the_running_turn_then_returns_zero(
+    world: Discord,
+    discord_settings: Callable[..., Settings],
+    fake_llm: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bots.discord.client")
+    task = asyncio.create_task(run_discord(discord_settings(), argparse.Namespace()))
+    try:
+        await wait_until(
+            lambda: any(r.message.startswith("connected to Discord") for r in caplog.records),
+            what="the bot's ready event",
+        )
+        fake_llm.queue(Reply("finished after SIGTERM", delay=1.0))
+        await world.fake.say(world.lounge, "slow one", author=world.ada)
+        await fake_llm.wait_for_requests(1)
+        os.kill(os.getpid(), signal.SIGTERM)  # run() has its handler installed by now
+        assert await asyncio.wait_for(task, 20) == 0
+        await said(world.fake, world.lounge, "finished after SIGTERM")
     finally:
         task.cancel()
         with suppress(asyncio.CancelledError):
