@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,12 +118,14 @@ def database_url(settings: Settings) -> str:
     """``DATABASE_URL``, or the URL of an embedded PostgreSQL under the data directory."""
     if settings.database_url:
         return settings.database_url
-    import pgserver  # imported lazily: only the embedded mode needs it
-
     data = Path(settings.data_dir).resolve() / "pgdata"
     data.parent.mkdir(parents=True, exist_ok=True)
     _log.info("starting embedded PostgreSQL in %s", data)
-    server = pgserver.get_server(data, cleanup_mode="stop")  # type: ignore[attr-defined]
+    with warnings.catch_warnings():  # "XDG_RUNTIME_DIR is not set" is noise for a server here
+        warnings.simplefilter("ignore")
+        import pgserver  # imported lazily: only the embedded mode needs it
+
+        server = pgserver.get_server(data, cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri())
 
 
