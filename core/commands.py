@@ -25,6 +25,7 @@ __all__ = [
     "format_history",
     "format_rewind",
     "parse_command",
+    "preview",
     "run_command",
     "user_message",
 ]
@@ -56,14 +57,15 @@ def parse_command(text: str, prefixes: str = "/") -> Command | None:
     return Command(match.group(1), (match.group(2) or "").strip())
 
 
-def _preview(text: str) -> str:
+def preview(text: str, limit: int = _PREVIEW) -> str:
+    """One line of at most ``limit`` characters, for listings and notices."""
     line = " ".join(text.split())
-    return line if len(line) <= _PREVIEW else line[: _PREVIEW - 1] + "…"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def format_turn(turn: Turn) -> str:
     who = f" ({turn.user})" if turn.user else ""
-    return f"{turn.index}. {_preview(turn.question)}{who} → {_preview(turn.answer)}"
+    return f"{turn.index}. {preview(turn.question)}{who} → {preview(turn.answer)}"
 
 
 def format_history(turns: list[Turn]) -> str:

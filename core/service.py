@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from core import metrics
 from core.approvals import describe_request
+from core.commands import preview
 from core.errors import (
     ApprovalPending,
     ConversationBusy,
@@ -63,11 +64,6 @@ _log = logging.getLogger(__name__)
 MAX_HISTORY = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone halves (e.g. from JSON "\udcff") cannot be stored
-
-
-def _preview(text: str, limit: int = 60) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def clean_message(text: object, max_chars: int) -> str:
@@ -199,7 +195,7 @@ class ConversationService:
         _log.info("turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000)
         if abandoned := start.abandoned:
             notice = (
-                f"(Your earlier message “{_preview(abandoned)}” was cut off by a restart;"
+                f"(Your earlier message “{preview(abandoned, 60)}” was cut off by a restart;"
                 " it was not answered.)"
             )
             return replace(answer, text=f"{notice}\n\n{answer.text}")
