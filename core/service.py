@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from core import metrics
+from core.approval_store import ApprovalStore
 from core.approvals import describe_request
 from core.commands import preview
 from core.errors import (
@@ -35,6 +36,7 @@ from core.errors import (
 from core.locks import ConversationLocks
 from core.logs import log_context
 from core.metrics import observe_turn
+from core.retention import Retention
 from core.runner import STORAGE_ERRORS, GraphRunner, RunResult
 from core.settings import id_list
 from core.store import ConversationStore, Head
@@ -112,6 +114,8 @@ class ConversationService:
     ) -> None:
         self.settings = settings
         self.store = ConversationStore(pool)
+        self.approvals = ApprovalStore(pool)
+        self.retention = Retention(pool)
         self.locks = ConversationLocks(pool, timeout=settings.lock_timeout)
         self._checkpointer = checkpointer
         self._runner = GraphRunner(graph, settings.model)
@@ -176,7 +180,7 @@ class ConversationService:
         start = await self.store.start_turn(key, question, user)
         answer: Answer | None = None
         try:
-            if start.approval_pending and (pending := await self.store.pending_approval(key)):
+            if start.approval_pending and (pending := await self.approvals.pending(key)):
                 raise ApprovalPending(
                     f"{describe_request(pending.tool, pending.args)} That request is still waiting "
                     "for a decision: approve or reject it first, then ask again."
@@ -213,7 +217,7 @@ class ConversationService:
         """Append a finished run as a turn after ``head``, or record the approval it paused for."""
         if result.pause is not None:
             tool, args = str(result.pause.get("tool")), dict(result.pause.get("args") or {})
-            approval = await self.store.add_approval(
+            approval = await self.approvals.add(
                 key, head, result.checkpoint_id, question, tool, args, user
             )
             await self._count_pending()
@@ -253,18 +257,18 @@ class ConversationService:
         turn_id = uuid.uuid4().hex[:12]
         with log_context(str(key), turn_id):
             async with observe_turn(key.platform), self._work(), storage_errors(), self.locks.hold(key):
-                approval = await self.store.approval(approval_id)
+                approval = await self.approvals.get(approval_id)
                 if approval is None or approval.key != key:
                     raise StaleApproval("There is no such approval request in this conversation.")
                 if approval.status != "pending":
                     who = f" by {approval.decided_by}" if approval.decided_by else ""
                     raise StaleApproval(f"That request was already {approval.status}{who}.")
                 self._check_approver(approval, user)
-                decided = await self.store.decide(approval_id, approve, user)
+                decided = await self.approvals.decide(approval_id, approve, user)
                 if decided is None:
                     raise StaleApproval("That request was decided a moment ago by someone else.")
                 await self._count_pending()
-                head = await self.store.head_of_approval(approval_id)
+                head = await self.approvals.head_of(approval_id)
                 decision = {"approved": approve, "by": user}
                 metadata = {"user": user, "turn_id": turn_id, "approval_id": approval_id}
                 result = await self._runner.resume(
@@ -274,11 +278,11 @@ class ConversationService:
 
     async def _count_pending(self) -> None:
         """The gauge counts every instance's pending requests: it is read from the database."""
-        metrics.PENDING_APPROVALS.set(await self.store.count_pending())
+        metrics.PENDING_APPROVALS.set(await self.approvals.count())
 
     async def pending(self, key: ThreadKey) -> Approval | None:
         async with storage_errors():
-            return await self.store.pending_approval(key)
+            return await self.approvals.pending(key)
 
     def _check_approver(self, approval: Approval, user: str | None) -> None:
         approvers = id_list(self.settings.approvers)
@@ -319,7 +323,7 @@ class ConversationService:
         with log_context(str(key), turn_id):
             async with observe_turn(key.platform), self._work(), storage_errors(), self.locks.hold(key):
                 head = await self._head(key)
-                if pending := await self.store.pending_approval(key):
+                if pending := await self.approvals.pending(key):
                     raise ApprovalPending(f"{describe_request(pending.tool, pending.args)} Decide it first.")
                 target = await self.store.turn_at(key, checkpoint_id)
                 if target is None:
@@ -376,7 +380,7 @@ class ConversationService:
         new = target.turn_id if target else None
         if not await self.store.move_head(key, head.turn_id, new, user):
             raise ConversationBusy("The conversation moved on meanwhile; please try again.")
-        await self.store.cancel_pending(key, user)
+        await self.approvals.cancel(key, user)
         await self._count_pending()
 
     async def _head(self, key: ThreadKey) -> Head:
@@ -419,20 +423,22 @@ class ConversationService:
         report = PruneReport()
         settings = self.settings
         async with storage_errors():
-            report.events = await self.store.expire_events(settings.event_ttl_hours * 3600)
+            report.events = await self.retention.expire_events(settings.event_ttl_hours * 3600)
             if settings.retention_days is not None:
-                for key in await self.store.idle_conversations(settings.retention_days * 86400):
+                for key in await self.retention.idle_conversations(settings.retention_days * 86400):
                     try:
                         await self.forget(key)
                         report.conversations += 1
                     except ConversationNotFound:
                         pass
             if settings.max_checkpoints is not None:
-                for key in await self.store.over_checkpoint_cap(settings.max_checkpoints):
+                for key in await self.retention.over_checkpoint_cap(settings.max_checkpoints):
                     async with self.locks.hold(key):
-                        report.checkpoints += await self.store.prune_checkpoints(
-                            key, settings.max_checkpoints
-                        )
+                        head = await self.store.head(key)
+                        if head is not None and head.checkpoint_id is not None:
+                            report.checkpoints += await self.retention.prune_checkpoints(
+                                key, head.checkpoint_id, settings.max_checkpoints
+                            )
         _log.info(
             "pruned %d conversations, %d checkpoints, %d event ids",
             report.conversations, report.checkpoints, report.events,

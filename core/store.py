@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from psycopg.types.json import Jsonb
-
 from core.db import Pool
 from core.keys import ThreadKey
-from core.types import Approval, BranchTurn, ConversationInfo, Rewind, Turn
+from core.types import BranchTurn, ConversationInfo, Rewind, Turn
 
-__all__ = ["ConversationStore", "Head", "StartedTurn"]
+__all__ = ["ConversationStore", "Head", "StartedTurn", "head_from_row"]
 
 _HEAD = """
 SELECT c.root_checkpoint_id, t.id AS turn_id, t.seq, t.checkpoint_id
@@ -113,75 +111,6 @@ LEFT JOIN turns t ON t.id = c.head_turn_id
 
 _END_TURN = "DELETE FROM inflight_turns WHERE conversation_key = %s"
 
-_IDLE = """
-SELECT key FROM conversations WHERE last_active_at < now() - make_interval(secs => %s)
-ORDER BY last_active_at LIMIT 500
-"""
-
-_OVER_CAP = """
-SELECT c.key, coalesce(t.checkpoint_id, c.root_checkpoint_id) AS head
-FROM conversations c LEFT JOIN turns t ON t.id = c.head_turn_id
-WHERE (SELECT count(*) FROM checkpoints k WHERE k.thread_id = c.key) > %s
-LIMIT 500
-"""
-
-# Checkpoints off the live branch (abandoned by rewinds, failed or killed turns), oldest
-# first, as many as exceed the cap. The live branch is never touched.
-_PRUNE_CHECKPOINTS = """
-WITH RECURSIVE live AS (
-    SELECT checkpoint_id, parent_checkpoint_id FROM checkpoints
-    WHERE thread_id = %(key)s AND checkpoint_ns = '' AND checkpoint_id = %(head)s
-  UNION ALL
-    SELECT c.checkpoint_id, c.parent_checkpoint_id FROM checkpoints c
-    JOIN live l ON c.checkpoint_id = l.parent_checkpoint_id
-    WHERE c.thread_id = %(key)s AND c.checkpoint_ns = ''
-), doomed AS (
-    SELECT checkpoint_id FROM checkpoints
-    WHERE thread_id = %(key)s AND checkpoint_id NOT IN (SELECT checkpoint_id FROM live)
-    ORDER BY checkpoint_id
-    LIMIT greatest((SELECT count(*) FROM checkpoints WHERE thread_id = %(key)s) - %(cap)s, 0)
-), gone AS (
-    DELETE FROM checkpoints WHERE thread_id = %(key)s
-       AND checkpoint_id IN (SELECT checkpoint_id FROM doomed)
-    RETURNING checkpoint_id
-), writes AS (
-    DELETE FROM checkpoint_writes WHERE thread_id = %(key)s
-       AND checkpoint_id IN (SELECT checkpoint_id FROM gone)
-), turns_gone AS (
-    DELETE FROM turns WHERE conversation_key = %(key)s
-       AND checkpoint_id IN (SELECT checkpoint_id FROM gone)
-)
-SELECT count(*) AS n FROM gone
-"""
-
-_PRUNE_BLOBS = """
-DELETE FROM checkpoint_blobs b WHERE b.thread_id = %(key)s AND NOT EXISTS (
-    SELECT 1 FROM checkpoints c
-    WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
-      AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)
-"""
-
-_ADD_APPROVAL = """
-INSERT INTO approvals (conversation_key, checkpoint_id, head_turn_id, question, tool, args, requested_by)
-VALUES (%(key)s, %(checkpoint)s, %(head)s, %(question)s, %(tool)s, %(args)s, %(user)s)
-RETURNING *
-"""
-
-_APPROVAL = "SELECT * FROM approvals WHERE id = %s"
-_PENDING_APPROVAL = "SELECT * FROM approvals WHERE conversation_key = %s AND status = 'pending'"
-
-# Compare-and-set: of two clicks (or two instances), exactly one decides.
-_DECIDE = """
-UPDATE approvals SET status = %(status)s, decided_by = %(user)s, decided_at = now()
-WHERE id = %(id)s AND status = 'pending'
-RETURNING *
-"""
-
-_CANCEL_PENDING = """
-UPDATE approvals SET status = 'cancelled', decided_by = %(user)s, decided_at = now()
-WHERE conversation_key = %(key)s AND status = 'pending'
-"""
-
 _ALL_TURNS = """
 SELECT t.*, p.checkpoint_id AS parent_checkpoint_id FROM turns t
 LEFT JOIN turns p ON p.id = t.parent_id
@@ -197,8 +126,6 @@ WHERE r.conversation_key = %s ORDER BY r.id LIMIT %s
 """
 
 _TURN_PARENT = "SELECT p.* FROM turns t JOIN turns p ON p.id = t.parent_id WHERE t.id = %s"
-
-_EXPIRE_EVENTS = "DELETE FROM processed_events WHERE seen_at < now() - make_interval(secs => %s)"
 
 _CLAIM_EVENT = """
 INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING event_id
@@ -222,26 +149,11 @@ class StartedTurn:
     approval_pending: bool
 
 
-def _head(row: dict[str, Any]) -> Head:
+def head_from_row(row: dict[str, Any]) -> Head:
     root = row["root_checkpoint_id"]
     if row["turn_id"] is None:
         return Head(None, 0, root, root)
     return Head(row["turn_id"], row["seq"], row["checkpoint_id"], root)
-
-
-def _approval(row: dict[str, Any]) -> Approval:
-    return Approval(
-        id=row["id"],
-        key=ThreadKey.decode(row["conversation_key"]),
-        tool=row["tool"],
-        args=row["args"],
-        question=row["question"],
-        requested_by=row["requested_by"],
-        status=row["status"],
-        decided_by=row["decided_by"],
-        checkpoint_id=row["checkpoint_id"],
-        created_at=row["created_at"],
-    )
 
 
 def _turn(row: dict[str, Any]) -> Turn:
@@ -274,7 +186,7 @@ class ConversationStore:
     async def head(self, key: ThreadKey) -> Head | None:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_HEAD, (str(key),))).fetchone()
-        return _head(row) if row else None
+        return head_from_row(row) if row else None
 
     async def branch(self, key: ThreadKey, limit: int) -> list[Turn]:
         """The last ``limit`` turns of the live branch, newest first."""
@@ -377,7 +289,7 @@ class ConversationStore:
             row = await (await conn.execute(_START_TURN, params)).fetchone()
         assert row is not None
         return StartedTurn(
-            head=_head(row) if row["exists"] else None,
+            head=head_from_row(row) if row["exists"] else None,
             abandoned=row["abandoned"],
             approval_pending=row["pending"],
         )
@@ -385,82 +297,6 @@ class ConversationStore:
     async def end_turn(self, key: ThreadKey) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(_END_TURN, (str(key),))
-
-    async def idle_conversations(self, older_than_seconds: float) -> list[ThreadKey]:
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_IDLE, (older_than_seconds,))).fetchall()
-        return [ThreadKey.decode(row["key"]) for row in rows]
-
-    async def over_checkpoint_cap(self, cap: int) -> list[ThreadKey]:
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_OVER_CAP, (cap,))).fetchall()
-        return [ThreadKey.decode(row["key"]) for row in rows]
-
-    async def prune_checkpoints(self, key: ThreadKey, cap: int) -> int:
-        """Delete abandoned checkpoints beyond ``cap``; the caller holds the conversation."""
-        head = await self.head(key)
-        if head is None or head.checkpoint_id is None:
-            return 0
-        params = {"key": str(key), "head": head.checkpoint_id, "cap": cap}
-        async with self.pool.connection() as conn, conn.transaction():
-            row = await (await conn.execute(_PRUNE_CHECKPOINTS, params)).fetchone()
-            await conn.execute(_PRUNE_BLOBS, params)
-        return int(row["n"]) if row else 0
-
-    # -- approvals ---------------------------------------------------------------------
-
-    async def add_approval(
-        self, key: ThreadKey, head: Head, checkpoint_id: str, question: str,
-        tool: str, args: dict[str, Any], user: str | None,
-    ) -> Approval:
-        params = {
-            "key": str(key), "checkpoint": checkpoint_id, "head": head.turn_id,
-            "question": question, "tool": tool, "args": Jsonb(args), "user": user,
-        }
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_ADD_APPROVAL, params)).fetchone()
-        assert row is not None
-        return _approval(row)
-
-    async def approval(self, approval_id: int) -> Approval | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_APPROVAL, (approval_id,))).fetchone()
-        return _approval(row) if row else None
-
-    async def pending_approval(self, key: ThreadKey) -> Approval | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_PENDING_APPROVAL, (str(key),))).fetchone()
-        return _approval(row) if row else None
-
-    async def decide(self, approval_id: int, approved: bool, user: str | None) -> Approval | None:
-        """Record the decision; None if it was no longer pending."""
-        params = {"id": approval_id, "status": "approved" if approved else "rejected", "user": user}
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_DECIDE, params)).fetchone()
-        return _approval(row) if row else None
-
-    async def count_pending(self) -> int:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT count(*) AS n FROM approvals WHERE status = 'pending'")
-            row = await cur.fetchone()
-        return int(row["n"]) if row else 0
-
-    async def cancel_pending(self, key: ThreadKey, user: str | None) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(_CANCEL_PENDING, {"key": str(key), "user": user})
-
-    async def head_of_approval(self, approval_id: int) -> Head:
-        """The head the paused turn started from: its answer is appended there."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT t.id, t.seq, t.checkpoint_id FROM approvals a "
-                    "LEFT JOIN turns t ON t.id = a.head_turn_id WHERE a.id = %s",
-                    (approval_id,),
-                )
-            ).fetchone()
-        assert row is not None
-        return Head(row["id"], row["seq"] or 0, row["checkpoint_id"])
 
     # -- the audit view ------------------------------------------------------------------
 
@@ -484,11 +320,6 @@ class ConversationStore:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_TURN_PARENT, (turn.turn_id,))).fetchone()
         return _turn(row) if row else None
-
-    async def expire_events(self, older_than_seconds: float) -> int:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_EXPIRE_EVENTS, (older_than_seconds,))
-            return cur.rowcount
 
     async def claim_event(self, event_id: str) -> bool:
         async with self.pool.connection() as conn:
