@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
-from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
+
+from core.demo_model import RuleChatModel
 
 __all__ = [
     "ANSWER_CHARS",
@@ -67,35 +63,12 @@ def tag_of(text: str) -> str:
     return text[1 : text.index("]")] if text.startswith("[") and "]" in text else ""
 
 
-class ScriptedChatModel(BaseChatModel):
+class ScriptedChatModel(RuleChatModel):
     @property
     def _llm_type(self) -> str:
         return "backtrack-bench-scripted"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: Any = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        # no thread hop: the default runs _generate in an executor, which is model latency
-        return self._generate(messages, stop, None, **kwargs)
-
-    @staticmethod
-    def _reply(messages: list[BaseMessage]) -> AIMessage:
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
         last = messages[-1]
         asked = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
         tag = tag_of(asked.text) if asked is not None else ""

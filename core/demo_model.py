@@ -21,7 +21,7 @@ from langchain_core.runnables import Runnable
 
 from core.tools import facts
 
-__all__ = ["OFFLINE_NOTICE", "DemoChatModel"]
+__all__ = ["OFFLINE_NOTICE", "DemoChatModel", "RuleChatModel"]
 
 OFFLINE_NOTICE = "offline demo model: set OPENAI_API_KEY for real answers"
 _TOPICS = ("capital", "population", "currency", "landmark")
@@ -46,10 +46,11 @@ def _subject(question: str, earlier: Sequence[BaseMessage]) -> str | None:
     return None
 
 
-class DemoChatModel(BaseChatModel):
-    @property
-    def _llm_type(self) -> str:
-        return "backtrack-offline-demo"
+class RuleChatModel(BaseChatModel):
+    """A chat model whose reply is a function of the messages: no network, no latency.
+
+    It knows its tools from the graph, so ``bind_tools`` changes nothing.
+    """
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
         return self
@@ -62,6 +63,25 @@ class DemoChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # no thread hop: the default runs _generate in an executor
+        return self._generate(messages, stop, None, **kwargs)
+
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        raise NotImplementedError
+
+
+class DemoChatModel(RuleChatModel):
+    @property
+    def _llm_type(self) -> str:
+        return "backtrack-offline-demo"
 
     def _reply(self, messages: list[BaseMessage]) -> AIMessage:
         last = messages[-1]
