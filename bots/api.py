@@ -11,6 +11,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,6 +62,7 @@ _STATUS: dict[type[BacktrackError], int] = {
     ShuttingDown: 503,
 }
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 _KINDS = {int: "an integer", str: "a string", bool: "true or false"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -165,7 +167,13 @@ async def ask(request: web.Request) -> web.Response:
     body = await _body(request)
     query, thread_id = _field(body, "query", str), _field(body, "thread_id", str)
     user = _field(body, "user", str, None)
-    return _answer(thread_id, await request.app[SERVICE].ask(_key(thread_id), query, user=user))
+    service, key = request.app[SERVICE], _key(thread_id)
+    request_id = request.headers.get("Idempotency-Key")
+    if request_id is None:
+        return _answer(thread_id, await service.ask(key, query, user=user))
+    if not _REQUEST_ID.fullmatch(request_id):
+        raise InvalidInput("the Idempotency-Key header must be 1 to 128 letters, digits, '-', '_' or '.'")
+    return _answer(thread_id, await service.ask_once(key, query, request_id=request_id, user=user))
 
 
 async def resume(request: web.Request) -> web.Response:

@@ -103,6 +103,9 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE UNIQUE INDEX approvals_one_pending ON approvals (conversation_key) WHERE status = 'pending';
     """,
+    """
+    ALTER TABLE processed_events ADD COLUMN result text;
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

@@ -8,6 +8,7 @@ failures into typed errors, and the turn tree behind ``history`` and ``rewind``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -472,6 +473,32 @@ class ConversationService:
 
     async def close(self) -> None:
         await self.locks.close()
+
+    async def ask_once(
+        self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None
+    ) -> Answer:
+        """``ask``, but a retry of the same request gets the first answer, not a second turn.
+
+        For clients that retry after a timeout (the API's ``Idempotency-Key``). A request
+        that failed may be retried for real; one still running is refused as busy.
+        """
+        event = f"request:{key}:{request_id}"
+        if await self.claim_event(event):
+            try:
+                answer = await self.ask(key, text, user=user, event_id=event)
+            except BaseException:
+                with contextlib.suppress(*STORAGE_ERRORS):
+                    await asyncio.shield(self.store.release_event(event))
+                raise
+            async with storage_errors():
+                await self.store.settle_event(event, answer.checkpoint_id)
+            return answer
+        async with storage_errors():
+            checkpoint = await self.store.event_result(event)
+            turn = await self.store.turn_at(key, checkpoint) if checkpoint else None
+        if turn is None:
+            raise ConversationBusy("That request is still being answered; try again in a moment.")
+        return Answer(key=key, text=turn.answer, turn=turn)
 
     async def claim_event(self, event_id: str) -> bool:
         """True the first time an inbound platform event is seen, across processes."""

@@ -131,6 +131,10 @@ _CLAIM_EVENT = """
 INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING event_id
 """
 
+_SETTLE_EVENT = "UPDATE processed_events SET result = %s WHERE event_id = %s"
+_EVENT_RESULT = "SELECT result FROM processed_events WHERE event_id = %s"
+_RELEASE_EVENT = "DELETE FROM processed_events WHERE event_id = %s"
+
 
 @dataclass(frozen=True, slots=True)
 class Head:
@@ -325,6 +329,21 @@ class ConversationStore:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_CLAIM_EVENT, (event_id,))).fetchone()
         return row is not None
+
+    async def settle_event(self, event_id: str, result: str) -> None:
+        """Remember what handling the event produced (a checkpoint id), for its retries."""
+        async with self.pool.connection() as conn:
+            await conn.execute(_SETTLE_EVENT, (result, event_id))
+
+    async def event_result(self, event_id: str) -> str | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_EVENT_RESULT, (event_id,))).fetchone()
+        return row["result"] if row else None
+
+    async def release_event(self, event_id: str) -> None:
+        """Forget a claim whose handling failed, so a retry may try again."""
+        async with self.pool.connection() as conn:
+            await conn.execute(_RELEASE_EVENT, (event_id,))
 
     async def ping(self) -> None:
         async with self.pool.connection() as conn:

@@ -293,3 +293,27 @@ async def test_checkpoints_record_platform_user_and_event(
     assert row is not None
     assert {k: row["metadata"][k] for k in ("platform", "user", "event_id")} == {
         "platform": "api", "user": "ada", "event_id": "Ev123"}
+
+
+async def test_idempotency_key_makes_a_retried_request_answer_once(
+    api: Client, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    from tests.fakes.openai_server import Fail
+
+    thread = unique("idem")
+    body = {"query": "charge the card", "thread_id": thread}
+    first = await api.post("/api/graph", body, headers={"Idempotency-Key": "req-1"})
+    again = await api.post("/api/graph", body, headers={"Idempotency-Key": "req-1"})
+    assert first == again and first[0] == 200
+    assert len(fake_llm.requests) == 1
+    _, history = await api.post("/api/graph/history", {"thread_id": thread})
+    assert [t["question"] for t in history["turns"]] == ["charge the card"]
+
+    fake_llm.queue(Fail(500))
+    failed, _ = await api.post("/api/graph", {**body, "query": "second"}, headers={"Idempotency-Key": "req-2"})
+    assert failed == 502
+    status, retried = await api.post("/api/graph", {**body, "query": "second"}, headers={"Idempotency-Key": "req-2"})
+    assert status == 200 and retried["answer"] == "heard: charge the card | second"
+
+    status, error = await api.post("/api/graph", body, headers={"Idempotency-Key": "not valid!"})
+    assert status == 400 and "Idempotency-Key" in error["error"]["message"]

@@ -157,3 +157,25 @@ async def test_database_outage_is_survived_and_recovered_without_restart(
         async with http.get(f"{base}/healthz") as r:
             assert r.status == 200
     stop()
+
+
+async def test_a_request_retried_against_two_instances_is_answered_once(
+    instances: list[BacktrackProcess], fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    thread = unique("idem2")
+    fake_llm.queue(Reply("the one answer", delay=0.5))
+
+    async def send(proc: BacktrackProcess) -> tuple[int, dict[str, object]]:
+        async with aiohttp.ClientSession() as session, session.post(
+            f"{proc.url}/api/graph", json={"query": "pay", "thread_id": thread},
+            headers={"Idempotency-Key": "pay-42"},
+        ) as r:
+            return r.status, await r.json()
+
+    results = await asyncio.gather(send(instances[0]), send(instances[1]))
+    assert sorted(status for status, _ in results) in ([200, 200], [200, 409])
+    assert len(fake_llm.requests) == 1
+    status, body = await send(instances[1])  # a later retry gets the first answer
+    assert status == 200 and body["answer"] == "the one answer"
+    _, history = await instances[0].post("/api/graph/history", {"thread_id": thread})
+    assert [t["question"] for t in history["turns"]] == ["pay"]
