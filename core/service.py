@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -65,6 +66,7 @@ __all__ = ["MAX_HISTORY", "Audit", "ConversationService", "PruneReport", "clean_
 _log = logging.getLogger(__name__)
 
 MAX_HISTORY = 200
+_KNOWN_CONVERSATIONS = 10_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone halves (e.g. from JSON "\udcff") cannot be stored
 
@@ -123,6 +125,7 @@ class ConversationService:
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._active: set[asyncio.Task[Any]] = set()
         self._draining = False
+        self._known: OrderedDict[str, None] = OrderedDict()
 
     # -- turns -----------------------------------------------------------------------
 
@@ -179,6 +182,7 @@ class ConversationService:
     ) -> Answer:
         started = time.perf_counter()
         start = await self.store.start_turn(key, question, user)
+        self._remember(key)
         answer: Answer | None = None
         try:
             if start.approval_pending and (pending := await self.approvals.pending(key)):
@@ -413,11 +417,30 @@ class ConversationService:
             await self._head(key)
             await self._checkpointer.adelete_thread(str(key))
             await self.store.delete(key)
+            self._known.pop(str(key), None)
 
     async def exists(self, key: ThreadKey) -> bool:
-        """Whether the conversation has begun (adapters answer follow-ups only there)."""
+        """Whether the conversation has begun (adapters answer follow-ups only there).
+
+        Conversations this process has seen are remembered (a bounded LRU), so during a
+        database outage a follow-up in a known thread still gets the "storage unavailable"
+        answer instead of silence.
+        """
+        name = str(key)
+        if name in self._known:
+            self._known.move_to_end(name)
+            return True
         async with storage_errors():
-            return await self.store.head(key) is not None
+            found = await self.store.head(key) is not None
+        if found:
+            self._remember(key)
+        return found
+
+    def _remember(self, key: ThreadKey) -> None:
+        self._known[str(key)] = None
+        self._known.move_to_end(str(key))
+        if len(self._known) > _KNOWN_CONVERSATIONS:
+            self._known.popitem(last=False)
 
     async def prune(self) -> PruneReport:
         """Apply the retention settings; safe to run from every instance at once."""

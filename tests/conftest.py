@@ -118,3 +118,21 @@ async def _webhook_server() -> AsyncIterator[FakeWebhook]:
 def fake_webhook(_webhook_server: FakeWebhook) -> FakeWebhook:
     _webhook_server.posts.clear()
     return _webhook_server
+
+
+@pytest.fixture
+def own_database(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Callable[[], None], Callable[[], None]]:
+    """A PostgreSQL of this test's own, which it can stop and start again."""
+    import pgserver
+
+    data = tmp_path_factory.mktemp("outage") / "pg"
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    url = str(server.get_uri())
+
+    def stop() -> None:
+        pgserver.get_server(data).cleanup()
+
+    def start() -> None:
+        assert str(pgserver.get_server(data, cleanup_mode="stop").get_uri()) == url
+
+    return url, stop, start

@@ -93,11 +93,16 @@ class MessageHandler:
         if message is None or not self._access.allows(message.channel, message.user):
             return
         reply = StreamingReply(client, message.channel, message.reply_to)
-        # Until the message is known to be for the bot, a failure is only logged: an outage
-        # must not make the bot reply to every thread in every channel it can read.
-        addressed = is_dm(message.channel) or message.mentioned
+        # Until the message is claimed, a failure is reported only where it is surely for the
+        # bot, and once: an outage must not make the bot reply to every thread it can read, and
+        # a channel mention comes twice (``app_mention`` and ``message``): its ``app_mention``
+        # reports it.
+        addressed = is_dm(message.channel) or event.get("type") == "app_mention"
         try:
-            if not await self._concerns_bot(message) or not await self._claim(body, message):
+            if not await self._concerns_bot(message):
+                return
+            addressed = addressed or not message.mentioned  # a follow-up comes only once
+            if not await self._claim(body, message):
                 return
             addressed = True
             await self._respond(message, reply, client, body.get("event_id"))

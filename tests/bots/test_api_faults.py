@@ -107,24 +107,6 @@ async def test_sigkill_mid_turn_leaves_a_consistent_conversation(
         again.kill()
 
 
-@pytest.fixture
-def own_database(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Callable[[], None], Callable[[], None]]:
-    """A PostgreSQL of this test's own, which it can stop and start again."""
-    import pgserver
-
-    data = tmp_path_factory.mktemp("outage") / "pg"
-    server = pgserver.get_server(data, cleanup_mode="stop")
-    url = str(server.get_uri())
-
-    def stop() -> None:
-        pgserver.get_server(data).cleanup()
-
-    def start() -> None:
-        assert str(pgserver.get_server(data, cleanup_mode="stop").get_uri()) == url
-
-    return url, stop, start
-
-
 async def test_database_outage_is_survived_and_recovered_without_restart(
     own_database: tuple[str, Callable[[], None], Callable[[], None]],
     make_settings: Callable[..., Settings], unique: Callable[[str], str],

@@ -781,3 +781,28 @@ async def test_a_model_failure_after_approval_is_shown_in_the_thread(
     final = await hitl.answers(channel, ts, 2)
     assert final == [decided("Approved", hitl.user), "The assistant failed to answer; please try again."]
     assert len(fake_webhook.posts) == 1 and request.buttons() == []
+
+
+async def test_a_database_outage_is_told_in_the_thread_and_recovers(
+    own_database: tuple[str, Callable[[], None], Callable[[], None]],
+    slack_settings: Settings, fake_slack: FakeSlack,
+) -> None:
+    url, stop, start = own_database
+    settings = slack_settings.model_copy(update={"database_url": url, "db_timeout": 1.0})
+    channel = _id("C")
+    async with open_service(settings) as service, serve(settings, service, fake_slack) as slack:
+        ts = await slack.mention(channel, "before")
+        assert await slack.answers(channel, ts) == ["heard: before"]
+        await asyncio.to_thread(stop)
+        down = await slack.mention(channel, "during")
+        assert await slack.answers(channel, down) == [
+            "Storage is unavailable right now; please try again shortly."]
+        await asyncio.to_thread(start)
+        async with asyncio.timeout(20):
+            while True:  # the user tries again, as told, until the database is back
+                await slack.say(channel, "after", thread_ts=ts)
+                replies = await slack.answers(channel, ts, len(slack.fake.thread(channel, ts)) + 1)
+                if replies[-1] == "heard: before | after":
+                    break
+                await asyncio.sleep(0.5)
+    stop()
