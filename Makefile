@@ -16,15 +16,15 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/backtrack console
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check core bots tests
-	$(BIN)/mypy core bots
+	$(BIN)/ruff check core bots bench tests
+	$(BIN)/mypy core bots bench tests
 
 clean:
 	rm -rf $(VENV) .backtrack .pytest_cache

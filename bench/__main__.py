@@ -229,7 +229,7 @@ async def _server() -> AsyncIterator[str]:
     import pgserver  # only the embedded mode needs it
 
     with tempfile.TemporaryDirectory(prefix="backtrack-bench-") as tmp:
-        server = pgserver.get_server(  # type: ignore[attr-defined]
+        server = pgserver.get_server(
             Path(tmp) / "pgdata", cleanup_mode="stop"
         )
         try:

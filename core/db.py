@@ -128,7 +128,7 @@ def database_url(settings: Settings) -> str:
         warnings.simplefilter("ignore")
         import pgserver  # imported lazily: only the embedded mode needs it
 
-        server = pgserver.get_server(data, cleanup_mode="stop")  # type: ignore[attr-defined]
+        server = pgserver.get_server(data, cleanup_mode="stop")
     return str(server.get_uri())
 
 

@@ -28,7 +28,7 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import pgserver
 
-    server = pgserver.get_server(  # type: ignore[attr-defined]
+    server = pgserver.get_server(
         tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
     yield str(server.get_uri())
     server.cleanup()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from core.chunking import split_message
 
-words = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="`"), min_size=1, max_size=40)
+words = st.text(alphabet=st.characters(categories=["L", "N", "P", "S", "Zs"], exclude_characters="`"), min_size=1, max_size=40)
 code = st.builds(
     lambda lang, lines: f"```{lang}\n" + "\n".join(lines) + "\n```",
     st.sampled_from(["", "python", "sql"]),

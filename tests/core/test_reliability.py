@@ -193,6 +193,7 @@ async def test_bad_input_is_refused_or_stored_verbatim(
                 await service.ask(key, text)
             continue
         answer = await service.ask(key, text)
+        assert answer.turn is not None
         stored.append(answer.turn.question)
         if expected is not None:
             assert answer.turn.question == expected

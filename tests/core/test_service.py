@@ -20,7 +20,7 @@ async def test_follow_up_sees_earlier_turns(
     await service.ask(key, "My name is Ada.")
     answer = await service.ask(key, "What is my name?")
     assert answer.text == "heard: My name is Ada. | What is my name?"
-    assert answer.turn.index == 2
+    assert answer.turn is not None and answer.turn.index == 2
 
 
 async def test_concurrent_conversations_never_see_each_other(
