@@ -42,9 +42,10 @@ class _Slot:
 
 
 class ConversationLocks:
-    def __init__(self, pool: Pool, *, timeout: float = 300.0) -> None:
+    def __init__(self, pool: Pool, *, timeout: float = 300.0, connect_timeout: float = 5.0) -> None:
         self._pool = pool
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._slots: dict[str, _Slot] = {}
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._conn_lock = asyncio.Lock()
@@ -100,7 +101,7 @@ class ConversationLocks:
                 conninfo = self._pool.conninfo
                 assert isinstance(conninfo, str), "the pool is built from a URL"
                 self._conn = await psycopg.AsyncConnection.connect(
-                    conninfo, autocommit=True, connect_timeout=5
+                    conninfo, autocommit=True, connect_timeout=max(1, round(self._connect_timeout))
                 )
             try:
                 row = await (await self._conn.execute(sql, (name,))).fetchone()

@@ -119,7 +119,9 @@ class ConversationService:
         self.store = ConversationStore(pool)
         self.approvals = ApprovalStore(pool)
         self.retention = Retention(pool)
-        self.locks = ConversationLocks(pool, timeout=settings.lock_timeout)
+        self.locks = ConversationLocks(
+            pool, timeout=settings.lock_timeout, connect_timeout=settings.db_timeout
+        )
         self._checkpointer = checkpointer
         self._runner = GraphRunner(graph, settings.model)
         self._running: dict[str, asyncio.Task[Any]] = {}
