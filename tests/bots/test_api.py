@@ -317,3 +317,21 @@ async def test_idempotency_key_makes_a_retried_request_answer_once(
 
     status, error = await api.post("/api/graph", body, headers={"Idempotency-Key": "not valid!"})
     assert status == 400 and "Idempotency-Key" in error["error"]["message"]
+
+
+async def test_delete_removes_the_conversation(api: Client, unique: Callable[[str], str]) -> None:
+    thread, other = unique("del"), unique("keep")
+    await api.post("/api/graph", {"query": "secret", "thread_id": thread})
+    await api.post("/api/graph", {"query": "stays", "thread_id": other})
+    status, body = await api.call("DELETE", f"/api/graph/{thread}")
+    assert status == 200 and body == {"thread_id": thread, "deleted": True}
+    status, _ = await api.post("/api/graph/history", {"thread_id": thread})
+    assert status == 404
+    status, _ = await api.call("DELETE", f"/api/graph/{thread}")
+    assert status == 404
+    status, error = await api.call("DELETE", "/api/graph/not%20valid")
+    assert status == 400 and error["error"]["code"] == "invalid_key"
+    status, body = await api.post("/api/graph", {"query": "again", "thread_id": thread})
+    assert body["answer"] == "heard: again"  # nothing of the old conversation is left
+    _, kept = await api.post("/api/graph/history", {"thread_id": other})
+    assert [t["question"] for t in kept["turns"]] == ["stays"]
