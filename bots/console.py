@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TextIO
 
-from core.commands import parse_command, run_command, user_message
+from core.commands import SORRY, parse_command, run_command, user_message
 from core.errors import BacktrackError, InvalidInput
 from core.keys import ThreadKey
 from core.runtime import open_service
@@ -57,7 +57,7 @@ class Console:
             self.say(user_message(exc))
         except Exception:  # the outermost boundary of one line
             _log.exception("console turn failed on %s", self.key)
-            self.say("Sorry, something went wrong.")
+            self.say(SORRY)
         return True
 
     async def _command(self, text: str) -> bool:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMANDS",
+    "SORRY",
     "Command",
     "format_audit",
     "format_history",
@@ -29,6 +30,9 @@ __all__ = [
     "run_command",
     "user_message",
 ]
+
+SORRY = "Sorry, something went wrong."
+"""What a user sees for an unexpected failure, on every platform; the details go to the log."""
 
 COMMANDS = ("history", "rewind", "forget", "approve", "reject")
 _PREVIEW = 80

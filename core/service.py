@@ -85,6 +85,13 @@ def clean_message(text: object, max_chars: int) -> str:
     return cleaned
 
 
+def _still_waiting(pending: Approval) -> ApprovalPending:
+    return ApprovalPending(
+        f"{describe_request(pending.tool, pending.args)} That request is still waiting "
+        "for a decision: approve or reject it first, then ask again."
+    )
+
+
 @asynccontextmanager
 async def storage_errors() -> AsyncIterator[None]:
     try:
@@ -188,10 +195,7 @@ class ConversationService:
         answer: Answer | None = None
         try:
             if start.approval_pending and (pending := await self.approvals.pending(key)):
-                raise ApprovalPending(
-                    f"{describe_request(pending.tool, pending.args)} That request is still waiting "
-                    "for a decision: approve or reject it first, then ask again."
-                )
+                raise _still_waiting(pending)
             head = start.head
             if head is None or head.checkpoint_id is None:
                 root = await self._runner.root(key)
@@ -331,7 +335,7 @@ class ConversationService:
             async with observe_turn(key.platform), self._work(), storage_errors(), self.locks.hold(key):
                 head = await self._head(key)
                 if pending := await self.approvals.pending(key):
-                    raise ApprovalPending(f"{describe_request(pending.tool, pending.args)} Decide it first.")
+                    raise _still_waiting(pending)
                 target = await self.store.turn_at(key, checkpoint_id)
                 if target is None:
                     raise RewindOutOfRange("no turn of this conversation ends at that checkpoint")

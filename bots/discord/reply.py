@@ -10,13 +10,13 @@ from typing import Any
 import discord
 
 from core.chunking import split_message
+from core.commands import SORRY
 
 __all__ = ["CURSOR", "EDIT_INTERVAL", "MESSAGE_LIMIT", "SORRY", "StreamingReply"]
 
 _log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
-SORRY = "Sorry, something went wrong."
 EDIT_INTERVAL = 1.5
 """Seconds between edits of a streaming reply: well inside Discord's 5 edits per 5 s."""
 CURSOR = " \u258c"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
 from bots.slack.replies import StreamingReply, approval_buttons, post_text
-from core.commands import parse_command, run_command, user_message
+from core.commands import SORRY, parse_command, run_command, user_message
 from core.errors import BacktrackError
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ __all__ = ["SORRY", "Incoming", "MessageHandler", "read_message"]
 
 _log = logging.getLogger(__name__)
 
-SORRY = "Sorry, something went wrong."
 # Plain messages, replies also sent to the channel, and messages with a file carry user
 # text; every other subtype (edits, deletions, joins, bot messages, ...) is ignored.
 _ANSWERED_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
