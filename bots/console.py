@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 import time
 from typing import TextIO
 
-from core.commands import SORRY, parse_command, run_command, user_message
-from core.errors import BacktrackError, InvalidInput
+from core.boundary import boundary
+from core.commands import parse_command
+from core.errors import InvalidInput
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.service import ConversationService
@@ -18,7 +18,6 @@ from core.settings import Settings
 
 __all__ = ["Console", "run"]
 
-_log = logging.getLogger(__name__)
 
 HELP = """Commands:
   /history [N]   the last N turns of this conversation (default 10)
@@ -48,17 +47,17 @@ class Console:
         text = line.strip()
         if not text:
             return True
-        try:
+        go_on = True
+        async with boundary(self._tell, f"console line on {self.key}"):
             if text.startswith("/"):
-                return await self._command(text)
-            answer = await self.service.ask(self.key, text, user="console")
-            self.say(f"{answer.text} (/approve or /reject)" if answer.approval else answer.text)
-        except BacktrackError as exc:
-            self.say(user_message(exc))
-        except Exception:  # the outermost boundary of one line
-            _log.exception("console turn failed on %s", self.key)
-            self.say(SORRY)
-        return True
+                go_on = await self._command(text)
+            else:
+                answer = await self.service.ask(self.key, text, user="console")
+                self.say(f"{answer.text} (/approve or /reject)" if answer.approval else answer.text)
+        return go_on
+
+    async def _tell(self, text: str) -> None:
+        self.say(text)
 
     async def _command(self, text: str) -> bool:
         name, _, arg = text[1:].partition(" ")
@@ -72,7 +71,7 @@ class Console:
             self.key = ThreadKey.console(arg.strip() or f"chat-{int(time.time())}")
             self.say(f"New conversation: {self.key.parts[0]}")
         elif command := parse_command(text):
-            self.say(await run_command(self.service, self.key, command, "console"))
+            self.say(await self.service.run(self.key, command, "console"))
         else:
             raise InvalidInput(f"unknown command /{name}; /help lists the commands")
         return True

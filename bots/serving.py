@@ -43,8 +43,8 @@ async def _healthz(request: web.Request) -> web.Response:
 
 def add_health_routes(app: web.Application, service: ConversationService) -> None:
     """``/healthz`` (503 while the database does not answer) and ``/metrics`` for ``service``."""
-    register_pool(service.store.pool)
-    register_queue(service.locks.queued)
+    register_pool(service.pool)
+    register_queue(service.queued)
     app[_HEALTH_SERVICE] = service
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)

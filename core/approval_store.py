@@ -13,8 +13,7 @@ from psycopg.types.json import Jsonb
 
 from core.db import Pool
 from core.keys import ThreadKey
-from core.store import Head
-from core.types import Approval
+from core.types import Approval, Head
 
 __all__ = ["ApprovalStore"]
 

@@ -7,7 +7,6 @@ after a restart; resuming re-enters the tool with the person's decision.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import aiohttp
@@ -16,7 +15,6 @@ from langgraph.types import interrupt
 
 __all__ = ["describe_request", "requiring_approval", "webhook_tool"]
 
-_log = logging.getLogger(__name__)
 
 
 def requiring_approval(tool: BaseTool) -> BaseTool:

@@ -11,18 +11,30 @@ import asyncio
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import psycopg_pool
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from core.errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
-__all__ = ["MIGRATIONS", "Pool", "apply_migrations", "database_url", "open_pool"]
+__all__ = [
+    "MIGRATIONS",
+    "STORAGE_ERRORS",
+    "Pool",
+    "apply_migrations",
+    "database_url",
+    "open_pool",
+    "storage_errors",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -210,3 +222,17 @@ async def apply_migrations(pool: Pool, *extra_setups: Any) -> int:
             return len(MIGRATIONS) - current
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+
+STORAGE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+"""What the pool and the server raise when PostgreSQL is unreachable or went away."""
+
+
+@asynccontextmanager
+async def storage_errors() -> AsyncIterator[None]:
+    """Turn the driver's outage errors into the one typed error adapters know how to word."""
+    try:
+        yield
+    except STORAGE_ERRORS as exc:
+        _log.warning("storage unavailable: %s", type(exc).__name__)
+        raise StorageUnavailable() from exc

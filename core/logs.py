@@ -27,7 +27,6 @@ __all__ = [
     "turn_var",
 ]
 
-_log = logging.getLogger(__name__)
 
 conversation_var: ContextVar[str | None] = ContextVar("conversation", default=None)
 turn_var: ContextVar[str | None] = ContextVar("turn", default=None)

@@ -11,7 +11,6 @@ The last registration wins: a process runs one service.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -46,7 +45,6 @@ __all__ = [
     "render",
 ]
 
-_log = logging.getLogger(__name__)
 
 # A model call or a whole turn: from a cached short answer to a slow multi-tool turn.
 _SLOW_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-import psycopg_pool
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langgraph.types import Command
 
+from core.db import STORAGE_ERRORS
 from core.errors import AgentFailed, BacktrackError
 from core.metrics import MetricsCallback
+from core.types import RunResult
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
@@ -25,20 +24,9 @@ if TYPE_CHECKING:
     from core.keys import ThreadKey
     from core.types import OnPartial
 
-__all__ = ["STORAGE_ERRORS", "GraphRunner", "RunResult"]
+__all__ = ["GraphRunner"]
 
 _log = logging.getLogger(__name__)
-
-STORAGE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    checkpoint_id: str
-    answer: str | None
-    """The final answer; None when the run paused."""
-    pause: dict[str, Any] | None = None
-    """What an ``interrupt()`` asked for (tool and arguments) when the run paused."""
 
 
 class GraphRunner:

@@ -7,15 +7,34 @@ into one line that names the variable, so a typo never surfaces as a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.errors import SettingsError
 
-__all__ = ["Settings", "id_list", "load_settings"]
+__all__ = ["IdList", "NumericIds", "Settings", "load_settings"]
 
+
+def _split(raw: object) -> object:
+    """``"a, b,,c"`` → ``{"a", "b", "c"}``; a comma-separated setting, parsed once at load."""
+    if isinstance(raw, str):
+        return frozenset(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def _numbers(raw: object) -> object:
+    values = _split(raw)
+    if isinstance(values, frozenset) and (bad := sorted(v for v in values if not str(v).isdigit())):
+        raise ValueError(f"{bad[0]!r} is not a numeric id")
+    return values
+
+
+IdList = Annotated[frozenset[str], NoDecode, BeforeValidator(_split)]
+"""A comma-separated list of ids (an allow-list: empty admits everyone)."""
+NumericIds = Annotated[frozenset[int], NoDecode, BeforeValidator(_numbers)]
+"""The same, of numeric ids (Discord's): a value that is not a number is refused at start."""
 
 
 class Settings(BaseSettings):
@@ -56,8 +75,10 @@ class Settings(BaseSettings):
 
     # human in the loop
     webhook_url: str | None = Field(None, validation_alias="BACKTRACK_WEBHOOK_URL")
-    approval_tools: str = Field("post_to_webhook", validation_alias="BACKTRACK_APPROVAL_TOOLS")
-    approvers: str = Field("", validation_alias="BACKTRACK_APPROVERS")
+    approval_tools: IdList = Field(
+        frozenset({"post_to_webhook"}), validation_alias="BACKTRACK_APPROVAL_TOOLS"
+    )
+    approvers: IdList = Field(frozenset(), validation_alias="BACKTRACK_APPROVERS")
 
     # HTTP servers (api, slack HTTP mode)
     host: str = Field("127.0.0.1", validation_alias="BACKTRACK_HOST")
@@ -71,21 +92,21 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
-    slack_allowed_channels: str = Field("", validation_alias="SLACK_ALLOWED_CHANNELS")
-    slack_allowed_users: str = Field("", validation_alias="SLACK_ALLOWED_USERS")
+    slack_allowed_channels: IdList = Field(frozenset(), validation_alias="SLACK_ALLOWED_CHANNELS")
+    slack_allowed_users: IdList = Field(frozenset(), validation_alias="SLACK_ALLOWED_USERS")
 
     # Discord
     discord_bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")
     discord_api_base_url: str | None = Field(None, validation_alias="DISCORD_API_BASE_URL")
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
     discord_shard_count: int | None = Field(None, ge=1, validation_alias="DISCORD_SHARD_COUNT")
-    discord_shard_ids: str = Field("", validation_alias="DISCORD_SHARD_IDS")
+    discord_shard_ids: NumericIds = Field(frozenset(), validation_alias="DISCORD_SHARD_IDS")
     discord_dev_guild_id: int | None = Field(None, validation_alias="DISCORD_DEV_GUILD_ID")
-    discord_open_channels: str = Field("", validation_alias="DISCORD_OPEN_CHANNELS")
-    discord_allowed_guilds: str = Field("", validation_alias="DISCORD_ALLOWED_GUILDS")
-    discord_allowed_channels: str = Field("", validation_alias="DISCORD_ALLOWED_CHANNELS")
-    discord_allowed_roles: str = Field("", validation_alias="DISCORD_ALLOWED_ROLES")
-    discord_allowed_users: str = Field("", validation_alias="DISCORD_ALLOWED_USERS")
+    discord_open_channels: NumericIds = Field(frozenset(), validation_alias="DISCORD_OPEN_CHANNELS")
+    discord_allowed_guilds: NumericIds = Field(frozenset(), validation_alias="DISCORD_ALLOWED_GUILDS")
+    discord_allowed_channels: NumericIds = Field(frozenset(), validation_alias="DISCORD_ALLOWED_CHANNELS")
+    discord_allowed_roles: NumericIds = Field(frozenset(), validation_alias="DISCORD_ALLOWED_ROLES")
+    discord_allowed_users: NumericIds = Field(frozenset(), validation_alias="DISCORD_ALLOWED_USERS")
 
     log_level: str = Field("INFO", validation_alias="BACKTRACK_LOG_LEVEL")
 
@@ -101,11 +122,6 @@ class Settings(BaseSettings):
     def offline_model(self) -> bool:
         """No key and no endpoint: the bundled demo model answers."""
         return self.openai_api_key is None and self.openai_base_url is None
-
-
-def id_list(raw: str) -> frozenset[str]:
-    """Parse a comma-separated allow-list setting; empty means everyone."""
-    return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
 def load_settings(**overrides: object) -> Settings:

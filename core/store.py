@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.db import Pool
+from core.errors import ConversationNotFound
 from core.keys import ThreadKey
-from core.types import BranchTurn, ConversationInfo, Rewind, Turn
+from core.types import BranchTurn, ConversationInfo, Head, Rewind, Turn
 
-__all__ = ["ConversationStore", "Head", "StartedTurn", "head_from_row"]
+__all__ = ["ConversationStore", "StartedTurn", "head_from_row"]
 
 _HEAD = """
 SELECT c.root_checkpoint_id, t.id AS turn_id, t.seq, t.checkpoint_id
@@ -137,15 +138,6 @@ _RELEASE_EVENT = "DELETE FROM processed_events WHERE event_id = %s"
 
 
 @dataclass(frozen=True, slots=True)
-class Head:
-    turn_id: int | None
-    seq: int
-    checkpoint_id: str | None
-    """The checkpoint the next turn starts from: the head turn's end, or the root."""
-    root_checkpoint_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class StartedTurn:
     head: Head | None
     abandoned: str | None
@@ -191,6 +183,13 @@ class ConversationStore:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_HEAD, (str(key),))).fetchone()
         return head_from_row(row) if row else None
+
+    async def existing_head(self, key: ThreadKey) -> Head:
+        """The head of a conversation that must exist; a clear refusal otherwise."""
+        head = await self.head(key)
+        if head is None:
+            raise ConversationNotFound(f"there is no conversation {key} yet")
+        return head
 
     async def branch(self, key: ThreadKey, limit: int) -> list[Turn]:
         """The last ``limit`` turns of the live branch, newest first."""

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.tools import BaseTool, tool
 
 from core.approvals import requiring_approval, webhook_tool
-from core.settings import id_list
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -75,5 +74,4 @@ def build_tools(settings: Settings) -> list[BaseTool]:
     tools = [search, current_datetime]
     if settings.webhook_url:
         tools.append(webhook_tool(settings.webhook_url))
-    gated = id_list(settings.approval_tools)
-    return [requiring_approval(t) if t.name in gated else t for t in tools]
+    return [requiring_approval(t) if t.name in settings.approval_tools else t for t in tools]

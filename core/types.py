@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.keys import ThreadKey
+
+if TYPE_CHECKING:
+    from core.commands import Command
 
 __all__ = [
     "Answer",
     "Approval",
+    "Audit",
     "BranchTurn",
     "ConversationInfo",
+    "Head",
+    "Incoming",
+    "OnDecided",
     "OnPartial",
+    "PruneReport",
+    "Received",
+    "Reply",
     "Rewind",
     "RewindResult",
+    "RunResult",
     "Turn",
 ]
 
 OnPartial = Callable[[str], Awaitable[None]]
 """Called with the answer text so far while the model streams; adapters throttle edits."""
+
+OnDecided = Callable[["Approval"], Awaitable[None]]
+"""Called once an approval decision is stored, before the paused turn runs on: from then
+on the decision stands, whatever happens to the rest of the turn."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +122,78 @@ class Rewind:
     at: datetime
     from_checkpoint_id: str | None
     to_checkpoint_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    turns: list[BranchTurn]
+    rewinds: list[Rewind]
+
+
+@dataclass
+class PruneReport:
+    conversations: int = 0
+    checkpoints: int = 0
+    events: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Where a conversation's live branch ends."""
+
+    turn_id: int | None
+    seq: int
+    checkpoint_id: str | None
+    """The checkpoint the next turn starts from: the head turn's end, or the root."""
+    root_checkpoint_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    checkpoint_id: str
+    answer: str | None
+    """The final answer; None when the run paused."""
+    pause: dict[str, Any] | None = None
+    """What an ``interrupt()`` asked for (tool and arguments) when the run paused."""
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A platform message as an adapter translated it, before the core decides what it is."""
+
+    key: ThreadKey
+    text: str
+    user: str
+    deliveries: tuple[tuple[str, str], ...] = ()
+    """The platform's own ids of this message, as (kind, id) pairs, e.g. ("event", "Ev1") and
+    ("message", "1700.0001"): it is handled once, by the delivery that claims all of them first."""
+    addressed: bool = True
+    """Surely for the bot (a DM or a mention); otherwise only in a conversation that exists."""
+    echo: bool = False
+    """A second delivery of a message the platform also sends another way (Slack's ``message``
+    twin of an ``app_mention``): it is answered if it claims first, but never reports an error."""
+    command_prefixes: str = "/"
+    """What starts a command typed as a message ("!" in Slack threads); empty: none is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An incoming message the bot answers: a command, or a question for the agent."""
+
+    text: str
+    command: Command | None
+    event_id: str | None = field(default=None)
+    """The delivery id that claimed it, recorded in the turn's checkpoint metadata."""
+
+
+class Reply(Protocol):
+    """What an adapter's answer to one message can do; streaming previews are optional."""
+
+    async def partial(self, text: str) -> None:
+        """Show the answer so far (an adapter may throttle or ignore previews)."""
+
+    async def finish(self, text: str, approval: Approval | None = None) -> None:
+        """Show the answer; with ``approval``, under it the buttons to decide it."""
+
+    async def fail(self, text: str) -> None:
+        """Tell the user what went wrong, where the answer would have been."""

@@ -7,14 +7,12 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from core.errors import SettingsError
 from core.keys import ThreadKey
-from core.settings import id_list
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
-__all__ = ["Gate", "channel_ids", "conversation_key", "setting_ids"]
+__all__ = ["Gate", "channel_ids", "conversation_key"]
 
 
 def conversation_key(guild_id: int | None, channel_id: int) -> ThreadKey:
@@ -23,13 +21,6 @@ def conversation_key(guild_id: int | None, channel_id: int) -> ThreadKey:
     A thread has its own channel id, so each thread is its own conversation.
     """
     return ThreadKey.discord(guild_id, channel_id)
-
-
-def setting_ids(setting: str, raw: str) -> frozenset[int]:
-    values = id_list(raw)
-    if bad := sorted(v for v in values if not v.isdigit()):
-        raise SettingsError(f"invalid setting {setting}: {bad[0]!r} is not a Discord id")
-    return frozenset(int(v) for v in values)
 
 
 def channel_ids(channel: object) -> set[int]:
@@ -57,11 +48,11 @@ class Gate:
     @classmethod
     def from_settings(cls, settings: Settings) -> Gate:
         return cls(
-            guilds=setting_ids("DISCORD_ALLOWED_GUILDS", settings.discord_allowed_guilds),
-            channels=setting_ids("DISCORD_ALLOWED_CHANNELS", settings.discord_allowed_channels),
-            roles=setting_ids("DISCORD_ALLOWED_ROLES", settings.discord_allowed_roles),
-            users=setting_ids("DISCORD_ALLOWED_USERS", settings.discord_allowed_users),
-            open_channels=setting_ids("DISCORD_OPEN_CHANNELS", settings.discord_open_channels),
+            guilds=settings.discord_allowed_guilds,
+            channels=settings.discord_allowed_channels,
+            roles=settings.discord_allowed_roles,
+            users=settings.discord_allowed_users,
+            open_channels=settings.discord_open_channels,
         )
 
     def admits(self, guild_id: int | None, places: set[int], user: discord.User | discord.Member) -> bool:

@@ -11,8 +11,8 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from bots.discord.access import setting_ids
-from bots.discord.approvals import ApprovalButton, Approvals
+from bots.discord.approvals import Approvals
+from bots.discord.buttons import ApprovalButton
 from bots.discord.responder import Responder, slash_commands
 from core.errors import SettingsError
 
@@ -68,7 +68,7 @@ class ShardedBacktrackClient(BacktrackClient, discord.AutoShardedClient):
 
 
 def _shards(settings: Settings) -> dict[str, Any]:
-    ids = sorted(setting_ids("DISCORD_SHARD_IDS", settings.discord_shard_ids))
+    ids = sorted(settings.discord_shard_ids)
     count = settings.discord_shard_count
     if ids and count is None:
         raise SettingsError("invalid setting DISCORD_SHARD_IDS: it needs DISCORD_SHARD_COUNT too")

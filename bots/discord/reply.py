@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bots.discord.buttons import MESSAGE_LIMIT, approval_view
 from core.chunking import split_message
-from core.commands import SORRY
 
-__all__ = ["CURSOR", "EDIT_INTERVAL", "MESSAGE_LIMIT", "SORRY", "StreamingReply"]
+if TYPE_CHECKING:
+    from core.types import Approval
+
+__all__ = ["CURSOR", "EDIT_INTERVAL", "MESSAGE_LIMIT", "StreamingReply"]
 
 _log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 2000
 EDIT_INTERVAL = 1.5
 """Seconds between edits of a streaming reply: well inside Discord's 5 edits per 5 s."""
 CURSOR = " \u258c"
@@ -43,13 +45,18 @@ class StreamingReply:
         preview = split_message(text, MESSAGE_LIMIT - len(CURSOR))[0] + CURSOR
         self._pending = asyncio.create_task(self._show(preview))
 
-    async def final(self, text: str, view: discord.ui.View | None = None) -> None:
-        """Show the answer; ``view`` (approval buttons) goes on its last piece."""
+    async def finish(self, text: str, approval: Approval | None = None) -> None:
+        """Show the answer; an approval's buttons go on its last piece."""
+        view = approval_view(approval) if approval is not None else None
         first, *rest = split_message(text if text.strip() else "(empty answer)", MESSAGE_LIMIT)
         await self._settle()
         await self._show(first, None if rest else view)
         for i, piece in enumerate(rest, 1):
             await self._source.channel.send(piece, **_with(view if i == len(rest) else None))
+
+    async def fail(self, text: str) -> None:
+        """What went wrong, where the answer would have been (the preview, if one shows)."""
+        await self.finish(text)
 
     async def _settle(self) -> None:
         if self._pending is None:
@@ -73,3 +80,9 @@ class StreamingReply:
 def _with(view: discord.ui.View | None) -> dict[str, Any]:
     """Only a message that carries buttons names a view: an edit without one keeps its own."""
     return {} if view is None else {"view": view}
+
+
+if TYPE_CHECKING:  # the contract every adapter's reply keeps (checked by mypy)
+    from core.types import Reply
+
+    _REPLY: type[Reply] = StreamingReply

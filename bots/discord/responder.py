@@ -10,11 +10,12 @@ import discord
 from discord import app_commands
 
 from bots.discord.access import Gate, channel_ids, conversation_key
-from bots.discord.approvals import approval_view
-from bots.discord.reply import MESSAGE_LIMIT, SORRY, StreamingReply
+from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
+from core.boundary import boundary
 from core.chunking import split_message
-from core.commands import Command, run_command, user_message
-from core.errors import BacktrackError, NotPermitted
+from core.commands import Command
+from core.errors import NotPermitted
+from core.types import Incoming
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from core.service import ConversationService
     from core.settings import Settings
 
-__all__ = ["SORRY", "Responder", "slash_commands"]
+__all__ = ["Responder", "slash_commands"]
 
 _log = logging.getLogger(__name__)
 
@@ -68,26 +69,20 @@ class Responder:
             return
         key = conversation_key(guild_id, message.channel.id)
         reply = StreamingReply(message)
-        view: discord.ui.View | None = None
-        try:
-            event = f"discord:{message.id}"
-            if not await self.service.claim_event(event):
+        incoming = Incoming(
+            key, text, str(author.id), deliveries=(("message", str(message.id)),), command_prefixes=""
+        )
+        async with boundary(reply.fail, f"discord message {message.id} on {key}"):
+            received = await self.service.receive(incoming)
+            if received is None:
                 return
             _log.info("message %s on %s", message.id, key)
             async with message.channel.typing():
                 answer = await self.service.ask(
-                    key, text, user=str(author.id), on_partial=reply.partial, event_id=event
+                    key, received.text, user=str(author.id), on_partial=reply.partial,
+                    event_id=received.event_id,
                 )
-            text = answer.text
-            if answer.approval is not None:
-                view = approval_view(answer.approval)
-        except BacktrackError as exc:
-            _log.info("message %s on %s: %s", message.id, key, exc.code)
-            text = user_message(exc)
-        except Exception:
-            _log.error("answering message %s on %s failed", message.id, key, exc_info=True)
-            text = SORRY
-        await reply.final(text, view)
+            await reply.finish(answer.text, answer.approval)
 
     # -- slash commands ------------------------------------------------------------------
 
@@ -95,28 +90,26 @@ class Responder:
         """``/history`` answers only the asker; ``/rewind`` and ``/forget`` change the
         conversation for everyone in the channel, so the channel sees them."""
         private = command.name == "history"
-        try:
-            if not await self.service.claim_event(f"discord:i:{interaction.id}"):
-                return
+
+        async def tell(text: str) -> None:
+            for piece in split_message(text, MESSAGE_LIMIT):
+                if interaction.response.is_done():
+                    await interaction.followup.send(piece, ephemeral=private)
+                else:  # refused or failed before the defer: only the asker needs to see it
+                    await interaction.response.send_message(piece, ephemeral=True)
+
+        async with boundary(tell, f"discord /{command.name}"):
             channel = interaction.channel
+            key = conversation_key(interaction.guild_id, interaction.channel_id or 0)
+            if not await self.service.first_delivery(key, ("interaction", str(interaction.id))):
+                return
             if channel is None or not self.gate.admits(
                 interaction.guild_id, channel_ids(channel), interaction.user
             ):
                 raise NotPermitted("you are not allowed to use backtrack here")
             await interaction.response.defer(ephemeral=private, thinking=True)
-            key = conversation_key(interaction.guild_id, channel.id)
             _log.info("/%s on %s", command.name, key)
-            text = await run_command(self.service, key, command, str(interaction.user.id))
-        except BacktrackError as exc:
-            text = user_message(exc)
-        except Exception:
-            _log.error("/%s failed", command.name, exc_info=True)
-            text = SORRY
-        for piece in split_message(text, MESSAGE_LIMIT):
-            if interaction.response.is_done():
-                await interaction.followup.send(piece, ephemeral=private)
-            else:  # refused or failed before the defer: only the asker needs to see it
-                await interaction.response.send_message(piece, ephemeral=True)
+            await tell(await self.service.run(key, command, str(interaction.user.id)))
 
 
 def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, ..., None]]:

@@ -24,7 +24,6 @@ from bots.slack.events import MessageHandler
 from bots.slack.places import Access
 from core.commands import COMMANDS
 from core.errors import SettingsError
-from core.settings import id_list
 
 if TYPE_CHECKING:
     from slack_bolt.context.ack.async_ack import AsyncAck
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EVENTS_PATH", "SlackBot", "require_tokens"]
 
-_log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 
@@ -64,7 +62,7 @@ class SlackBot:
         self.handled = 0
         self.client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
-        access = Access(id_list(settings.slack_allowed_channels), id_list(settings.slack_allowed_users))
+        access = Access(settings.slack_allowed_channels, settings.slack_allowed_users)
         self._messages = MessageHandler(service, access)
         self._commands = CommandHandler(service, access)
         self._approvals = ApprovalHandler(service, access)

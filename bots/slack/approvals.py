@@ -5,8 +5,8 @@ buttons sit under, derived by ``thread_key`` like any message, so a click works 
 instance and after a restart. Until the decision is shown in the thread, a refusal
 (already decided, double click, not permitted, busy) is told to the clicker alone, as
 an ephemeral reply through the click's ``response_url``, and nothing else changes.
-The decision is shown as soon as the core has recorded it: at the first streamed token,
-or when the turn ends (or fails in the model).
+The decision is shown as soon as the core reports it stored (``on_decided``), before the
+turn runs on; what fails after that is told in the thread.
 """
 
 from __future__ import annotations
@@ -16,19 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bots.slack.events import SORRY
 from bots.slack.places import Access, reply_thread, thread_key
-from bots.slack.replies import (
-    APPROVE,
-    REJECT,
-    SLACK_ERRORS,
-    StreamingReply,
-    approval_buttons,
-    escape,
-    section,
-)
-from core.commands import user_message
-from core.errors import AgentFailed, BacktrackError, NotPermitted
+from bots.slack.replies import APPROVE, REJECT, SLACK_ERRORS, StreamingReply, escape, section
+from core.boundary import boundary
+from core.errors import NotPermitted
 
 if TYPE_CHECKING:
     from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -36,8 +27,9 @@ if TYPE_CHECKING:
 
     from core.keys import ThreadKey
     from core.service import ConversationService
+    from core.types import Approval
 
-__all__ = ["ACTIONS", "ApprovalHandler", "Click", "read_click"]
+__all__ = ["ACTIONS", "ApprovalHandler", "Click", "read_click", "show_decision"]
 
 _log = logging.getLogger(__name__)
 
@@ -104,29 +96,18 @@ def read_click(body: dict[str, Any]) -> Click | None:
     )
 
 
-class _Decision:
-    """The approval message, once: buttons replaced by who decided; shown at most once."""
-
-    def __init__(self, client: AsyncWebClient, click: Click) -> None:
-        self._client = client
-        self._click = click
-        self.shown = False
-
-    async def show(self) -> None:
-        if self.shown:
-            return
-        self.shown = True
-        click = self._click
-        verdict = ":white_check_mark: Approved" if click.approve else ":no_entry_sign: Rejected"
-        note = f"{verdict} by <@{click.user}>"
-        blocks = [section(click.text)] if click.text else []
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-        try:
-            await self._client.chat_update(
-                channel=click.channel, ts=click.message_ts, text=f"{click.text}\n\n{note}", blocks=blocks
-            )
-        except SLACK_ERRORS as exc:  # the turn goes on; only the buttons stay visible
-            _log.warning("could not mark approval %s decided: %s", click.approval_id, type(exc).__name__)
+async def show_decision(client: AsyncWebClient, click: Click) -> None:
+    """The approval message with its buttons replaced by who decided it."""
+    verdict = ":white_check_mark: Approved" if click.approve else ":no_entry_sign: Rejected"
+    note = f"{verdict} by <@{click.user}>"
+    blocks = [section(click.text)] if click.text else []
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    try:
+        await client.chat_update(
+            channel=click.channel, ts=click.message_ts, text=f"{click.text}\n\n{note}", blocks=blocks
+        )
+    except SLACK_ERRORS as exc:  # the turn goes on; only the buttons stay visible
+        _log.warning("could not mark approval %s decided: %s", click.approval_id, type(exc).__name__)
 
 
 class ApprovalHandler:
@@ -139,52 +120,38 @@ class ApprovalHandler:
         if click is None:
             _log.warning("slack click without a usable approval, channel or user; ignored")
             return
-        decision = _Decision(client, click)
         reply = StreamingReply(client, click.channel, click.reply_to)
-        try:
+        decided = False
+
+        async def on_decided(_: Approval) -> None:
+            nonlocal decided
+            decided = True
+            await show_decision(client, click)
+            try:
+                await reply.start()
+            except SLACK_ERRORS as exc:
+                _log.warning("no placeholder in %s: %s", click.channel, type(exc).__name__)
+
+        async def tell(text: str) -> None:
+            """In the thread once the decision shows there; otherwise to the clicker alone."""
+            if decided:
+                await reply.fail(text)
+                return
+            try:
+                await respond(text=escape(text), response_type="ephemeral", replace_original=False)
+            except (*SLACK_ERRORS, ValueError) as exc:  # ValueError: the click had no response_url
+                _log.error("could not answer a click in %s: %s", click.channel, type(exc).__name__)
+
+        async with boundary(tell, f"slack click on approval {click.approval_id}"):
             if not self._access.allows(click.channel, click.user):
                 raise NotPermitted("backtrack is not enabled for you in this channel")
-            if not await self._service.claim_event(f"slack:action:{click.dedupe}"):
+            if not await self._service.first_delivery(click.key, ("action", click.dedupe)):
                 _log.info("slack click %s already handled", click.dedupe)
                 return
-            await self._resolve(click, decision, reply)
-        except BacktrackError as exc:
-            _log.info("slack click on approval %s refused: %s", click.approval_id, exc.code)
-            if isinstance(exc, AgentFailed):  # raised only after the decision was recorded
-                await decision.show()
-            await self._tell(click, decision, reply, respond, user_message(exc))
-        except Exception:  # the outermost boundary of a Slack click
-            _log.error("slack click on approval %s failed", click.approval_id, exc_info=True)
-            await self._tell(click, decision, reply, respond, SORRY)
-
-    async def _resolve(self, click: Click, decision: _Decision, reply: StreamingReply) -> None:
-        async def on_partial(text: str) -> None:
-            # The model streams only after the decision is recorded: show it, then the answer.
-            if not decision.shown:
-                await decision.show()
-                try:
-                    await reply.start()
-                except SLACK_ERRORS as exc:
-                    _log.warning("no placeholder in %s: %s", click.channel, type(exc).__name__)
-            await reply.partial(text)
-
-        _log.info("slack %s of approval %s on %s", "approval" if click.approve else "rejection",
-                  click.approval_id, click.key)
-        answer = await self._service.resolve(
-            click.key, click.approval_id, click.approve, user=click.user, on_partial=on_partial
-        )
-        await decision.show()
-        approval = answer.approval
-        await reply.finish(answer.text, approval_buttons(approval.id) if approval else None)
-
-    async def _tell(
-        self, click: Click, decision: _Decision, reply: StreamingReply, respond: AsyncRespond, text: str
-    ) -> None:
-        """In the thread once the decision shows there; otherwise to the clicker alone."""
-        if decision.shown:
-            await reply.fail(text)
-            return
-        try:
-            await respond(text=escape(text), response_type="ephemeral", replace_original=False)
-        except (*SLACK_ERRORS, ValueError) as exc:  # ValueError: the click had no response_url
-            _log.error("could not answer a click in %s: %s", click.channel, type(exc).__name__)
+            _log.info("slack %s of approval %s on %s", "approval" if click.approve else "rejection",
+                      click.approval_id, click.key)
+            answer = await self._service.resolve(
+                click.key, click.approval_id, click.approve, user=click.user,
+                on_partial=reply.partial, on_decided=on_decided,
+            )
+            await reply.finish(answer.text, answer.approval)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bots.slack.events import SORRY
 from bots.slack.places import Access, find_link
 from bots.slack.replies import escape
-from core.commands import Command, run_command, user_message
-from core.errors import BacktrackError, ConversationNotFound, NotPermitted
+from core.boundary import boundary
+from core.commands import Command
+from core.errors import ConversationNotFound, NotPermitted
 from core.keys import ThreadKey
 
 if TYPE_CHECKING:
@@ -35,15 +35,12 @@ class CommandHandler:
 
     async def handle(self, command: dict[str, Any], respond: AsyncRespond) -> None:
         name = str(command.get("command", "")).lstrip("/")
-        try:
-            text = await self._run(name, command)
-        except BacktrackError as exc:
-            _log.info("slack /%s refused: %s", name, exc.code)
-            text = user_message(exc)
-        except Exception:  # the outermost boundary of a slash command
-            _log.error("slack /%s failed", name, exc_info=True)
-            text = SORRY
-        await respond(text=escape(text), response_type="ephemeral")
+
+        async def tell(text: str) -> None:
+            await respond(text=escape(text), response_type="ephemeral")
+
+        async with boundary(tell, f"slack /{name}"):
+            await tell(await self._run(name, command))
 
     async def _run(self, name: str, command: dict[str, Any]) -> str:
         team, channel, user = (str(command.get(f, "")) for f in ("team_id", "channel_id", "user_id"))
@@ -59,7 +56,7 @@ class CommandHandler:
         else:
             key, header = await self._latest(team, channel, user)
         _log.info("slack /%s on %s", name, key)
-        return header + await run_command(self._service, key, Command(name, argument), user)
+        return header + await self._service.run(key, Command(name, argument), user)
 
     async def _latest(self, team: str, channel: str, user: str) -> tuple[ThreadKey, str]:
         place = ThreadKey.slack(team, channel, None).place

@@ -16,17 +16,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
-from bots.slack.replies import StreamingReply, approval_buttons, post_text
-from core.commands import SORRY, parse_command, run_command, user_message
-from core.errors import BacktrackError
+from bots.slack.replies import StreamingReply, post_text
+from core.boundary import boundary
+from core.types import Incoming
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from core.keys import ThreadKey
     from core.service import ConversationService
+    from core.types import Received
 
-__all__ = ["SORRY", "Incoming", "MessageHandler", "read_message"]
+__all__ = ["MessageHandler", "SlackMessage", "read_message"]
 
 _log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ _ANSWERED_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
 @dataclass(frozen=True, slots=True)
-class Incoming:
+class SlackMessage:
     team: str
     channel: str
     user: str
@@ -55,7 +56,7 @@ class Incoming:
         return reply_thread(self.channel, self.ts, self.thread_ts)
 
 
-def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | None) -> Incoming | None:
+def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | None) -> SlackMessage | None:
     """The message a person wrote, or None for anything the bot must not answer."""
     if event.get("bot_id") or event.get("subtype") not in _ANSWERED_SUBTYPES:
         return None
@@ -69,7 +70,7 @@ def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | No
     mentioned = event.get("type") == "app_mention" or bool(mention and mention.search(text))
     if mention is not None:
         text = mention.sub(" ", text)
-    return Incoming(
+    return SlackMessage(
         team=team,
         channel=channel,
         user=user,
@@ -92,59 +93,36 @@ class MessageHandler:
         if message is None or not self._access.allows(message.channel, message.user):
             return
         reply = StreamingReply(client, message.channel, message.reply_to)
-        # Until the message is claimed, a failure is reported only where it is surely for the
-        # bot, and once: an outage must not make the bot reply to every thread it can read, and
-        # a channel mention comes twice (``app_mention`` and ``message``): its ``app_mention``
-        # reports it.
-        addressed = is_dm(message.channel) or event.get("type") == "app_mention"
-        try:
-            if not await self._concerns_bot(message):
-                return
-            addressed = addressed or not message.mentioned  # a follow-up comes only once
-            if not await self._claim(body, message):
-                return
-            addressed = True
-            await self._respond(message, reply, client, body.get("event_id"))
-        except BacktrackError as exc:
-            _log.info("slack message %s/%s refused: %s", message.channel, message.ts, exc.code)
-            if addressed:
-                await reply.fail(user_message(exc))
-        except Exception:  # the outermost boundary of a Slack event
-            _log.error("slack message %s/%s failed", message.channel, message.ts, exc_info=True)
-            if addressed:
-                await reply.fail(SORRY)
-
-    async def _concerns_bot(self, message: Incoming) -> bool:
-        """A DM, a mention, or a reply in a thread that already is a conversation."""
-        if is_dm(message.channel) or message.mentioned:
-            return True
-        return message.thread_ts is not None and await self._service.exists(message.key)
-
-    async def _claim(self, body: dict[str, Any], message: Incoming) -> bool:
         event_id = body.get("event_id")
-        if isinstance(event_id, str) and not await self._service.claim_event(f"slack:event:{event_id}"):
-            _log.info("slack event %s already handled", event_id)
-            return False
-        own = f"slack:message:{message.team}:{message.channel}:{message.ts}"
-        return await self._service.claim_event(own)
+        deliveries = (("event", event_id),) if isinstance(event_id, str) and event_id else ()
+        channel_mention = message.mentioned and not is_dm(message.channel)
+        incoming = Incoming(
+            key=message.key,
+            text=message.text,
+            user=message.user,
+            deliveries=(*deliveries, ("message", f"{message.channel}:{message.ts}")),
+            addressed=is_dm(message.channel) or message.mentioned,
+            # A channel mention comes twice (``app_mention`` and ``message``): its
+            # ``app_mention`` reports failures.
+            echo=channel_mention and event.get("type") != "app_mention",
+            command_prefixes="!",
+        )
+        async with boundary(reply.fail, f"slack message {message.channel}/{message.ts}"):
+            received = await self._service.receive(incoming)
+            if received is not None:
+                await self._respond(message, received, reply, client)
 
     async def _respond(
-        self, message: Incoming, reply: StreamingReply, client: AsyncWebClient, event_id: object
+        self, message: SlackMessage, received: Received, reply: StreamingReply, client: AsyncWebClient
     ) -> None:
         key = message.key
-        command = parse_command(message.text, "!")
-        if command is not None:
-            _log.info("slack command !%s on %s", command.name, key)
-            text = await run_command(self._service, key, command, message.user)
+        if received.command is not None:
+            _log.info("slack command !%s on %s", received.command.name, key)
+            text = await self._service.run(key, received.command, message.user)
             await post_text(client, message.channel, message.reply_to, text)
             return
         await reply.start()
         answer = await self._service.ask(
-            key,
-            message.text,
-            user=message.user,
-            on_partial=reply.partial,
-            event_id=event_id if isinstance(event_id, str) else None,
+            key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id
         )
-        approval = answer.approval
-        await reply.finish(answer.text, approval_buttons(approval.id) if approval else None)
+        await reply.finish(answer.text, answer.approval)

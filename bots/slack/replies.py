@@ -21,6 +21,8 @@ from core.chunking import split_message
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from core.types import Approval
+
 __all__ = [
     "APPROVE",
     "LIMIT",
@@ -106,8 +108,9 @@ class StreamingReply:
         except SLACK_ERRORS as exc:
             _log.warning("streaming edit in %s failed: %s", self._channel, type(exc).__name__)
 
-    async def finish(self, text: str, actions: dict[str, Any] | None = None) -> None:
-        """The answer in place of the placeholder; ``actions`` go under its last piece."""
+    async def finish(self, text: str, approval: Approval | None = None) -> None:
+        """The answer in place of the placeholder; an approval's buttons go under its last piece."""
+        actions = approval_buttons(approval.id) if approval is not None else None
         pieces = split_message(text, LIMIT)
         for n, piece in enumerate(pieces):
             blocks = None
@@ -136,3 +139,9 @@ class StreamingReply:
             await self._replace(text)
         except SLACK_ERRORS as exc:
             _log.error("could not report an error in %s: %s", self._channel, type(exc).__name__)
+
+
+if TYPE_CHECKING:  # the contract every adapter's reply keeps (checked by mypy)
+    from core.types import Reply
+
+    _REPLY: type[Reply] = StreamingReply

@@ -286,7 +286,7 @@ async def test_checkpoints_record_platform_user_and_event(
 
     key = ThreadKey.api(unique("meta"))
     answer = await service.ask(key, "hi", user="ada", event_id="Ev123")
-    async with service.store.pool.connection() as conn:
+    async with service.pool.connection() as conn:
         row = await (await conn.execute(
             "SELECT metadata FROM checkpoints WHERE thread_id = %s AND checkpoint_id = %s",
             (str(key), answer.checkpoint_id))).fetchone()

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
+
+from bots.console import Console
+from core.service import ConversationService
+from core.wording import SORRY
+from tests.bugs import BUG, break_verb, internal_errors
 from tests.conftest import FakeWebhook
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -109,3 +116,19 @@ async def test_approve_reject_and_the_audit_view(
     assert audit[5].startswith("Rewound by console at ") and audit[5].endswith("from turn 3 to turn 2")
     assert audit[6].endswith("from turn 2 to turn 1")
     assert out[-1] == "Nothing here is waiting for approval."
+
+
+async def test_an_unexpected_failure_is_logged_counted_and_answered_with_the_apology(
+    service: ConversationService, unique: Callable[[str], str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    out = io.StringIO()
+    chat = Console(service, unique("bug"), out)
+    before = internal_errors()
+    break_verb(monkeypatch, service, "ask")
+    assert await chat.handle("crash, please\n") is True, "a bug must not end the session"
+    break_verb(monkeypatch, service, "run")
+    assert await chat.handle("/history\n") is True
+    assert out.getvalue().splitlines() == [SORRY, SORRY] and BUG not in out.getvalue()
+    assert internal_errors() == before + 2
+    assert len([r for r in caplog.records if r.exc_info]) == 2

@@ -26,6 +26,8 @@ from core.keys import ThreadKey
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
+from core.wording import SORRY
+from tests.bugs import BUG, break_verb, internal_errors, logged_bug
 from tests.conftest import FakeWebhook
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall
@@ -589,3 +591,38 @@ async def test_wrong_token_says_where_to_get_one(
     code = await run(discord_settings(DISCORD_BOT_TOKEN="not-the-token"), argparse.Namespace())
     assert code == 1
     assert "DISCORD_BOT_TOKEN" in capsys.readouterr().err
+
+
+# -- the outermost boundary ------------------------------------------------------------
+
+
+async def test_an_unexpected_failure_is_logged_counted_and_answered_with_the_apology(
+    bot: Discord, service: ConversationService, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = internal_errors()
+    break_verb(monkeypatch, service, "ask")
+    await ask(bot, bot.general, "crash, please")
+    await said(bot.fake, bot.general, SORRY)
+    assert internal_errors() == before + 1 and logged_bug(caplog)
+
+    break_verb(monkeypatch, service, "run")
+    _, text = await _command(bot, bot.general, "history")
+    assert text == SORRY and internal_errors() == before + 2
+    assert not any(BUG in m["content"] for m in bot.fake.bot_messages(bot.general))
+
+
+async def test_an_unexpected_failure_on_a_click_tells_the_clicker_the_apology(
+    world: Discord, hitl_settings: Callable[..., Settings], fake_llm: FakeOpenAI, fake_webhook: FakeWebhook,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = internal_errors()
+    async with bot_process(hitl_settings()) as service:
+        request = await request_approval(world, fake_llm, "never")
+        break_verb(monkeypatch, service, "resolve")
+        assert await told_only(world, await click(world, request, "Approve")) == SORRY
+        assert world.fake.messages[int(request["id"])]["components"], "nothing was decided"
+        monkeypatch.undo()  # the request survived the bug: it can still be decided
+        await click(world, request, "Reject")
+        await said(world.fake, world.general, "Posted it.")  # the model's queued answer
+    assert internal_errors() == before + 1 and logged_bug(caplog) and fake_webhook.posts == []

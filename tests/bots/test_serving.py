@@ -148,14 +148,14 @@ async def test_discord_opens_the_health_port(
         await until_healthy(f"http://127.0.0.1:{port}", task)
         status, text = await get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200 and "backtrack_db_pool_connections" in text
-        await world.fake.say(world.lounge, "still there?", author=world.ada)
-        await said(world.fake, world.lounge, "heard: still there?")
-        # Stop only after discord.py's delayed "ready": stopping before it leaves that event
-        # to fire on a closed client.
+        # The health port answers before the gateway is up: talk once discord.py is ready
+        # (which also keeps its delayed "ready" from firing on a closed client).
         await wait_until(
             lambda: any(r.message.startswith("connected to Discord") for r in caplog.records),
             what="the bot's ready event",
         )
+        await world.fake.say(world.lounge, "still there?", author=world.ada)
+        await said(world.fake, world.lounge, "heard: still there?")
     finally:
         task.cancel()
         with suppress(asyncio.CancelledError):

@@ -25,14 +25,18 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+import yaml
 
 from bots.slack import run
 from bots.slack.app import EVENTS_PATH, SlackBot
 from bots.slack.replies import LIMIT, PLACEHOLDER
+from core.commands import COMMANDS
 from core.errors import SettingsError
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
+from core.wording import SORRY
+from tests.bugs import BUG, break_verb, internal_errors, logged_bug
 from tests.conftest import FakeWebhook
 from tests.fakes.http import serving
 from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall
@@ -806,3 +810,50 @@ async def test_a_database_outage_is_told_in_the_thread_and_recovers(
                     break
                 await asyncio.sleep(0.5)
     stop()
+
+
+# -- the outermost boundary ------------------------------------------------------------
+
+
+async def test_an_unexpected_failure_is_logged_counted_and_answered_with_the_apology(
+    slack: Harness, service: ConversationService, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    channel = _id("C")
+    before = internal_errors()
+    break_verb(monkeypatch, service, "ask")
+    ts = await slack.mention(channel, "crash, please")
+    assert await slack.answers(channel, ts) == [SORRY]
+    await slack.settled(2)
+    assert internal_errors() == before + 1 and logged_bug(caplog)
+
+    break_verb(monkeypatch, service, "threads")  # the first thing /history asks the service
+    assert await slack.command("history", "", channel) == SORRY
+    assert internal_errors() == before + 2
+    sent = slack.fake.made("chat.postMessage") + slack.fake.made("chat.update")
+    assert sent and not any(BUG in str(call.params) for call in sent)
+
+
+async def test_an_unexpected_failure_on_a_click_tells_the_clicker_the_apology(
+    hitl: Harness, fake_llm: FakeOpenAI, fake_webhook: FakeWebhook, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert hitl.bot is not None
+    channel, before = _id("C"), internal_errors()
+    ts, request = await ask_to_post(hitl, fake_llm, channel)
+    break_verb(monkeypatch, hitl.bot.service, "resolve")
+    assert await hitl.told(await hitl.click(request, "Approve")) == SORRY
+    assert internal_errors() == before + 1 and logged_bug(caplog)
+    assert hitl.fake.thread(channel, ts) == [REQUEST] and fake_webhook.posts == []
+    monkeypatch.undo()  # the request survived the bug: it can still be decided
+    await hitl.click(request, "Reject")
+    assert (await hitl.answers(channel, ts, 2))[0] == decided("Rejected", hitl.user)
+
+
+def test_the_manifest_registers_every_command_the_bot_answers() -> None:
+    """A command missing from the manifest is one Slack never sends: users would see Slack's
+    own "not a valid command" instead of the bot's answer."""
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yaml").read_text())
+    registered = {c["command"] for c in manifest["features"]["slash_commands"]}
+    assert registered == {f"/{name}" for name in COMMANDS}
+    assert all(c["url"].endswith(EVENTS_PATH) for c in manifest["features"]["slash_commands"])

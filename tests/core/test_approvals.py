@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from core.errors import ApprovalPending, NotPermitted, StaleApproval
+from core.errors import AgentFailed, ApprovalPending, NotPermitted, StaleApproval
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
+from core.types import Approval
 from tests.conftest import FakeWebhook
-from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
+from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall
 
 
 @pytest.fixture
@@ -124,3 +125,54 @@ async def test_rewind_cancels_a_pending_request(
     assert fake_webhook.posts == [] and await hitl.history(key) == []
     fake_llm.script.clear()  # the reply scripted for after the tool never came
     assert (await hitl.ask(key, "fresh")).text == "heard: fresh"
+
+
+async def test_the_decision_is_reported_stored_before_the_turn_goes_on(
+    hitl: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    """``on_decided`` is the fact adapters update their buttons from: it comes once, with the
+    stored decision, before the model streams, and also when the turn after it fails."""
+    events: list[str] = []
+
+    async def decided(approval: Approval) -> None:
+        stored = await hitl.pending(key)
+        events.append(f"decided:{approval.status}:{approval.decided_by}:{stored is None}")
+
+    async def partial(_: str) -> None:
+        if not events or events[-1] != "streamed":
+            events.append("streamed")
+
+    key = ThreadKey.api(unique("phases"))
+    wants_to_post(fake_llm, "ship it")
+    paused = await hitl.ask(key, "announce", user="ada")
+    assert paused.approval is not None
+    await hitl.resolve(key, paused.approval.id, True, user="ada", on_partial=partial, on_decided=decided)
+    assert events == ["decided:approved:ada:True", "streamed"]
+
+    events.clear()
+    fake_llm.queue(ToolCall("post_to_webhook", {"message": "again"}), Fail(500))
+    paused = await hitl.ask(key, "announce again", user="ada")
+    assert paused.approval is not None
+    with pytest.raises(AgentFailed):
+        await hitl.resolve(key, paused.approval.id, False, user="ada", on_decided=decided)
+    assert events == ["decided:rejected:ada:True"]
+    assert await hitl.pending(key) is None, "the decision stands although the turn after it failed"
+
+
+async def test_a_refused_decision_reports_nothing(
+    hitl: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    calls: list[Approval] = []
+
+    async def decided(approval: Approval) -> None:
+        calls.append(approval)
+
+    key = ThreadKey.api(unique("refused"))
+    wants_to_post(fake_llm, "nope")
+    paused = await hitl.ask(key, "announce", user="ada")
+    assert paused.approval is not None
+    with pytest.raises(NotPermitted):
+        await hitl.resolve(key, paused.approval.id, True, user="mallory", on_decided=decided)
+    assert calls == [] and await hitl.pending(key) is not None
+    await hitl.resolve(key, paused.approval.id, False, user="ada", on_decided=decided)
+    assert [c.status for c in calls] == ["rejected"]

@@ -131,6 +131,6 @@ async def test_the_service_tags_its_turn_lines(
     stream = capture(json_output=True)
     key = ThreadKey.api(unique("log"))
     await service.ask(key, "hello")
-    done = [x for x in lines(stream) if x["logger"] == "core.service" and "done in" in x["message"]]
+    done = [x for x in lines(stream) if x["logger"] == "core.turns" and "done in" in x["message"]]
     assert len(done) == 1
     assert done[0]["conversation"] == str(key) and done[0]["turn"] in done[0]["message"]

@@ -86,9 +86,11 @@ async def test_many_conversations_in_parallel_stay_intact_and_isolated(
 async def test_one_event_is_claimed_once_across_instances(
     make_settings: Callable[..., Settings], unique: Callable[[str], str]
 ) -> None:
-    event = unique("event")
+    event, key = unique("event"), ThreadKey.console(unique("c"))
     async with open_service(make_settings()) as one, open_service(make_settings()) as two:
-        results = await asyncio.gather(*(svc.claim_event(event) for svc in (one, two) for _ in range(5)))
+        results = await asyncio.gather(
+            *(svc.first_delivery(key, ("event", event)) for svc in (one, two) for _ in range(5))
+        )
     assert results.count(True) == 1
 
 
@@ -99,7 +101,7 @@ async def _rows(service: ConversationService, key: ThreadKey) -> dict[str, int]:
         "inflight_turns": "conversation_key",
     }
     counts: dict[str, int] = {}
-    async with service.store.pool.connection() as conn:
+    async with service.pool.connection() as conn:
         for table, column in tables.items():
             row = await (await conn.execute(f"SELECT count(*) AS n FROM {table} WHERE {column} = %s", (str(key),))).fetchone()
             assert row is not None
@@ -137,7 +139,7 @@ async def test_retention_prunes_idle_conversations_completely(
     async with open_service(make_settings(BACKTRACK_RETENTION_DAYS=30)) as service:
         await _conversation_with_a_rewind(service, fake_llm, idle)
         await service.ask(active, "recent")
-        async with service.store.pool.connection() as conn:
+        async with service.pool.connection() as conn:
             await conn.execute(
                 "UPDATE conversations SET last_active_at = now() - interval '31 days' WHERE key = %s", (str(idle),)
             )

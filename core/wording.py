@@ -1,0 +1,80 @@
+"""What users read: the apology, error texts and the listings every adapter shows alike.
+
+Wording lives apart from the service and the command table so that both can use it
+without importing each other; an adapter only decides where the text goes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.errors import BacktrackError
+    from core.types import Audit, RewindResult, Turn
+
+__all__ = [
+    "SORRY",
+    "format_audit",
+    "format_history",
+    "format_rewind",
+    "format_turn",
+    "preview",
+    "user_message",
+]
+
+SORRY = "Sorry, something went wrong."
+"""What a user sees for an unexpected failure, on every platform; the details go to the log."""
+
+_PREVIEW = 80
+
+
+def user_message(error: BacktrackError) -> str:
+    """What a chat user sees for an error: short, no internals."""
+    text = error.message
+    return text[:1].upper() + text[1:] if text else "Something went wrong."
+
+
+def preview(text: str, limit: int = _PREVIEW) -> str:
+    """One line of at most ``limit`` characters, for listings and notices."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def format_turn(turn: Turn) -> str:
+    who = f" ({turn.user})" if turn.user else ""
+    return f"{turn.index}. {preview(turn.question)}{who} → {preview(turn.answer)}"
+
+
+def format_history(turns: list[Turn]) -> str:
+    if not turns:
+        return "This conversation has no turns on its current branch."
+    return "\n".join(format_turn(t) for t in turns)
+
+
+def format_rewind(result: RewindResult) -> str:
+    n = len(result.removed)
+    lines = [f"Rewound {n} turn{'s' if n != 1 else ''}. Left the live branch (still kept for audit):"]
+    lines += [f"  {format_turn(t)}" for t in result.removed]
+    if result.head is None:
+        lines.append("The conversation is now back at its start.")
+    else:
+        lines.append(f"It now ends with: {format_turn(result.head)}")
+    return "\n".join(lines)
+
+
+def format_audit(audit: Audit) -> str:
+    """Every branch: live turns marked ``*``, each turn's fork point, and who rewound when."""
+    if not audit.turns:
+        return "This conversation has no turns yet."
+    index = {b.turn.checkpoint_id: b.turn.index for b in audit.turns}
+    lines = ["Every turn on every branch (* = live branch):"]
+    for b in audit.turns:
+        after = index.get(b.parent_checkpoint_id or "", 0)
+        fork = f" [after turn {after}]" if b.turn.index != after + 1 or not b.live else ""
+        lines.append(f"{'*' if b.live else ' '} {format_turn(b.turn)}{fork} @{b.turn.checkpoint_id}")
+    for r in audit.rewinds:
+        start = index.get(r.from_checkpoint_id or "", 0)
+        end = index.get(r.to_checkpoint_id or "", 0)
+        who = r.user or "someone"
+        lines.append(f"Rewound by {who} at {r.at:%Y-%m-%d %H:%M} from turn {start} to turn {end}")
+    return "\n".join(lines)
