@@ -71,5 +71,7 @@ async def test_a_context_overflow_tells_the_user_what_helps(
     out = result.stdout.splitlines()
     assert out[1] == out[2] and "trying again will not help" in out[1] and "/rewind" in out[1]
     assert out[-1] == "heard: short"
-    logged = result.stderr.splitlines()
-    assert len(logged) == 1 and "BACKTRACK_CONTEXT_TOKENS is 16000" in logged[0] and "512 tokens" in logged[0]
+    logged = result.stderr.splitlines()  # at start (the fake answers /props like llama-server), then once
+    assert len(logged) == 2 and all(line.startswith("backtrack: warning: ") for line in logged)
+    assert "BACKTRACK_CONTEXT_TOKENS is 16000 but the model server's context is 512 tokens" in logged[0]
+    assert "BACKTRACK_CONTEXT_TOKENS is 16000, the server's context is 512 tokens" in logged[1]

@@ -103,3 +103,22 @@ async def test_without_tool_choice_such_a_server_never_calls_a_tool(
 def test_tool_choice_names_the_variable_when_malformed(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(SettingsError, match="BACKTRACK_TOOL_CHOICE"):
         make_settings(BACKTRACK_TOOL_CHOICE="always")
+
+
+async def test_a_server_smaller_than_the_budget_is_named_at_start(
+    make_settings: Callable[..., Settings], fake_llm: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="core.model_probe")
+    fake_llm.context_limit = 512
+    async with open_service(make_settings()):
+        pass
+    async with open_service(make_settings(BACKTRACK_CONTEXT_TOKENS=384)):
+        pass
+    fake_llm.context_limit = None  # a server that does not say (OpenAI, vLLM): nothing to warn about
+    async with open_service(make_settings()):
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "BACKTRACK_CONTEXT_TOKENS is 16000 but the model server's context is 512 tokens: long "
+        "conversations will be refused; set BACKTRACK_CONTEXT_TOKENS to about 384"
+    ]

@@ -93,6 +93,7 @@ class FakeOpenAI:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/props", self._props)
         self._runner, base = await start_app(app, shutdown_timeout=0.5)  # never wait on a held reply
         self.url = f"{base}/v1"
         return self.url
@@ -121,6 +122,12 @@ class FakeOpenAI:
         if body.get("stream"):
             return await self._stream(request, body, step)
         return web.json_response(_completion(body, step))
+
+    async def _props(self, request: web.Request) -> web.Response:
+        """llama-server's ``/props``, which states the context only when one is set here."""
+        if self.context_limit is None:
+            raise web.HTTPNotFound()
+        return web.json_response({"default_generation_settings": {"n_ctx": self.context_limit}})
 
     def _refuse(self, body: dict[str, Any]) -> web.Response | None:
         """The 400s the real servers send for a malformed or too-long request."""
