@@ -189,7 +189,7 @@ def build_agent(
         )
         try:
             reply = await llm.ainvoke([SystemMessage(SYSTEM_PROMPT), *window])
-        except Exception as exc:
+        except (ContextOverflowError, openai.BadRequestError) as exc:
             overflow, limit = context_overflow(exc)
             if not overflow:
                 raise
