@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test test-local-model bench lint clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ run: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# Opt-in, not part of `make test`: a real llama-server (built once into .backtrack/, ~8 min on 2 cores).
+test-local-model: $(STAMP)
+	bash tests_local/setup.sh >/dev/null
+	$(BIN)/python -m pytest -q tests_local
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

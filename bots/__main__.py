@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--port", type=int, help="listen port (default: BACKTRACK_PORT or 8080)")
         if name == "console":
             sub.add_argument("--thread", default="default", help="conversation name (default: default)")
+            sub.add_argument("--json", action="store_true", help="print one JSON object per input line")
     return parser
 
 

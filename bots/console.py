@@ -1,9 +1,17 @@
-"""``backtrack console``: a terminal chat; with piped stdin it prints one answer per line."""
+"""``backtrack console``: a terminal chat, scriptable through piped stdin.
+
+Piped, each answer is printed as it is, over as many lines as it has; ``--json`` prints one
+JSON object per input line instead (``{"input": ..., "output": ...}``), which stays one line
+whatever the answer holds. Log records reach the terminal as one short line each: the chat
+owns the screen.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
 import sys
 import time
 from typing import TextIO
@@ -12,6 +20,7 @@ from core.boundary import boundary
 from core.commands import parse_command
 from core.errors import InvalidInput
 from core.keys import ThreadKey
+from core.logs import configure_logging
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
@@ -38,9 +47,25 @@ class Console:
         self.key = ThreadKey.console(thread)
         self.out = out
         self.interactive = sys.stdin.isatty()
+        self.collected: list[str] | None = None
+        """With ``--json``: what the current line printed, emitted as one object."""
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        if self.collected is not None:
+            self.collected.append(text)
+        else:
+            print(text, file=self.out, flush=True)
+
+    async def handle_json(self, line: str) -> bool:
+        """``handle``, printing everything one input line produced as one JSON line."""
+        self.collected = []
+        try:
+            keep = await self.handle(line)
+        finally:
+            output, self.collected = "\n".join(self.collected), None
+        if keep and line.strip():
+            self.say(json.dumps({"input": line.strip(), "output": output}, ensure_ascii=False))
+        return keep
 
     async def handle(self, line: str) -> bool:
         """Answer one input line; False means quit."""
@@ -86,13 +111,16 @@ class Console:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
+    root = logging.getLogger()
+    configure_logging(logging.getLevelName(root.level), brief=True)
     async with open_service(settings) as service:
         console = Console(service, args.thread, sys.stdout)
+        handle = console.handle_json if getattr(args, "json", False) else console.handle
         if console.interactive:
             console.say(f"backtrack console, conversation {args.thread!r}. /help lists commands.")
         while True:
             if console.interactive:
                 print("you> ", end="", flush=True)
             line = await asyncio.to_thread(sys.stdin.readline)
-            if not line or not await console.handle(line):
+            if not line or not await handle(line):
                 return 0

@@ -11,9 +11,13 @@ time, oldest turns first, never splitting a tool call from its result.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
+import openai
+from langchain_core.exceptions import ContextOverflowError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, trim_messages
 from langchain_core.messages.utils import count_tokens_approximately
@@ -25,6 +29,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from core.demo_model import DemoChatModel
+from core.errors import ContextTooLong
 from core.tools import build_tools
 
 if TYPE_CHECKING:
@@ -33,7 +38,9 @@ if TYPE_CHECKING:
 
     from core.settings import Settings
 
-__all__ = ["SNAPSHOT_EVERY", "build_agent", "build_chat_model", "window_reducer"]
+__all__ = ["SNAPSHOT_EVERY", "build_agent", "build_chat_model", "context_overflow", "window_reducer"]
+
+_log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = (
     "You are backtrack, a helpful assistant in a team chat. Answer concisely. "
@@ -114,6 +121,35 @@ def _state_schema(settings: Settings) -> type[Any]:
     )
 
 
+_OVERFLOW = re.compile(
+    r"exceeds? (?:the )?(?:available )?context|context_length_exceeded|maximum context length"
+    r"|exceed context window|context window exceeded|prompt is too long",
+    re.IGNORECASE,
+)
+_LIMIT = re.compile(r"(?:context (?:length|window|size)\D{0,12}|n_ctx\D{0,3})(\d+)", re.IGNORECASE)
+
+
+def context_overflow(exc: BaseException) -> tuple[bool, int | None]:
+    """Whether the model server refused the request as too long, and its context size if it said.
+
+    langchain-openai recognises OpenAI's wording; llama-server ("exceeds the available
+    context size", with ``n_ctx`` in the body), llama-cpp-python and vLLM word it their own way.
+    """
+    if isinstance(exc, ContextOverflowError):
+        overflow = True
+    elif isinstance(exc, openai.BadRequestError):
+        overflow = bool(_OVERFLOW.search(f"{exc.message} {exc.body}"))
+    else:
+        return False, None
+    if not overflow:
+        return False, None
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("n_ctx"), int):
+        return True, body["n_ctx"]
+    found = _LIMIT.search(str(exc))
+    return True, int(found.group(1)) if found else None
+
+
 def build_chat_model(settings: Settings) -> BaseChatModel:
     if settings.offline_model:
         return DemoChatModel()
@@ -135,10 +171,13 @@ def build_agent(
     tools: list[BaseTool] | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     tools = build_tools(settings) if tools is None else tools
-    llm = (model or build_chat_model(settings)).bind_tools(tools)
+    choice = {} if settings.tool_choice == "omit" or not tools else {"tool_choice": settings.tool_choice}
+    llm = (model or build_chat_model(settings)).bind_tools(tools, **choice)
     budget = settings.context_tokens
+    reported = False
 
     async def agent(state: Any) -> dict[str, list[AnyMessage]]:
+        nonlocal reported
         messages: list[AnyMessage] = state["messages"]
         window = messages if _fits(messages, budget) else trim_messages(
             messages,
@@ -148,8 +187,27 @@ def build_agent(
             start_on="human",
             allow_partial=False,
         )
-        reply = await llm.ainvoke([SystemMessage(SYSTEM_PROMPT), *window])
+        try:
+            reply = await llm.ainvoke([SystemMessage(SYSTEM_PROMPT), *window])
+        except (ContextOverflowError, openai.BadRequestError) as exc:
+            overflow, limit = context_overflow(exc)
+            if not overflow:
+                raise
+            _report_overflow(limit, first=not reported)
+            reported = True
+            raise ContextTooLong() from exc
         return {"messages": [reply]}
+
+    def _report_overflow(limit: int | None, first: bool) -> None:
+        """Tell the operator once per process what to change; later overflows only at DEBUG."""
+        server = f"{limit} tokens" if limit else "smaller (it did not say how small)"
+        _log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "the model server refused a conversation as longer than its context: "
+            "BACKTRACK_CONTEXT_TOKENS is %d, the server's context is %s; set "
+            "BACKTRACK_CONTEXT_TOKENS below the server's context (leave room for the answer and the tools)",
+            budget, server,
+        )
 
     graph = StateGraph(_state_schema(settings))
     graph.add_node("agent", agent)

@@ -10,6 +10,7 @@ __all__ = [
     "AgentFailed",
     "ApprovalPending",
     "BacktrackError",
+    "ContextTooLong",
     "ConversationBusy",
     "ConversationNotFound",
     "InvalidInput",
@@ -73,6 +74,26 @@ class AgentFailed(BacktrackError):
     code = "agent_failed"
 
     def __init__(self, message: str = "The assistant failed to answer; please try again.") -> None:
+        super().__init__(message)
+
+
+class ContextTooLong(AgentFailed):
+    """The model server refused the conversation as longer than its context: retrying never helps.
+
+    An ``AgentFailed`` so every adapter that handles model failures handles this one too,
+    with its own code and a message that says what does help.
+    """
+
+    code = "context_too_long"
+
+    def __init__(
+        self,
+        message: str = (
+            "This conversation no longer fits in the model's context window, so trying again "
+            "will not help. Go back with /rewind, or start over with /forget; the operator can "
+            "also lower BACKTRACK_CONTEXT_TOKENS to match the model server."
+        ),
+    ) -> None:
         super().__init__(message)
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 __all__ = [
+    "BriefFormatter",
     "ContextFilter",
     "HumanFormatter",
     "JsonFormatter",
@@ -91,18 +92,44 @@ class HumanFormatter(logging.Formatter):
         return line
 
 
+class BriefFormatter(logging.Formatter):
+    """One short line, for a terminal that is someone's chat: ``backtrack: warning: …``.
+
+    The traceback, and anything past the first line or 300 characters, only at DEBUG:
+    a model failure must not push the conversation off the screen.
+    """
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if self.verbose:
+            line = f"backtrack: {record.levelname.lower()}: {message}"
+            return line + (f"\n{self.formatException(record.exc_info)}" if record.exc_info else "")
+        first = message.splitlines()[0] if message else ""
+        if len(first) > 300:
+            first = first[:299] + "…"
+        return f"backtrack: {record.levelname.lower()}: {first}"
+
+
 def configure_logging(
-    level: str, json_output: bool | None = None, *, stream: TextIO | None = None
+    level: str, json_output: bool | None = None, *, stream: TextIO | None = None, brief: bool = False
 ) -> logging.Handler:
     """Send the root logger to ``stream`` (stderr): JSON unless it is a terminal, or as forced.
 
+    ``brief`` (the console) writes one short line per record instead, whatever the stream.
     Calling it again replaces the handler it installed before; other handlers are kept.
     """
     stream = sys.stderr if stream is None else stream
     if json_output is None:
         json_output = not _is_terminal(stream)
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if json_output else HumanFormatter())
+    formatter: logging.Formatter = JsonFormatter() if json_output else HumanFormatter()
+    if brief:
+        formatter = BriefFormatter(verbose=logging.getLevelName(level.upper()) == logging.DEBUG)
+    handler.setFormatter(formatter)
     handler.addFilter(ContextFilter())
     handler.set_name("backtrack")
     root = logging.getLogger()

@@ -13,6 +13,7 @@ from core.checkpointer import PooledPostgresSaver
 from core.db import apply_migrations, database_url, open_pool
 from core.demo_model import OFFLINE_NOTICE
 from core.errors import BacktrackError
+from core.model_probe import check_server_context
 from core.service import ConversationService
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ async def open_service(
     """The service, ready; with ``maintenance`` it also prunes every few minutes in the background."""
     if model is None and settings.offline_model:
         _log.warning(OFFLINE_NOTICE)
+    elif model is None:
+        await check_server_context(settings)
     url = await asyncio.to_thread(database_url, settings)
     pool = await open_pool(settings, url)
     try:

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     context_tokens: int = Field(16000, ge=256, validation_alias="BACKTRACK_CONTEXT_TOKENS")
     llm_timeout: float = Field(60.0, gt=0, validation_alias="BACKTRACK_LLM_TIMEOUT")
     llm_max_retries: int = Field(2, ge=0, validation_alias="BACKTRACK_LLM_MAX_RETRIES")
+    tool_choice: Literal["auto", "none", "omit"] = Field("auto", validation_alias="BACKTRACK_TOOL_CHOICE")
+    """Sent with every request that offers tools; ``omit`` for servers that reject the field."""
     tavily_api_key: SecretStr | None = Field(None, validation_alias="TAVILY_API_KEY")
 
     # conversations

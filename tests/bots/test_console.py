@@ -28,11 +28,11 @@ class Run(NamedTuple):
     stderr: str
 
 
-async def console(pg_url: str, thread: str, script: str, **env: str) -> Run:
+async def console(pg_url: str, thread: str, script: str, *args: str, **env: str) -> Run:
     """Run the console as a child; async so the fake model in this process can answer it."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BACKTRACK_", "TAVILY_"))}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots", "console", "--thread", thread,
+        sys.executable, "-m", "bots", "console", "--thread", thread, *args,
         env={**clean, "DATABASE_URL": pg_url, **env}, cwd=ROOT,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )

@@ -3,6 +3,13 @@
 Tests queue scripted replies (text, tool calls, failures); with nothing queued it answers
 ``heard: <every user message it was sent>``, which lets a test see exactly what context
 the model received. Streaming requests get real server-sent events.
+
+Like the real servers it refuses a ``tool_choice`` without ``tools`` or of an unknown kind.
+Two behaviours of local servers can be switched on: ``context_limit`` answers a request
+longer than that many tokens (about four characters each) with the 400 that llama-server
+(``overflow_style="llama"``) or OpenAI (``"openai"``) sends, and ``drop_tools_without_choice``
+ignores ``tools`` unless ``tool_choice`` is present, as llama-cpp-python does: a queued
+``ToolCall`` then becomes a plain answer, since the model was offered no tools.
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ class FakeOpenAI:
         """When set, every request waits for it: lets a test catch a turn mid-flight."""
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.context_limit: int | None = None
+        self.overflow_style: str = "llama"
+        self.drop_tools_without_choice = False
 
     def queue(self, *steps: Step) -> None:
         self.script.extend(steps)
@@ -76,10 +86,14 @@ class FakeOpenAI:
         self.requests.clear()
         self.script.clear()
         self.hold = None
+        self.context_limit = None
+        self.overflow_style = "llama"
+        self.drop_tools_without_choice = False
 
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/props", self._props)
         self._runner, base = await start_app(app, shutdown_timeout=0.5)  # never wait on a held reply
         self.url = f"{base}/v1"
         return self.url
@@ -93,7 +107,11 @@ class FakeOpenAI:
         self.requests.append(body)
         if self.hold is not None:
             await self.hold.wait()
+        if (refused := self._refuse(body)) is not None:
+            return refused
         step = self.script.popleft() if self.script else Reply("heard: " + " | ".join(user_texts(body)))
+        if isinstance(step, ToolCall) and not _offers_tools(body, self.drop_tools_without_choice):
+            step = Reply(f"(no tools were offered, so I cannot call {step.name})", delay=step.delay)
         if isinstance(step, Fail):
             return web.json_response(
                 {"error": {"message": step.message, "type": "server_error", "code": None}},
@@ -104,6 +122,33 @@ class FakeOpenAI:
         if body.get("stream"):
             return await self._stream(request, body, step)
         return web.json_response(_completion(body, step))
+
+    async def _props(self, request: web.Request) -> web.Response:
+        """llama-server's ``/props``, which states the context only when one is set here."""
+        if self.context_limit is None:
+            raise web.HTTPNotFound()
+        return web.json_response({"default_generation_settings": {"n_ctx": self.context_limit}})
+
+    def _refuse(self, body: dict[str, Any]) -> web.Response | None:
+        """The 400s the real servers send for a malformed or too-long request."""
+        choice = body.get("tool_choice")
+        if choice is not None and not body.get("tools"):
+            return _bad_request("'tool_choice' is only allowed when 'tools' are specified", "tool_choice")
+        if choice is not None and choice not in ("auto", "none", "required") and not isinstance(choice, dict):
+            return _bad_request(f"Invalid value for 'tool_choice': {choice!r}", "tool_choice")
+        tokens = len(json.dumps(body["messages"])) // 4
+        if self.context_limit is None or tokens <= self.context_limit:
+            return None
+        if self.overflow_style == "openai":
+            return _bad_request(
+                f"This model's maximum context length is {self.context_limit} tokens. However, your "
+                f"messages resulted in {tokens} tokens. Please reduce the length of the messages.",
+                "messages", "context_length_exceeded",
+            )
+        return web.json_response({"error": {  # llama-server's exact reply
+            "code": 400, "message": "the request exceeds the available context size, try increasing it",
+            "type": "exceed_context_size_error", "n_prompt_tokens": tokens, "n_ctx": self.context_limit,
+        }}, status=400)
 
     async def _stream(self, request: web.Request, body: dict[str, Any], step: Step) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -131,6 +176,19 @@ class FakeOpenAI:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _offers_tools(body: dict[str, Any], drop_without_choice: bool) -> bool:
+    return bool(body.get("tools")) and body.get("tool_choice") != "none" and not (
+        drop_without_choice and "tool_choice" not in body
+    )
+
+
+def _bad_request(message: str, param: str, code: str | None = None) -> web.Response:
+    return web.json_response(
+        {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}},
+        status=400,
+    )
 
 
 def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
