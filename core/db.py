@@ -3,6 +3,18 @@
 The pool is shared by LangGraph's checkpointer and our own tables, so it is configured
 the way ``AsyncPostgresSaver`` requires (autocommit, ``dict_row``) and checks each
 connection on checkout, so a restarted server costs a reconnect rather than an error.
+
+Coming back after a database outage of any length is this module's job (README,
+"Reliability"). psycopg_pool retries a lost connection with a delay that doubles without
+bound (1, 2, 4, … 64 s after a minute down), so the longer the outage, the longer the
+bot stayed down after it. ``_Pool`` changes three things, through psycopg_pool's own
+task objects rather than a pool of our own:
+
+- the delay between reconnection attempts stops growing at ``MAX_RECONNECT_DELAY``;
+- a request that finds no connection while attempts are backing off runs one of them
+  at once instead of waiting out its schedule;
+- the first connection found dead on checkout has the pool check every idle one
+  (``check()``), so after a quiet outage a request is not handed the dead ones in turn.
 """
 
 from __future__ import annotations
@@ -18,11 +30,16 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
+from psycopg_pool.base import AttemptWithBackoff
+from psycopg_pool.pool_async import AddConnection, MaintenanceTask
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
-__all__ = ["MIGRATIONS", "Pool", "apply_migrations", "database_url", "open_pool"]
+__all__ = [
+    "MAX_RECONNECT_DELAY", "MIGRATIONS", "Pool", "apply_migrations", "connection_kwargs",
+    "database_url", "open_pool",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -151,23 +168,100 @@ async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-async def open_pool(settings: Settings, url: str, *, wait: bool = True) -> Pool:
-    kwargs: dict[str, Any] = {
+MAX_RECONNECT_DELAY = 2.0
+"""Seconds between two attempts to reconnect, however long the database has been away."""
+
+
+class _CappedAttempt(AttemptWithBackoff):
+    """psycopg_pool's backoff (1 s, doubling, with jitter), stopped at ``MAX_RECONNECT_DELAY``."""
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, MAX_RECONNECT_DELAY)
+
+
+class _Retry(MaintenanceTask):
+    """A backed-off ``AddConnection``, run once: on its schedule or early, whichever is first."""
+
+    def __init__(self, pool: _Pool, task: AddConnection) -> None:
+        super().__init__(pool)
+        self.task = task
+        self.claimed = False
+
+    async def _run(self, pool: AsyncConnectionPool[Any]) -> None:
+        if not self.claimed:
+            self.claimed = True
+            await self.task._run(pool)
+
+
+class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]):
+    """psycopg_pool's pool with a capped reconnection delay and an early retry on demand."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._retries: set[_Retry] = set()
+        self._checking: asyncio.Task[None] | None = None
+
+    async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        await super()._add_connection(attempt or _CappedAttempt(timeout=self.reconnect_timeout), growing)
+
+    async def schedule_task(self, task: MaintenanceTask, delay: float) -> None:
+        if isinstance(task, AddConnection):  # only a failed reconnection is ever scheduled
+            retry = _Retry(self, task)
+            self._retries.add(retry)
+            task = retry
+        await super().schedule_task(task, delay)
+
+    def _maybe_grow_pool(self) -> None:
+        """Called (under the pool's lock) when a request finds no connection ready."""
+        super()._maybe_grow_pool()
+        self._retries = {r for r in self._retries if not r.claimed}
+        if self._retries:
+            retry = self._retries.pop()
+            retry.claimed = True
+            self.run_task(retry.task)
+
+    async def _check_connection(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):  # a hung server must not hang the check
+                await super()._check_connection(conn)
+        except Exception:
+            if self._checking is None or self._checking.done():
+                self._checking = asyncio.create_task(self.check())
+            raise
+
+
+def connection_kwargs(settings: Settings) -> dict[str, Any]:
+    """What every connection the program opens uses: the pool's, the lock connection's.
+
+    ``connect_timeout`` bounds a connection attempt to a server that does not answer; TCP
+    keepalives make a connection to a vanished host fail instead of waiting for ever.
+    """
+    timeout = max(1, round(settings.db_timeout))
+    return {
         "autocommit": True,
         "row_factory": dict_row,
         "prepare_threshold": settings.db_prepare_threshold,
+        "connect_timeout": timeout,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
     }
-    pool: Pool = AsyncConnectionPool(
+
+
+async def open_pool(settings: Settings, url: str, *, wait: bool = True) -> Pool:
+    pool: Pool = _Pool(
         url,
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
-        kwargs=kwargs,
+        kwargs=connection_kwargs(settings),
         check=_check_if_idle,
         reset=_mark_returned,
         max_idle=settings.db_max_idle,
         max_lifetime=settings.db_max_lifetime,
         timeout=settings.db_timeout,
-        reconnect_timeout=float("inf"),
+        reconnect_timeout=float("inf"),  # never give up; _CappedAttempt keeps the pace
         open=False,
         name="backtrack",
     )
