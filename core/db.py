@@ -20,12 +20,15 @@ task objects rather than a pool of our own:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
@@ -37,11 +40,13 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = [
-    "MAX_RECONNECT_DELAY", "MIGRATIONS", "Pool", "apply_migrations", "connection_kwargs",
-    "database_url", "open_pool",
+    "MAX_RECONNECT_DELAY", "MIGRATIONS", "NoAnswer", "Pool", "apply_migrations", "bounded",
+    "connection_kwargs", "database_url", "open_pool",
 ]
 
 _log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
 
@@ -168,6 +173,31 @@ async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
+class NoAnswer(psycopg.OperationalError):
+    """The database did not answer in time; the connection was cut."""
+
+
+async def bounded(conn: psycopg.AsyncConnection[Any], work: Awaitable[_T], seconds: float) -> _T:
+    """``work`` on ``conn``, or ``OperationalError`` after ``seconds`` and the connection cut.
+
+    Cancelling a psycopg query sends a cancel request and waits up to ten more seconds for
+    it, through the very path that hangs. Shutting the socket down instead ends the query
+    at once, as a dropped connection would, and the connection is discarded.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 1.0)
+        raise NoAnswer(f"the database did not answer within {seconds:g} s") from None
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+
+
 MAX_RECONNECT_DELAY = 2.0
 """Seconds between two attempts to reconnect, however long the database has been away."""
 
@@ -222,9 +252,8 @@ class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]):
             self.run_task(retry.task)
 
     async def _check_connection(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
-        try:
-            async with asyncio.timeout(self.timeout):  # a hung server must not hang the check
-                await super()._check_connection(conn)
+        try:  # a hung server must not hang the check
+            await bounded(conn, super()._check_connection(conn), self.timeout)
         except Exception:
             if self._checking is None or self._checking.done():
                 self._checking = asyncio.create_task(self.check())

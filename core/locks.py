@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from core.db import Pool
+from core.db import NoAnswer, Pool, bounded
 from core.errors import ConversationBusy
 from core.keys import ThreadKey
 
@@ -107,7 +107,7 @@ class ConversationLocks:
             try:
                 return await self._execute(sql, name)
             except psycopg.OperationalError as exc:
-                if fresh or isinstance(exc.__cause__, TimeoutError):
+                if fresh or isinstance(exc, NoAnswer):
                     raise
                 # the connection died while idle (a restarted server): one new one, once
                 _log.info("the lock connection was lost; reconnecting")
@@ -115,20 +115,19 @@ class ConversationLocks:
 
     async def _execute(self, sql: str, name: str) -> bool:
         try:
-            async with asyncio.timeout(self._connect_timeout):
-                if self._conn is None or self._conn.closed:
-                    conninfo = self._pool.conninfo
-                    assert isinstance(conninfo, str), "the pool is built from a URL"
-                    kwargs = self._pool.kwargs
-                    assert isinstance(kwargs, dict), "the pool is built with connection_kwargs"
-                    self._conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
-                row = await (await self._conn.execute(sql, (name,))).fetchone()
-        except (psycopg.OperationalError, TimeoutError) as exc:
+            if self._conn is None or self._conn.closed:
+                conninfo = self._pool.conninfo
+                assert isinstance(conninfo, str), "the pool is built from a URL"
+                kwargs = self._pool.kwargs
+                assert isinstance(kwargs, dict), "the pool is built with connection_kwargs"
+                self._conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+            conn = self._conn
+            cursor = await bounded(conn, conn.execute(sql, (name,)), self._connect_timeout)
+            row = await cursor.fetchone()
+        except psycopg.OperationalError:
             if self._conn is not None:
                 await self._conn.close()
                 self._conn = None
-            if isinstance(exc, TimeoutError):
-                raise psycopg.OperationalError("the lock connection did not answer in time") from exc
             raise
         return bool(row and row["ok"])
 
