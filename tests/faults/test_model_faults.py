@@ -62,6 +62,7 @@ async def test_a_model_that_never_answers_ends_the_turn_at_the_llm_timeout(
     status, body = await ask(instance, thread, "no answer")
     took = time.monotonic() - began
     assert status == 502 and body["error"]["code"] == "agent_failed", body
+    print(f"model hang: the turn ended after {took:.2f} s (BACKTRACK_LLM_TIMEOUT={LLM_TIMEOUT:g})")
     assert LLM_TIMEOUT - 0.5 <= took <= LLM_TIMEOUT + 5, took
     assert await _questions(instance, thread) == ["first"]
     # the conversation is free again: the next question is answered, not refused as busy
