@@ -177,6 +177,11 @@ class NoAnswer(psycopg.OperationalError):
     """The database did not answer in time; the connection was cut."""
 
 
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller was told already
+
+
 async def bounded(conn: psycopg.AsyncConnection[Any], work: Awaitable[_T], seconds: float) -> _T:
     """``work`` on ``conn``, or ``OperationalError`` after ``seconds`` and the connection cut.
 
@@ -190,8 +195,8 @@ async def bounded(conn: psycopg.AsyncConnection[Any], work: Awaitable[_T], secon
     except TimeoutError:
         with contextlib.suppress(OSError), socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
             sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 1.0)
+        task.add_done_callback(_consume)
+        await asyncio.wait({task}, timeout=1.0)  # it ends now; never cancel it (see above)
         raise NoAnswer(f"the database did not answer within {seconds:g} s") from None
     except asyncio.CancelledError:
         task.cancel()
@@ -257,6 +262,7 @@ class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]):
         except Exception:
             if self._checking is None or self._checking.done():
                 self._checking = asyncio.create_task(self.check())
+                self._checking.add_done_callback(_consume)
             raise
 
 
