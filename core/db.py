@@ -1,25 +1,42 @@
-"""The one connection pool, the embedded PostgreSQL, and the project's migrations.
+"""The one connection pool, the embedded PostgreSQL, and what an outage raises.
 
 The pool is shared by LangGraph's checkpointer and our own tables, so it is configured
 the way ``AsyncPostgresSaver`` requires (autocommit, ``dict_row``) and checks each
 connection on checkout, so a restarted server costs a reconnect rather than an error.
+
+Coming back after a database outage of any length is this module's job (README,
+"Reliability"). psycopg_pool retries a lost connection with a delay that doubles without
+bound (1, 2, 4, … 64 s after a minute down), so the longer the outage, the longer the
+bot stayed down after it. ``_Pool`` changes three things, through psycopg_pool's own
+task objects rather than a pool of our own:
+
+- the delay between reconnection attempts stops growing at ``MAX_RECONNECT_DELAY``;
+- a request that finds no connection while attempts are backing off runs one of them
+  at once instead of waiting out its schedule;
+- the first connection found dead on checkout has the pool check every idle one
+  (``check()``), so after a quiet outage a request is not handed the dead ones in turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import psycopg_pool
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
+from psycopg_pool.base import AttemptWithBackoff
+from psycopg_pool.pool_async import AddConnection, MaintenanceTask
 
 from core.errors import StorageUnavailable
 
@@ -27,107 +44,15 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = [
-    "MIGRATIONS",
-    "STORAGE_ERRORS",
-    "Pool",
-    "apply_migrations",
-    "database_url",
-    "open_pool",
-    "storage_errors",
+    "MAX_RECONNECT_DELAY", "STORAGE_ERRORS", "NoAnswer", "Pool", "bounded", "connection_kwargs",
+    "database_url", "open_pool", "storage_errors",
 ]
 
 _log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
-
-# Ordered: the index + 1 is the version. Never edit a shipped entry; append a new one.
-MIGRATIONS: Sequence[str] = (
-    """
-    CREATE TABLE conversations (
-        key            text PRIMARY KEY,
-        platform       text NOT NULL,
-        place          text NOT NULL,
-        title          text NOT NULL DEFAULT '',
-        created_at     timestamptz NOT NULL DEFAULT now(),
-        last_active_at timestamptz NOT NULL DEFAULT now(),
-        last_user      text,
-        head_turn_id   bigint,
-        root_checkpoint_id text
-    );
-    CREATE INDEX conversations_place_active ON conversations (place, last_active_at DESC);
-    CREATE INDEX conversations_active ON conversations (last_active_at);
-
-    CREATE TABLE turns (
-        id                bigserial PRIMARY KEY,
-        conversation_key  text NOT NULL REFERENCES conversations (key) ON DELETE CASCADE,
-        parent_id         bigint REFERENCES turns (id) ON DELETE CASCADE,
-        seq               integer NOT NULL,
-        checkpoint_id     text NOT NULL,
-        user_id           text,
-        question          text NOT NULL,
-        answer            text NOT NULL,
-        created_at        timestamptz NOT NULL DEFAULT now()
-    );
-    CREATE INDEX turns_conversation ON turns (conversation_key, id);
-    CREATE UNIQUE INDEX turns_checkpoint ON turns (conversation_key, checkpoint_id);
-    ALTER TABLE conversations ADD FOREIGN KEY (head_turn_id) REFERENCES turns (id)
-        ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED;
-
-    CREATE TABLE rewinds (
-        id                bigserial PRIMARY KEY,
-        conversation_key  text NOT NULL REFERENCES conversations (key) ON DELETE CASCADE,
-        from_turn_id      bigint REFERENCES turns (id) ON DELETE CASCADE,
-        to_turn_id        bigint REFERENCES turns (id) ON DELETE CASCADE,
-        user_id           text,
-        created_at        timestamptz NOT NULL DEFAULT now()
-    );
-
-    CREATE TABLE processed_events (
-        event_id   text PRIMARY KEY,
-        seen_at    timestamptz NOT NULL DEFAULT now()
-    );
-    CREATE INDEX processed_events_seen ON processed_events (seen_at);
-    """,
-    """
-    CREATE TABLE inflight_turns (
-        conversation_key text PRIMARY KEY,
-        question         text NOT NULL,
-        user_id          text,
-        started_at       timestamptz NOT NULL DEFAULT now()
-    );
-    CREATE INDEX turns_user ON turns (conversation_key, user_id);
-    """,
-    """
-    CREATE TABLE approvals (
-        id                bigserial PRIMARY KEY,
-        conversation_key  text NOT NULL REFERENCES conversations (key) ON DELETE CASCADE,
-        checkpoint_id     text NOT NULL,
-        head_turn_id      bigint REFERENCES turns (id) ON DELETE CASCADE,
-        question          text NOT NULL,
-        tool              text NOT NULL,
-        args              jsonb NOT NULL,
-        requested_by      text,
-        status            text NOT NULL DEFAULT 'pending'
-                          CHECK (status IN ('pending', 'approved', 'rejected', 'cancelled')),
-        decided_by        text,
-        created_at        timestamptz NOT NULL DEFAULT now(),
-        decided_at        timestamptz
-    );
-    CREATE UNIQUE INDEX approvals_one_pending ON approvals (conversation_key) WHERE status = 'pending';
-    """,
-    """
-    ALTER TABLE processed_events ADD COLUMN result text;
-    """,
-)
-
-_MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates
-
-_CREATE_VERSION_TABLE = """
-CREATE TABLE IF NOT EXISTS backtrack_migrations (
-    version    integer PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)"""
-
 
 def database_url(settings: Settings) -> str:
     """``DATABASE_URL``, or the URL of an embedded PostgreSQL under the data directory."""
@@ -163,65 +88,135 @@ async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-async def open_pool(settings: Settings, url: str, *, wait: bool = True) -> Pool:
-    kwargs: dict[str, Any] = {
+class NoAnswer(psycopg.OperationalError):
+    """The database did not answer in time; the connection was cut."""
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller was told already
+
+
+async def bounded(conn: psycopg.AsyncConnection[Any], work: Awaitable[_T], seconds: float) -> _T:
+    """``work`` on ``conn``, or ``OperationalError`` after ``seconds`` and the connection cut.
+
+    Cancelling a psycopg query sends a cancel request and waits up to ten more seconds for
+    it, through the very path that hangs. Shutting the socket down instead ends the query
+    at once, as a dropped connection would, and the connection is discarded.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        task.add_done_callback(_consume)
+        await asyncio.wait({task}, timeout=1.0)  # it ends now; never cancel it (see above)
+        raise NoAnswer(f"the database did not answer within {seconds:g} s") from None
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+
+
+MAX_RECONNECT_DELAY = 2.0
+"""Seconds between two attempts to reconnect, however long the database has been away."""
+
+
+class _CappedAttempt(AttemptWithBackoff):
+    """psycopg_pool's backoff (1 s, doubling, with jitter), stopped at ``MAX_RECONNECT_DELAY``."""
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, MAX_RECONNECT_DELAY)
+
+
+class _Retry(MaintenanceTask):
+    """A backed-off ``AddConnection``, run once: on its schedule or early, whichever is first."""
+
+    def __init__(self, pool: _Pool, task: AddConnection) -> None:
+        super().__init__(pool)
+        self.task = task
+        self.claimed = False
+
+    async def _run(self, pool: AsyncConnectionPool[Any]) -> None:
+        if not self.claimed:
+            self.claimed = True
+            await self.task._run(pool)
+
+
+class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]):
+    """psycopg_pool's pool with a capped reconnection delay and an early retry on demand."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._retries: set[_Retry] = set()
+        self._checking: asyncio.Task[None] | None = None
+
+    async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        await super()._add_connection(attempt or _CappedAttempt(timeout=self.reconnect_timeout), growing)
+
+    async def schedule_task(self, task: MaintenanceTask, delay: float) -> None:
+        if isinstance(task, AddConnection):  # only a failed reconnection is ever scheduled
+            retry = _Retry(self, task)
+            self._retries.add(retry)
+            task = retry
+        await super().schedule_task(task, delay)
+
+    def _maybe_grow_pool(self) -> None:
+        """Called (under the pool's lock) when a request finds no connection ready."""
+        super()._maybe_grow_pool()
+        self._retries = {r for r in self._retries if not r.claimed}
+        if self._retries:
+            retry = self._retries.pop()
+            retry.claimed = True
+            self.run_task(retry.task)
+
+    async def _check_connection(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
+        try:  # a hung server must not hang the check
+            await bounded(conn, super()._check_connection(conn), self.timeout)
+        except Exception:
+            if self._checking is None or self._checking.done():
+                self._checking = asyncio.create_task(self.check())
+                self._checking.add_done_callback(_consume)
+            raise
+
+
+def connection_kwargs(settings: Settings) -> dict[str, Any]:
+    """What every connection the program opens uses: the pool's, the lock connection's.
+
+    ``connect_timeout`` bounds a connection attempt to a server that does not answer; TCP
+    keepalives make a connection to a vanished host fail instead of waiting for ever.
+    """
+    timeout = max(1, round(settings.db_timeout))
+    return {
         "autocommit": True,
         "row_factory": dict_row,
         "prepare_threshold": settings.db_prepare_threshold,
+        "connect_timeout": timeout,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
     }
-    pool: Pool = AsyncConnectionPool(
+
+
+async def open_pool(settings: Settings, url: str, *, wait: bool = True) -> Pool:
+    pool: Pool = _Pool(
         url,
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
-        kwargs=kwargs,
+        kwargs=connection_kwargs(settings),
         check=_check_if_idle,
         reset=_mark_returned,
         max_idle=settings.db_max_idle,
         max_lifetime=settings.db_max_lifetime,
         timeout=settings.db_timeout,
-        reconnect_timeout=float("inf"),
+        reconnect_timeout=float("inf"),  # never give up; _CappedAttempt keeps the pace
         open=False,
         name="backtrack",
     )
     await pool.open(wait=wait, timeout=settings.db_timeout)
     return pool
-
-
-async def _try_lock(conn: psycopg.AsyncConnection[DictRow]) -> bool:
-    row = await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_MIGRATION_LOCK,))).fetchone()
-    return bool(row and row["ok"])
-
-
-async def apply_migrations(pool: Pool, *extra_setups: Any) -> int:
-    """Apply pending migrations; returns how many ran.
-
-    One session-level advisory lock serialises every process that starts at once, and
-    also guards ``extra_setups`` (LangGraph's own ``setup()``, which is not safe to run
-    concurrently on its own). The waiters poll with ``pg_try_advisory_lock`` rather than
-    block in ``pg_advisory_lock``: a blocked statement holds a snapshot, and LangGraph's
-    ``CREATE INDEX CONCURRENTLY`` waits for every older snapshot, which would deadlock.
-    """
-    async with pool.connection() as conn:
-        while not await _try_lock(conn):  # noqa: ASYNC110 (polling another process)
-            await asyncio.sleep(0.1)
-        try:
-            await conn.execute(_CREATE_VERSION_TABLE)
-            row = await (
-                await conn.execute("SELECT coalesce(max(version), 0) AS v FROM backtrack_migrations")
-            ).fetchone()
-            current = int(row["v"]) if row else 0
-            for version, sql in enumerate(MIGRATIONS[current:], start=current + 1):
-                async with conn.transaction():
-                    await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO backtrack_migrations (version) VALUES (%s)", (version,)
-                    )
-                _log.info("applied migration %d", version)
-            for setup in extra_setups:
-                await setup()
-            return len(MIGRATIONS) - current
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
 
 
 STORAGE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)

@@ -8,6 +8,12 @@ not pin a pooled connection, and a busy conversation in another process is retri
 backoff instead of blocking a session. If that connection dies, its locks die with it;
 the compare-and-set on the conversation head (core/store.py) still refuses a second
 writer's turn.
+
+The lock connection is opened with the pool's own settings (``connection_kwargs``) and
+on demand, so after an outage the first turn that needs it connects at once. A lock
+connection that died while idle (a restarted server) is replaced and the query retried
+once, and every query is bounded by ``BACKTRACK_DB_TIMEOUT``, so a hung server makes a
+turn fail with the storage message instead of hanging.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from core.db import Pool
+from core.db import NoAnswer, Pool, bounded
 from core.errors import ConversationBusy
 from core.keys import ThreadKey
 
@@ -30,7 +36,7 @@ __all__ = ["BUSY_MESSAGE", "ConversationLocks"]
 _log = logging.getLogger(__name__)
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS ok"
-_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0)) AS ok"
 
 BUSY_MESSAGE = "I'm still answering your previous message here; please wait for that answer."
 
@@ -97,19 +103,33 @@ class ConversationLocks:
 
     async def _query(self, sql: str, name: str) -> bool:
         async with self._conn_lock:
+            fresh = self._conn is None or self._conn.closed
+            try:
+                return await self._execute(sql, name)
+            except psycopg.OperationalError as exc:
+                if fresh or isinstance(exc, NoAnswer):
+                    raise
+                # the connection died while idle (a restarted server): one new one, once
+                _log.info("the lock connection was lost; reconnecting")
+                return await self._execute(sql, name)
+
+    async def _execute(self, sql: str, name: str) -> bool:
+        try:
             if self._conn is None or self._conn.closed:
                 conninfo = self._pool.conninfo
                 assert isinstance(conninfo, str), "the pool is built from a URL"
-                self._conn = await psycopg.AsyncConnection.connect(
-                    conninfo, autocommit=True, connect_timeout=max(1, round(self._connect_timeout))
-                )
-            try:
-                row = await (await self._conn.execute(sql, (name,))).fetchone()
-            except psycopg.OperationalError:
+                kwargs = self._pool.kwargs
+                assert isinstance(kwargs, dict), "the pool is built with connection_kwargs"
+                self._conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+            conn = self._conn
+            cursor = await bounded(conn, conn.execute(sql, (name,)), self._connect_timeout)
+            row = await cursor.fetchone()
+        except psycopg.OperationalError:
+            if self._conn is not None:
                 await self._conn.close()
                 self._conn = None
-                raise
-        return bool(row and row[0])
+            raise
+        return bool(row and row["ok"])
 
     async def _drop(self) -> None:
         async with self._conn_lock:

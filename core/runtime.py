@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from core.agent import build_agent
 from core.checkpointer import PooledPostgresSaver
-from core.db import apply_migrations, database_url, open_pool
+from core.db import database_url, open_pool
 from core.demo_model import OFFLINE_NOTICE
 from core.errors import BacktrackError
+from core.migrations import apply_migrations
 from core.model_probe import check_server_context
 from core.service import ConversationService
 

@@ -11,7 +11,8 @@ import pytest
 from psycopg import sql
 
 from core.checkpointer import PooledPostgresSaver
-from core.db import MIGRATIONS, apply_migrations, open_pool
+from core.db import open_pool
+from core.migrations import MIGRATIONS, apply_migrations
 from core.settings import Settings
 
 

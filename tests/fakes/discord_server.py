@@ -136,6 +136,7 @@ class FakeDiscord:
         self.close_gateway_with: int | None = None
         """When set, the gateway closes with this code right after IDENTIFY (4014: intents)."""
         self._limits: list[_Limit] = []
+        self._failures: list[tuple[str, re.Pattern[str], int]] = []
         self._interactions: dict[str, int] = {}
         """Interaction token → the channel it happened in."""
         self._interaction_types: dict[str, int] = {}
@@ -261,6 +262,10 @@ class FakeDiscord:
     def rate_limit_once(self, method: str, pattern: str, retry_after: float = 0.2) -> None:
         """Answer the next matching REST call with a 429, as Discord does."""
         self._limits.append(_Limit(method, re.compile(pattern), retry_after))
+
+    def fail_once(self, method: str, pattern: str, status: int = 500) -> None:
+        """Answer the next matching REST call with a server error, doing nothing."""
+        self._failures.append((method, re.compile(pattern), status))
 
     # -- what tests inject ---------------------------------------------------------------
 
@@ -455,6 +460,11 @@ class FakeDiscord:
         if not webhook and request.headers.get("Authorization") != f"Bot {self.token}":
             call.status = 401
             return _json({"message": "401: Unauthorized", "code": 0}, 401)
+        for failure in self._failures:
+            if failure[0] == request.method and failure[1].fullmatch(path):
+                self._failures.remove(failure)
+                call.status = failure[2]
+                return _json({"message": f"{failure[2]}: Internal Server Error", "code": 0}, failure[2])
         for limit in self._limits:
             if limit.method == request.method and limit.path.fullmatch(path):
                 self._limits.remove(limit)

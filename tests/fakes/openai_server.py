@@ -35,6 +35,8 @@ class Reply:
     delay: float = 0.0
     chunk_delay: float = 0.0
     """Pause between streamed chunks, so a test can watch an answer arrive piece by piece."""
+    cut_after: int | None = None
+    """Drop the connection after this many streamed chunks of text (no end, no ``[DONE]``)."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,10 @@ class FakeOpenAI:
         else:
             assert isinstance(step, Reply)
             for i in range(0, len(step.text), 40):
+                if step.cut_after is not None and i // 40 >= step.cut_after:
+                    assert request.transport is not None
+                    request.transport.close()  # the connection drops mid-answer
+                    return response
                 await send({"content": step.text[i:i + 40]})
                 if step.chunk_delay:
                     await asyncio.sleep(step.chunk_delay)

@@ -70,6 +70,7 @@ class FakeSlack:
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.acks: list[dict[str, Any]] = []
         self._limited: dict[str, int] = {}
+        self._failing: dict[str, tuple[int, int]] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._clock = itertools.count(1)
         self._epoch = int(time.time())
@@ -92,6 +93,10 @@ class FakeSlack:
 
     def rate_limit(self, method: str, times: int = 1) -> None:
         self._limited[method] = times
+
+    def fail(self, method: str, times: int = 1, status: int = 500) -> None:
+        """Answer the next ``times`` calls of ``method`` with an HTTP error, posting nothing."""
+        self._failing[method] = (times, status)
 
     def made(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -157,6 +162,11 @@ class FakeSlack:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"}
             )
+        times, status = self._failing.get(method, (0, 0))
+        if times:
+            self._failing[method] = (times - 1, status)
+            call.status = status
+            return web.json_response({"ok": False, "error": "internal_error"}, status=status)
         if not token:
             return web.json_response({"ok": False, "error": "not_authed"})
         return web.json_response(self._answer(method, params))
