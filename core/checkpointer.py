@@ -18,13 +18,19 @@ Measured with ``make bench`` (README, "Performance"); each change keeps the stor
 - Each distinct stored message list is deserialised once per process: every turn
   reloads its conversation's snapshot and the writes since, the same bytes as the turn
   before, and rebuilding LangChain messages from them was most of a long conversation's
-  turn time. Values are pure functions of their bytes, and LangGraph never mutates a
-  channel's messages (reducers build new lists), so the memo hands out a fresh list of
-  the same message objects.
+  turn time. A value is a pure function of its bytes, so the memo may answer for them.
+
+The memo's one rule: **nothing it holds is ever handed out.** Every read, hit or miss,
+returns a new list of new messages whose dicts and lists are copies too, so a caller may
+edit what it got (LangGraph's ``add_messages`` itself assigns ids to stored messages that
+lack one) and the next read still returns what is stored, as with the stock saver.
+Copying the JSON-shaped fields of a message costs a third of validating it again. Only
+lists of messages are memoised; every other value is returned exactly as decoded.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 from collections import OrderedDict
 from types import TracebackType
@@ -62,10 +68,37 @@ def _messages(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(m, BaseMessage) for m in value)
 
 
-def _fresh(value: Any) -> Any:
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _thaw(value: Any) -> Any:
+    """A copy of decoded data sharing nothing mutable with it (JSON shapes fast, else deepcopy)."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {k: _thaw(v) for k, v in value.items()}
+    if kind is list:
+        return [_thaw(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def _copy_message(message: BaseMessage) -> BaseMessage:
+    clone = message.__copy__()  # pydantic: own __dict__, fields set and extras, not yet deep
+    fields = clone.__dict__
+    for name, value in fields.items():
+        if type(value) not in _ATOMS:
+            fields[name] = _thaw(value)
+    if clone.__pydantic_extra__:
+        object.__setattr__(clone, "__pydantic_extra__", _thaw(clone.__pydantic_extra__))
+    return clone
+
+
+def _fresh(value: list[BaseMessage] | _DeltaSnapshot) -> list[BaseMessage] | _DeltaSnapshot:
+    """What a read of a memoised message list returns: copies all the way down."""
     if isinstance(value, _DeltaSnapshot):
-        return _DeltaSnapshot(list(value.value))
-    return list(value) if isinstance(value, list) else value
+        return _DeltaSnapshot([_copy_message(m) for m in value.value])
+    return [_copy_message(m) for m in value]
 
 
 class MemoSerializer(JsonPlusSerializer):
@@ -94,12 +127,13 @@ class MemoSerializer(JsonPlusSerializer):
             return _fresh(hit)
         value = super().loads_typed(data)
         inner = value.value if isinstance(value, _DeltaSnapshot) else value
-        if _messages(inner) and len(key) <= self._max_bytes // 4:
-            self._memo[key] = value
-            self._held += len(key)
-            while self._held > self._max_bytes:
-                old, _ = self._memo.popitem(last=False)
-                self._held -= len(old)
+        if not _messages(inner) or len(key) > self._max_bytes // 4:
+            return value  # not memoised: the caller gets the only reference
+        self._memo[key] = value
+        self._held += len(key)
+        while self._held > self._max_bytes:
+            old, _ = self._memo.popitem(last=False)
+            self._held -= len(old)
         return _fresh(value)
 
 
