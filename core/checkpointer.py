@@ -101,7 +101,10 @@ class MemoSerializer(JsonPlusSerializer):
         value = super().loads_typed(data)
         inner = value.value if isinstance(value, _DeltaSnapshot) else value
         if _messages(inner) and len(key) <= self._max_bytes // 8:
-            frozen = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                frozen = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                return value  # e.g. an artifact that cannot be pickled: just not memoised
             self._memo[key] = frozen
             self._held += len(key) + len(frozen)
             while self._held > self._max_bytes:
