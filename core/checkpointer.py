@@ -18,13 +18,21 @@ Measured with ``make bench`` (README, "Performance"); each change keeps the stor
 - Each distinct stored message list is deserialised once per process: every turn
   reloads its conversation's snapshot and the writes since, the same bytes as the turn
   before, and rebuilding LangChain messages from them was most of a long conversation's
-  turn time. Values are pure functions of their bytes, and LangGraph never mutates a
-  channel's messages (reducers build new lists), so the memo hands out a fresh list of
-  the same message objects.
+  turn time. A value is a pure function of its bytes, so the memo may answer for them.
+
+The memo's one rule: **nothing it holds is ever handed out.** It keeps each message list
+pickled, and every hit unpickles new objects, so a caller may edit what it got (LangGraph's
+``add_messages`` itself assigns ids to stored messages that lack one) and the next read
+still returns what is stored, as with the stock saver. Unpickling costs about half of
+decoding and validating the messages again. Only lists of messages are memoised; every
+other value (a counter's int, a flag, a dict) is returned exactly as decoded.
+``tests/core/test_checkpointer.py`` holds the memo to both, and
+``tests/core/test_conformance.py`` runs LangGraph's conformance suite on this saver.
 """
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections import OrderedDict
 from types import TracebackType
@@ -41,8 +49,8 @@ from core.db import Pool
 __all__ = ["DELTA_PAGE_ROWS", "MEMO_BYTES", "MemoSerializer", "PooledPostgresSaver"]
 
 DELTA_PAGE_ROWS = 256
-MEMO_BYTES = 16 * 1024 * 1024
-"""Serialised bytes the deserialisation memo keeps (the objects take several times more)."""
+MEMO_BYTES = 32 * 1024 * 1024
+"""What the deserialisation memo may hold: each stored blob and its pickled copy."""
 
 if hasattr(_pg_aio, "_DELTA_PAGE_SIZE"):  # a private constant: if it goes, only speed suffers
     _pg_aio._DELTA_PAGE_SIZE = DELTA_PAGE_ROWS
@@ -62,19 +70,17 @@ def _messages(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(m, BaseMessage) for m in value)
 
 
-def _fresh(value: Any) -> Any:
-    if isinstance(value, _DeltaSnapshot):
-        return _DeltaSnapshot(list(value.value))
-    return list(value) if isinstance(value, list) else value
-
-
 class MemoSerializer(JsonPlusSerializer):
-    """``JsonPlusSerializer`` that remembers the message lists it deserialised, by bytes."""
+    """``JsonPlusSerializer`` that remembers the message lists it deserialised, by bytes.
+
+    It keeps them pickled: bytes cannot be edited, so nothing a caller does to what it
+    got can reach the memo, and every hit unpickles objects of the caller's own.
+    """
 
     def __init__(self, max_bytes: int = MEMO_BYTES) -> None:
         super().__init__()
         self._max_bytes = max_bytes
-        self._memo: OrderedDict[bytes, Any] = OrderedDict()
+        self._memo: OrderedDict[bytes, bytes] = OrderedDict()
         self._held = 0
 
     def __copy__(self) -> MemoSerializer:
@@ -91,16 +97,20 @@ class MemoSerializer(JsonPlusSerializer):
         key = bytes(blob)
         if (hit := self._memo.get(key)) is not None:
             self._memo.move_to_end(key)
-            return _fresh(hit)
+            return pickle.loads(hit)  # our own bytes, made below: never a stored value
         value = super().loads_typed(data)
         inner = value.value if isinstance(value, _DeltaSnapshot) else value
-        if _messages(inner) and len(key) <= self._max_bytes // 4:
-            self._memo[key] = value
-            self._held += len(key)
+        if _messages(inner) and len(key) <= self._max_bytes // 8:
+            try:
+                frozen = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                return value  # e.g. an artifact that cannot be pickled: just not memoised
+            self._memo[key] = frozen
+            self._held += len(key) + len(frozen)
             while self._held > self._max_bytes:
-                old, _ = self._memo.popitem(last=False)
-                self._held -= len(old)
-        return _fresh(value)
+                old, gone = self._memo.popitem(last=False)
+                self._held -= len(old) + len(gone)
+        return value  # freshly decoded: the caller holds the only reference
 
 
 class PooledPostgresSaver(AsyncPostgresSaver):
