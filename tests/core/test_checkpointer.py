@@ -24,7 +24,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer
 
 from core.checkpointer import PooledPostgresSaver
-from core.db import Pool, apply_migrations, open_pool
+from core.db import Pool, open_pool
+from core.migrations import apply_migrations
 from core.settings import Settings
 
 

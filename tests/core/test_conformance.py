@@ -17,7 +17,8 @@ from langgraph.checkpoint.conformance.capabilities import Capability
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from core.checkpointer import PooledPostgresSaver
-from core.db import Pool, apply_migrations, open_pool
+from core.db import Pool, open_pool
+from core.migrations import apply_migrations
 from core.settings import Settings
 
 
