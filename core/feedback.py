@@ -1,0 +1,49 @@
+"""Ratings of answers: one 👍 or 👎 per person and turn, their latest click counts.
+
+A rating names the turn by the checkpoint its answer ended at, the id an adapter puts in
+the buttons under the answer, so a click needs nothing kept in memory and works on any
+instance. Recording is an upsert on (turn, user) that reports whether anything changed:
+a double click, or a retried delivery, stores and counts one rating.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from core.db import Pool
+    from core.keys import ThreadKey
+
+__all__ = ["VALUES", "FeedbackStore"]
+
+VALUES = ("up", "down")
+
+# Inserts the rating, or changes it; returns a row only when something changed.
+_RECORD = """
+INSERT INTO feedback (turn_id, user_id, value)
+SELECT t.id, %(user)s, %(value)s FROM turns t
+WHERE t.conversation_key = %(key)s AND t.checkpoint_id = %(checkpoint)s
+ON CONFLICT (turn_id, user_id) DO UPDATE SET value = EXCLUDED.value, created_at = now()
+   WHERE feedback.value IS DISTINCT FROM EXCLUDED.value
+RETURNING turn_id
+"""
+
+_TURN_EXISTS = "SELECT 1 FROM turns WHERE conversation_key = %s AND checkpoint_id = %s"
+
+
+class FeedbackStore:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def record(self, key: ThreadKey, checkpoint_id: str, user: str, value: str) -> bool | None:
+        """True if stored or changed, False if it was already so, None if no such turn."""
+        if value not in VALUES:
+            raise InvalidInput(f"feedback is one of {', '.join(VALUES)}, not {value!r}")
+        params = {"key": str(key), "checkpoint": checkpoint_id, "user": user, "value": value}
+        async with self.pool.connection() as conn:
+            if await (await conn.execute(_RECORD, params)).fetchone() is not None:
+                return True
+            found = await (await conn.execute(_TURN_EXISTS, (str(key), checkpoint_id))).fetchone()
+        return False if found else None
