@@ -12,9 +12,11 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client import REGISTRY
 
 from bots.slack.feedback import REWIND_HERE
@@ -169,3 +171,9 @@ async def test_new_in_a_dm_starts_afresh_and_keeps_the_old_conversation(slack: H
     assert await rate(slack, old, "down") == "Thanks, your feedback is noted."  # the old one still
     refused = await slack.command("new", "", channel)
     assert refused.startswith("/new starts a fresh conversation in a direct message")
+
+
+def test_the_manifest_registers_the_shortcut_the_bot_answers() -> None:
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yaml").read_text())
+    shortcuts = manifest["features"]["shortcuts"]
+    assert [(s["type"], s["callback_id"]) for s in shortcuts] == [("message", REWIND_HERE)]
