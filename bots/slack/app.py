@@ -22,6 +22,7 @@ from bots.slack.approvals import ACTIONS, ApprovalHandler
 from bots.slack.commands import CommandHandler
 from bots.slack.events import MessageHandler
 from bots.slack.feedback import FEEDBACK, REWIND_HERE, FeedbackHandler
+from bots.slack.home import HomeTab
 from bots.slack.places import Access
 from core.commands import COMMANDS
 from core.errors import SettingsError
@@ -68,6 +69,7 @@ class SlackBot:
         self._commands = CommandHandler(service, access)
         self._approvals = ApprovalHandler(service, access)
         self._feedback = FeedbackHandler(service, access)
+        self._home = HomeTab(service)
         self.app = AsyncApp(
             name="backtrack",
             client=self.client,
@@ -82,6 +84,7 @@ class SlackBot:
         self.app.action(ACTIONS)(self._on_action)
         self.app.action(FEEDBACK)(self._on_feedback)
         self.app.shortcut(REWIND_HERE)(self._on_rewind_here)
+        self.app.event("app_home_opened")(self._on_home)
 
     async def _on_event(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -118,6 +121,12 @@ class SlackBot:
         await ack()
         try:
             await self._feedback.on_rewind_here(body, respond, context.bot_user_id, context.bot_id)
+        finally:
+            self.handled += 1
+
+    async def _on_home(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        try:
+            await self._home.opened(event, str(body.get("team_id", "")), self.client)
         finally:
             self.handled += 1
 

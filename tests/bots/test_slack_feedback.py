@@ -177,3 +177,28 @@ def test_the_manifest_registers_the_shortcut_the_bot_answers() -> None:
     manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yaml").read_text())
     shortcuts = manifest["features"]["shortcuts"]
     assert [(s["type"], s["callback_id"]) for s in shortcuts] == [("message", REWIND_HERE)]
+
+
+async def test_app_home_lists_the_users_conversations_newest_first(slack: Harness) -> None:
+    channel, dm = _id("C"), _id("D")
+    ts = await slack.mention(channel, "about the deploy")
+    await slack.answers(channel, ts)
+    await slack.say(dm, "a private question")
+    await slack.answers(dm, None)
+
+    event = {"type": "app_home_opened", "user": slack.user, "channel": dm, "tab": "home",
+             "event_ts": f"{time.time():.6f}"}
+    assert await slack.deliver(slack.envelope(event)) == 200
+    await wait_until(lambda: slack.user in slack.fake.homes, what="the home tab")
+    rows = [b["text"]["text"] for b in slack.fake.homes[slack.user]["blocks"] if b["type"] == "section"]
+    assert len(rows) == 2
+    assert rows[0].startswith("*a private question*\nDirect message")
+    assert rows[1].startswith(f"*about the deploy*\n<#{channel}>")
+    assert f"/archives/{channel}/p{ts.replace('.', '')}|Open>" in rows[1]
+
+    stranger = _id("U")
+    event.update(user=stranger, event_ts=f"{time.time():.6f}")
+    assert await slack.deliver(slack.envelope(event)) == 200
+    await wait_until(lambda: stranger in slack.fake.homes, what="the stranger's home tab")
+    [empty] = [b for b in slack.fake.homes[stranger]["blocks"] if b["type"] == "section"]
+    assert empty["text"]["text"].startswith("None yet.")
