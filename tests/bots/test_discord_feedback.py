@@ -8,6 +8,7 @@ as Discord sends it, so discord.py's own ``CommandTree`` routes it to the contex
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -23,8 +24,10 @@ from tests.bots.test_discord import Discord, ask, eventually, running, said
 from tests.fakes.discord_server import FakeDiscord
 
 
-@pytest.fixture
-async def bot(make_settings: Callable[..., Settings], service: ConversationService) -> AsyncIterator[Discord]:
+@asynccontextmanager
+async def _world(
+    make_settings: Callable[..., Settings], service: ConversationService, only_ada: bool = False
+) -> AsyncIterator[Discord]:
     fake = FakeDiscord()
     general = fake.add_place("text", "general")
     world = Discord(
@@ -35,7 +38,8 @@ async def bot(make_settings: Callable[..., Settings], service: ConversationServi
     await fake.start()
     endpoints = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
     settings = make_settings(
-        DISCORD_BOT_TOKEN=fake.token, DISCORD_API_BASE_URL=fake.api_url, DISCORD_GATEWAY_URL=fake.gateway_url
+        DISCORD_BOT_TOKEN=fake.token, DISCORD_API_BASE_URL=fake.api_url, DISCORD_GATEWAY_URL=fake.gateway_url,
+        DISCORD_ALLOWED_USERS=world.ada["id"] if only_ada else "",
     )
     try:
         async with running(settings, service):
@@ -43,6 +47,12 @@ async def bot(make_settings: Callable[..., Settings], service: ConversationServi
     finally:
         Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = endpoints
         await fake.stop()
+
+
+@pytest.fixture
+async def bot(make_settings: Callable[..., Settings], service: ConversationService) -> AsyncIterator[Discord]:
+    async with _world(make_settings, service) as world:
+        yield world
 
 
 def _buttons(message: dict[str, Any]) -> dict[str, str]:
@@ -115,6 +125,27 @@ async def test_rewind_to_here_on_a_message_that_is_no_answer_is_refused(bot: Dis
     assert told.startswith("Rewind to here works on backtrack's answers")
     await ask(bot, bot.general, "q2")
     await said(bot.fake, bot.general, "heard: q1 | q2")
+
+
+async def test_someone_outside_the_allow_list_can_neither_rate_nor_rewind(
+    make_settings: Callable[..., Settings], service: ConversationService
+) -> None:
+    async with _world(make_settings, service, only_ada=True) as w:
+        await ask(w, w.general, "q1")
+        await said(w.fake, w.general, "heard: q1")
+        await ask(w, w.general, "q2")
+        first = await said(w.fake, w.general, "heard: q1")
+        await said(w.fake, w.general, "heard: q1 | q2")
+        eve = w.fake.user("eve")
+
+        refused = await private(w, await w.fake.message_command(int(first["id"]), REWIND_HERE, user=eve))
+        assert refused == "You are not allowed to use backtrack here"
+        click = await w.fake.click(int(first["id"]), _buttons(first)["👎"], user=eve)
+        assert await private(w, click) == refused
+        [turn, _] = await service.history(conversation_key(w.fake.guild_id, w.general))
+        assert turn.feedback == (), "nothing stored"
+        await ask(w, w.general, "q3")
+        await said(w.fake, w.general, "heard: q1 | q2 | q3")
 
 
 async def test_new_starts_afresh_in_the_channel_and_keeps_the_old_conversation(

@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +21,31 @@ import yaml
 from prometheus_client import REGISTRY
 
 from bots.slack.feedback import REWIND_HERE
+from core.keys import ThreadKey
 from core.service import ConversationService
 from core.settings import Settings
 from tests.bots.test_slack import SECRET, Harness, _id, fixture, serve
 from tests.fakes.slack_server import FakeSlack, Posted, wait_until
 
 
-@pytest.fixture
-async def slack(make_settings: Callable[..., Settings], service: ConversationService) -> AsyncIterator[Harness]:
+@asynccontextmanager
+async def _bot(settings: Callable[..., Settings], service: ConversationService, **env: str) -> AsyncIterator[Harness]:
     fake = FakeSlack(team=_id("T"), bot_user=_id("U"), bot_id=_id("B"))
     await fake.start()
-    settings = make_settings(
-        SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake.api_url
+    made = settings(
+        SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake.api_url, **env
     )
     try:
-        async with serve(settings, service, fake) as harness:
+        async with serve(made, service, fake) as harness:
             yield harness
     finally:
         await fake.stop()
+
+
+@pytest.fixture
+async def slack(make_settings: Callable[..., Settings], service: ConversationService) -> AsyncIterator[Harness]:
+    async with _bot(make_settings, service) as harness:
+        yield harness
 
 
 def _trigger() -> str:
@@ -79,10 +87,12 @@ async def rate(harness: Harness, posted: Posted, vote: str, user: str | None = N
     return await harness.told(str(body["response_url"]))
 
 
-async def rewind_here(harness: Harness, posted: Posted, *, author: str | None = None) -> str:
+async def rewind_here(
+    harness: Harness, posted: Posted, *, author: str | None = None, user: str | None = None
+) -> str:
     """Use the shortcut on a message (``author``: someone else's message); the private answer."""
     body = fixture("message_action")
-    _message(harness, posted, body, harness.user)
+    _message(harness, posted, body, user or harness.user)
     body["callback_id"], body["message_ts"] = REWIND_HERE, posted.ts
     body["message"].update(user=harness.fake.bot_user, bot_id=harness.fake.bot_id)
     if author is not None:
@@ -153,6 +163,29 @@ async def test_rewind_to_here_is_refused_on_anything_but_an_answer(slack: Harnes
     assert (await rewind_here(slack, command_reply)).startswith("Rewind to here works on backtrack's answers")
     await slack.say(channel, "!history", thread_ts=ts)
     assert "1. q1" in (await slack.answers(channel, ts, 3))[-1], "nothing moved"
+
+
+async def test_someone_outside_the_allow_list_can_neither_rate_nor_rewind(
+    make_settings: Callable[..., Settings], service: ConversationService
+) -> None:
+    allowed = _id("U")
+    async with _bot(make_settings, service, SLACK_ALLOWED_USERS=allowed) as slack:
+        slack.user = allowed
+        channel = _id("C")
+        ts = await slack.mention(channel, "q1")
+        await slack.answers(channel, ts)
+        await slack.say(channel, "q2", thread_ts=ts)
+        await slack.answers(channel, ts, 2)
+        first = slack.fake.posted(channel, ts)[0]
+        stranger = _id("U")
+
+        refused = await rewind_here(slack, first, user=stranger)
+        assert refused == "Backtrack is not enabled for you in this channel"
+        assert await rate(slack, first, "down", user=stranger) == refused
+        [turn, _] = await service.history(ThreadKey.slack(slack.fake.team, channel, ts))
+        assert turn.feedback == (), "nothing stored"
+        await slack.say(channel, "q3", thread_ts=ts)
+        assert (await slack.answers(channel, ts, 3))[-1] == "heard: q1 | q2 | q3", "nothing moved"
 
 
 async def test_new_in_a_dm_starts_afresh_and_keeps_the_old_conversation(slack: Harness) -> None:
