@@ -227,7 +227,10 @@ class ConversationService:
     async def start_new(self, key: ThreadKey, user: str | None) -> ThreadKey:
         """``/new``: the place's next conversation; the previous ones stay stored as they are."""
         if not key.renewable:
-            raise InvalidInput("/new works in a DM or a channel; a thread is one conversation already")
+            raise InvalidInput(
+                "/new works where one conversation runs on (a direct message, a Discord channel); "
+                "a thread is a conversation of its own: start a new thread instead"
+            )
         async with storage_errors():
             new = await self._generations.bump(key.nth(0), user)
         _log.info("new conversation %s after %s", new, key)
