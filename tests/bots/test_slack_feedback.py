@@ -202,6 +202,14 @@ async def test_new_in_a_dm_starts_afresh_and_keeps_the_old_conversation(slack: H
     assert sorted(info.title for info in listed) == ["q1", "q2"]
 
     assert await rate(slack, old, "down") == "Thanks, your feedback is noted."  # the old one still
+    await slack.say(dm, "!new")
+    assert (await slack.answers(dm, None, 3))[-1].startswith("Started a new conversation here.")
+    await slack.say(dm, "q3")
+    assert (await slack.answers(dm, None, 4))[-1] == "heard: q3"
+    ts = await slack.mention(channel, "in a thread")
+    await slack.answers(channel, ts)
+    await slack.say(channel, "!new", thread_ts=ts)
+    assert (await slack.answers(channel, ts, 2))[-1].startswith("/new works where one conversation runs on")
     refused = await slack.command("new", "", channel)
     assert refused.startswith("/new starts a fresh conversation in a direct message")
 
