@@ -8,17 +8,30 @@ a double click, or a retried delivery, stores and counts one rating.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from core.errors import InvalidInput
+from core.types import Feedback
 
 if TYPE_CHECKING:
     from core.db import Pool
     from core.keys import ThreadKey
 
-__all__ = ["VALUES", "FeedbackStore"]
+__all__ = ["RATINGS", "VALUES", "FeedbackStore", "ratings"]
 
 VALUES = ("up", "down")
+
+RATINGS = """(SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'user', f.user_id, 'value', f.value, 'at', f.created_at) ORDER BY f.created_at), '[]'::jsonb)
+    FROM feedback f WHERE f.turn_id = {turn}.id) AS feedback"""
+"""A turn's ratings as one JSON array, a column of the history queries (``{turn}``: the
+turns alias), so history and the audit view read them without another round trip."""
+
+
+def ratings(column: list[dict[str, Any]] | None) -> tuple[Feedback, ...]:
+    """The ``RATINGS`` column as values."""
+    return tuple(Feedback(f["user"], f["value"], datetime.fromisoformat(f["at"])) for f in column or ())
 
 # Inserts the rating, or changes it; returns a row only when something changed.
 _RECORD = """

@@ -8,13 +8,13 @@ bounded by the limit, not by the conversation's length or its abandoned branches
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 from core.db import Pool
 from core.errors import ConversationNotFound
+from core.feedback import RATINGS, ratings
 from core.keys import ThreadKey
-from core.types import BranchTurn, ConversationInfo, Feedback, Head, Rewind, Turn
+from core.types import BranchTurn, ConversationInfo, Head, Rewind, Turn
 
 __all__ = ["ConversationStore", "StartedTurn", "head_from_row"]
 
@@ -24,11 +24,6 @@ FROM conversations c LEFT JOIN turns t ON t.id = c.head_turn_id
 WHERE c.key = %s
 """
 
-# Each turn's ratings as one JSON array, so history costs no extra round trip.
-_FEEDBACK = """(SELECT coalesce(jsonb_agg(jsonb_build_object(
-        'user', f.user_id, 'value', f.value, 'at', f.created_at) ORDER BY f.created_at), '[]'::jsonb)
-    FROM feedback f WHERE f.turn_id = {turn}.id) AS feedback"""
-
 _BRANCH = """
 WITH RECURSIVE branch AS (
     SELECT t.* FROM turns t
@@ -36,7 +31,7 @@ WITH RECURSIVE branch AS (
   UNION ALL
     SELECT p.* FROM turns p JOIN branch b ON p.id = b.parent_id
 )
-SELECT b.*, """ + _FEEDBACK.format(turn="b") + """ FROM branch b LIMIT %(limit)s
+SELECT b.*, """ + RATINGS.format(turn="b") + """ FROM branch b LIMIT %(limit)s
 """
 
 _UPSERT_CONVERSATION = """
@@ -119,7 +114,7 @@ LEFT JOIN turns t ON t.id = c.head_turn_id
 _END_TURN = "DELETE FROM inflight_turns WHERE conversation_key = %s"
 
 _ALL_TURNS = """
-SELECT t.*, p.checkpoint_id AS parent_checkpoint_id, """ + _FEEDBACK.format(turn="t") + """
+SELECT t.*, p.checkpoint_id AS parent_checkpoint_id, """ + RATINGS.format(turn="t") + """
 FROM turns t
 LEFT JOIN turns p ON p.id = t.parent_id
 WHERE t.conversation_key = %s ORDER BY t.id LIMIT %s
@@ -168,10 +163,7 @@ def _turn(row: dict[str, Any]) -> Turn:
         at=row["created_at"],
         checkpoint_id=row["checkpoint_id"],
         turn_id=row["id"],
-        feedback=tuple(
-            Feedback(f["user"], f["value"], datetime.fromisoformat(f["at"]))
-            for f in row.get("feedback") or ()
-        ),
+        feedback=ratings(row.get("feedback")),
     )
 
 
