@@ -33,17 +33,20 @@ def ratings(column: list[dict[str, Any]] | None) -> tuple[Feedback, ...]:
     """The ``RATINGS`` column as values."""
     return tuple(Feedback(f["user"], f["value"], datetime.fromisoformat(f["at"])) for f in column or ())
 
-# Inserts the rating, or changes it; returns a row only when something changed.
+# Inserts the rating, or changes it, in one round trip: whether the turn exists, and
+# whether anything changed (a repeated click finds its row as it is and changes nothing).
 _RECORD = """
-INSERT INTO feedback (turn_id, user_id, value)
-SELECT t.id, %(user)s, %(value)s FROM turns t
-WHERE t.conversation_key = %(key)s AND t.checkpoint_id = %(checkpoint)s
-ON CONFLICT (turn_id, user_id) DO UPDATE SET value = EXCLUDED.value, created_at = now()
-   WHERE feedback.value IS DISTINCT FROM EXCLUDED.value
-RETURNING turn_id
+WITH target AS (
+    SELECT id FROM turns WHERE conversation_key = %(key)s AND checkpoint_id = %(checkpoint)s
+), stored AS (
+    INSERT INTO feedback (turn_id, user_id, value)
+    SELECT id, %(user)s, %(value)s FROM target
+    ON CONFLICT (turn_id, user_id) DO UPDATE SET value = EXCLUDED.value, created_at = now()
+       WHERE feedback.value IS DISTINCT FROM EXCLUDED.value
+    RETURNING turn_id
+)
+SELECT EXISTS (SELECT 1 FROM target) AS found, EXISTS (SELECT 1 FROM stored) AS changed
 """
-
-_TURN_EXISTS = "SELECT 1 FROM turns WHERE conversation_key = %s AND checkpoint_id = %s"
 
 
 class FeedbackStore:
@@ -56,7 +59,6 @@ class FeedbackStore:
             raise InvalidInput(f"feedback is one of {', '.join(VALUES)}, not {value!r}")
         params = {"key": str(key), "checkpoint": checkpoint_id, "user": user, "value": value}
         async with self.pool.connection() as conn:
-            if await (await conn.execute(_RECORD, params)).fetchone() is not None:
-                return True
-            found = await (await conn.execute(_TURN_EXISTS, (str(key), checkpoint_id))).fetchone()
-        return False if found else None
+            row = await (await conn.execute(_RECORD, params)).fetchone()
+        assert row is not None
+        return bool(row["changed"]) if row["found"] else None
