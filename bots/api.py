@@ -137,6 +137,7 @@ def _turn(turn: Turn) -> dict[str, Any]:
         "answer": turn.answer,
         "time": turn.at.isoformat(),
         "checkpoint_id": turn.checkpoint_id,
+        "feedback": [{"user": f.user, "value": f.value, "time": f.at.isoformat()} for f in turn.feedback],
     }
 
 
@@ -241,6 +242,15 @@ async def rewind(request: web.Request) -> web.Response:
     )
 
 
+async def feedback(request: web.Request) -> web.Response:
+    """A 👍/👎 (``up``/``down``) on a turn, as the chat buttons give it: one per user and turn."""
+    body = await _body(request)
+    thread_id, checkpoint = _field(body, "thread_id", str), _field(body, "checkpoint_id", str)
+    user, value = _field(body, "user", str), _field(body, "value", str)
+    changed = await request.app[SERVICE].feedback(_key(thread_id), checkpoint, user, value)
+    return web.json_response({"thread_id": thread_id, "checkpoint_id": checkpoint, "changed": changed})
+
+
 async def forget(request: web.Request) -> web.Response:
     await request.app[SERVICE].forget(_key(request.match_info["thread_id"]))
     return web.json_response({"thread_id": request.match_info["thread_id"], "deleted": True})
@@ -257,6 +267,7 @@ def build_app(settings: Settings, service: ConversationService) -> web.Applicati
     app.router.add_post("/api/graph/rewind", rewind)
     app.router.add_post("/api/graph/resume", resume)
     app.router.add_post("/api/graph/replay", replay)
+    app.router.add_post("/api/graph/feedback", feedback)
     app.router.add_delete("/api/graph/{thread_id}", forget)
     add_health_routes(app, service)  # no token needed: see bots/serving.py
     return app

@@ -17,7 +17,8 @@ from core.errors import InvalidKey
 __all__ = ["ThreadKey"]
 
 _SLACK_ID = r"[A-Z0-9]{1,32}"
-_SLACK_THREAD = r"(?:\d{1,12}\.\d{1,9}|dm)"
+_GENERATION = r"(?:-\d{1,6})?"  # "-2": the place's second conversation after ``/new``
+_SLACK_THREAD = rf"(?:\d{{1,12}}\.\d{{1,9}}|dm{_GENERATION})"
 _SNOWFLAKE = r"\d{1,20}"
 _NAME = r"[A-Za-z0-9_.\-]{1,128}"
 
@@ -30,7 +31,7 @@ class ThreadKey:
     # platform -> (part names, one regex per part)
     SPECS: ClassVar[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
         "slack": (("team", "channel", "thread"), (_SLACK_ID, _SLACK_ID, _SLACK_THREAD)),
-        "discord": (("guild", "channel"), (rf"(?:{_SNOWFLAKE}|dm)", _SNOWFLAKE)),
+        "discord": (("guild", "channel"), (rf"(?:{_SNOWFLAKE}|dm)", _SNOWFLAKE + _GENERATION)),
         "console": (("name",), (_NAME,)),
         "api": (("thread",), (_NAME,)),
     }
@@ -75,6 +76,26 @@ class ThreadKey:
         if not sep:
             raise InvalidKey(f"conversation key {encoded[:80]!r} has no platform prefix")
         return cls(platform, tuple(rest.split(":")))
+
+    @property
+    def renewable(self) -> bool:
+        """Whether ``/new`` can start a fresh conversation here: a Slack DM's top level or
+        a Discord channel, places that are one running conversation; a thread is its own."""
+        return self.platform == "discord" or (self.platform == "slack" and self.parts[-1].startswith("dm"))
+
+    @property
+    def generation(self) -> int:
+        """0 for a place's first conversation; n after the n-th ``/new``."""
+        last = self.parts[-1]
+        return int(last.rsplit("-", 1)[1]) if self.platform in ("slack", "discord") and "-" in last else 0
+
+    def nth(self, generation: int) -> ThreadKey:
+        """This place's conversation of ``generation`` (0: the base key itself)."""
+        if generation < 0 or (generation and not self.renewable):
+            raise InvalidKey(f"{self} cannot start a new conversation in place")
+        base = self.parts[-1].split("-", 1)[0]
+        last = base if generation == 0 else f"{base}-{generation}"
+        return ThreadKey(self.platform, (*self.parts[:-1], last))
 
     def encode(self) -> str:
         return ":".join((self.platform, *self.parts))

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERRORS",
+    "FEEDBACK",
     "LLM_SECONDS",
     "PENDING_APPROVALS",
     "TOOL_ERRORS",
@@ -88,6 +89,12 @@ ERRORS = Counter(
     "Errors by kind: the code of each failed turn, and unexpected errors caught at an "
     "adapter's outermost boundary (kind internal).",
     ["kind"],
+)
+
+FEEDBACK = Counter(
+    "backtrack_feedback_total",
+    "Ratings of answers stored or changed (a repeated click is not counted), by platform and value.",
+    ["platform", "value"],
 )
 
 

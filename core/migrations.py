@@ -99,6 +99,21 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE processed_events ADD COLUMN result text;
     """,
+    """
+    CREATE TABLE feedback (
+        turn_id     bigint NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
+        user_id     text NOT NULL,
+        value       text NOT NULL CHECK (value IN ('up', 'down')),
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (turn_id, user_id)
+    );
+    CREATE TABLE generations (
+        base_key    text PRIMARY KEY,
+        generation  integer NOT NULL CHECK (generation >= 1),
+        user_id     text,
+        created_at  timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

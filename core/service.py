@@ -18,7 +18,10 @@ from core.branches import MAX_HISTORY, Branches
 from core.commands import Command, parse_command
 from core.db import storage_errors
 from core.errors import ConversationNotFound, InvalidInput, StaleApproval, StorageUnavailable
+from core.feedback import FeedbackStore
+from core.generations import Generations
 from core.locks import ConversationLocks
+from core.metrics import FEEDBACK
 from core.retention import Retention
 from core.runner import GraphRunner
 from core.store import ConversationStore
@@ -66,6 +69,8 @@ class ConversationService:
         approvals = ApprovalStore(pool)
         self._approvals = approvals
         self._retention = Retention(pool)
+        self._feedback = FeedbackStore(pool)
+        self._generations = Generations(pool)
         self._locks = ConversationLocks(
             pool, timeout=settings.lock_timeout, connect_timeout=settings.db_timeout
         )
@@ -192,6 +197,45 @@ class ConversationService:
         """
         return await self._turns.replay(key, checkpoint_id, user)
 
+    async def feedback(self, key: ThreadKey, checkpoint_id: str, user: str, value: str) -> bool:
+        """Store a person's 👍 (``up``) or 👎 (``down``) on the turn that ended at ``checkpoint_id``.
+
+        Idempotent per person and turn: True when the rating was stored or changed (and
+        counted), False when it was already so (a double click, a retried delivery).
+        """
+        async with storage_errors():
+            changed = await self._feedback.record(key, checkpoint_id, user, value)
+        if changed is None:
+            raise ConversationNotFound("that answer is not a turn of this conversation any more")
+        if changed:
+            FEEDBACK.labels(platform=key.platform, value=value).inc()
+        return changed
+
+    # -- the current conversation of a place -----------------------------------------
+
+    async def current(self, key: ThreadKey) -> ThreadKey:
+        """The conversation a place's messages belong to now (see ``core/generations.py``).
+
+        Adapters derive the place's base key and ask this before anything else; a key
+        that ``/new`` cannot move on (a thread) is returned as it is, without a query.
+        """
+        if not key.renewable:
+            return key
+        async with storage_errors():
+            return await self._generations.current(key.nth(0))
+
+    async def start_new(self, key: ThreadKey, user: str | None) -> ThreadKey:
+        """``/new``: the place's next conversation; the previous ones stay stored as they are."""
+        if not key.renewable:
+            raise InvalidInput(
+                "/new works where one conversation runs on (a direct message, a Discord channel); "
+                "a thread is a conversation of its own: start a new thread instead"
+            )
+        async with storage_errors():
+            new = await self._generations.bump(key.nth(0), user)
+        _log.info("new conversation %s after %s", new, key)
+        return new
+
     # -- reading and moving the branch -----------------------------------------------
 
     async def history(self, key: ThreadKey, limit: int = 10) -> list[Turn]:
@@ -243,6 +287,10 @@ class ConversationService:
         if command.name == "forget":
             await self.forget(key)
             return "Forgot this conversation: every turn and checkpoint of it is deleted."
+        if command.name == "new":
+            await self.start_new(key, user)
+            return ("Started a new conversation here. The previous one is kept: it stays in "
+                    "the conversation list, its history and the web viewer.")
         raise InvalidInput(f"unknown command /{command.name}")
 
     # -- operations ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from core.db import Pool
 from core.errors import ConversationNotFound
+from core.feedback import RATINGS, ratings
 from core.keys import ThreadKey
 from core.types import BranchTurn, ConversationInfo, Head, Rewind, Turn
 
@@ -30,7 +31,7 @@ WITH RECURSIVE branch AS (
   UNION ALL
     SELECT p.* FROM turns p JOIN branch b ON p.id = b.parent_id
 )
-SELECT * FROM branch LIMIT %(limit)s
+SELECT b.*, """ + RATINGS.format(turn="b") + """ FROM branch b LIMIT %(limit)s
 """
 
 _UPSERT_CONVERSATION = """
@@ -113,7 +114,8 @@ LEFT JOIN turns t ON t.id = c.head_turn_id
 _END_TURN = "DELETE FROM inflight_turns WHERE conversation_key = %s"
 
 _ALL_TURNS = """
-SELECT t.*, p.checkpoint_id AS parent_checkpoint_id FROM turns t
+SELECT t.*, p.checkpoint_id AS parent_checkpoint_id, """ + RATINGS.format(turn="t") + """
+FROM turns t
 LEFT JOIN turns p ON p.id = t.parent_id
 WHERE t.conversation_key = %s ORDER BY t.id LIMIT %s
 """
@@ -161,6 +163,7 @@ def _turn(row: dict[str, Any]) -> Turn:
         at=row["created_at"],
         checkpoint_id=row["checkpoint_id"],
         turn_id=row["id"],
+        feedback=ratings(row.get("feedback")),
     )
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "Audit",
     "BranchTurn",
     "ConversationInfo",
+    "Feedback",
     "Head",
     "Incoming",
     "OnDecided",
@@ -40,6 +41,15 @@ on the decision stands, whatever happens to the rest of the turn."""
 
 
 @dataclass(frozen=True, slots=True)
+class Feedback:
+    """One person's 👍 (``up``) or 👎 (``down``) on a turn; their latest click counts."""
+
+    user: str
+    value: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One question and its answer on a conversation's branch; ``index`` counts from 1."""
 
@@ -51,6 +61,8 @@ class Turn:
     checkpoint_id: str
     turn_id: int
     """Storage identity; adapters show ``index`` and ``checkpoint_id`` instead."""
+    feedback: tuple[Feedback, ...] = ()
+    """Who rated the answer, oldest first (read with history and the audit view)."""
 
 
 @dataclass(frozen=True, slots=True)

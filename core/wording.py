@@ -62,6 +62,13 @@ def format_rewind(result: RewindResult) -> str:
     return "\n".join(lines)
 
 
+def _ratings(turn: Turn) -> str:
+    """`` 👍2 👎1``: how the answer was rated, if it was."""
+    up = sum(f.value == "up" for f in turn.feedback)
+    down = len(turn.feedback) - up
+    return "".join(f" {mark}{n}" for mark, n in (("👍", up), ("👎", down)) if n)
+
+
 def format_audit(audit: Audit) -> str:
     """Every branch: live turns marked ``*``, each turn's fork point, and who rewound when."""
     if not audit.turns:
@@ -71,7 +78,8 @@ def format_audit(audit: Audit) -> str:
     for b in audit.turns:
         after = index.get(b.parent_checkpoint_id or "", 0)
         fork = f" [after turn {after}]" if b.turn.index != after + 1 or not b.live else ""
-        lines.append(f"{'*' if b.live else ' '} {format_turn(b.turn)}{fork} @{b.turn.checkpoint_id}")
+        rated = _ratings(b.turn)
+        lines.append(f"{'*' if b.live else ' '} {format_turn(b.turn)}{fork}{rated} @{b.turn.checkpoint_id}")
     for r in audit.rewinds:
         start = index.get(r.from_checkpoint_id or "", 0)
         end = index.get(r.to_checkpoint_id or "", 0)

@@ -15,6 +15,7 @@ import discord
 
 from bots.discord.access import conversation_key
 from bots.discord.buttons import decided_text
+from bots.discord.feedback import feedback_view
 from bots.discord.reply import StreamingReply
 from core.boundary import boundary
 
@@ -65,6 +66,7 @@ class Approvals:
                 await interaction.response.send_message(text, ephemeral=True)
 
         async with boundary(tell, f"discord click on approval {approval_id} on {key}"):
+            key = await self.service.current(key)  # the channel may have moved on (/new)
             if not await self.service.first_delivery(key, ("interaction", str(interaction.id))):
                 return
             await interaction.response.defer()
@@ -74,4 +76,4 @@ class Approvals:
                     key, approval_id, approve, user=str(user.id),
                     on_partial=reply.partial, on_decided=on_decided,
                 )
-            await reply.finish(answer.text, answer.approval)
+            await reply.finish(answer.text, answer.approval, footer=feedback_view(answer))

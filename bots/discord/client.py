@@ -13,6 +13,7 @@ from discord.http import Route
 
 from bots.discord.approvals import Approvals
 from bots.discord.buttons import ApprovalButton
+from bots.discord.feedback import FeedbackButton, Ratings, rewind_here_menu
 from bots.discord.responder import Responder, slash_commands
 from core.errors import SettingsError
 
@@ -35,12 +36,14 @@ class BacktrackClient(discord.Client):
         self.tree: app_commands.CommandTree[BacktrackClient] = app_commands.CommandTree(self)
         for command in slash_commands(self.responder):
             self.tree.add_command(command)
+        self.ratings = Ratings(service, self.responder.gate)
+        self.tree.add_command(rewind_here_menu(self.ratings))
         self.dev_guild = settings.discord_dev_guild_id
 
     async def setup_hook(self) -> None:
         """Route approval buttons by their ``custom_id`` (so buttons sent before a restart
         work), then register the slash commands: in one guild (instant, for development) or globally."""
-        self.add_dynamic_items(ApprovalButton)
+        self.add_dynamic_items(ApprovalButton, FeedbackButton)
         guild = discord.Object(self.dev_guild) if self.dev_guild else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)

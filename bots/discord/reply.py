@@ -45,9 +45,12 @@ class StreamingReply:
         preview = split_message(text, MESSAGE_LIMIT - len(CURSOR))[0] + CURSOR
         self._pending = asyncio.create_task(self._show(preview))
 
-    async def finish(self, text: str, approval: Approval | None = None) -> None:
-        """Show the answer; an approval's buttons go on its last piece."""
-        view = approval_view(approval) if approval is not None else None
+    async def finish(
+        self, text: str, approval: Approval | None = None, *, footer: discord.ui.View | None = None
+    ) -> None:
+        """Show the answer; an approval's buttons, or the ``footer`` (the 👍/👎 of
+        ``bots/discord/feedback.py``), go on its last piece."""
+        view = approval_view(approval) if approval is not None else footer
         first, *rest = split_message(text if text.strip() else "(empty answer)", MESSAGE_LIMIT)
         await self._settle()
         await self._show(first, None if rest else view)

@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 
 from bots.discord.access import Gate, channel_ids, conversation_key
+from bots.discord.feedback import feedback_view
 from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
 from core.boundary import boundary
 from core.chunking import split_message
@@ -67,12 +68,13 @@ class Responder:
         if not self.gate.admits(guild_id, places, author):
             _log.info("ignored message %s from %s: not on the allow-lists", message.id, author.id)
             return
-        key = conversation_key(guild_id, message.channel.id)
+        base = conversation_key(guild_id, message.channel.id)
         reply = StreamingReply(message)
-        incoming = Incoming(
-            key, text, str(author.id), deliveries=(("message", str(message.id)),), command_prefixes=""
-        )
-        async with boundary(reply.fail, f"discord message {message.id} on {key}"):
+        async with boundary(reply.fail, f"discord message {message.id} on {base}"):
+            key = await self.service.current(base)  # the channel may have moved on (/new)
+            incoming = Incoming(
+                key, text, str(author.id), deliveries=(("message", str(message.id)),), command_prefixes=""
+            )
             received = await self.service.receive(incoming)
             if received is None:
                 return
@@ -82,7 +84,7 @@ class Responder:
                     key, received.text, user=str(author.id), on_partial=reply.partial,
                     event_id=received.event_id,
                 )
-            await reply.finish(answer.text, answer.approval)
+            await reply.finish(answer.text, answer.approval, footer=feedback_view(answer))
 
     # -- slash commands ------------------------------------------------------------------
 
@@ -100,7 +102,8 @@ class Responder:
 
         async with boundary(tell, f"discord /{command.name}"):
             channel = interaction.channel
-            key = conversation_key(interaction.guild_id, interaction.channel_id or 0)
+            base = conversation_key(interaction.guild_id, interaction.channel_id or 0)
+            key = base if command.name == "new" else await self.service.current(base)
             if not await self.service.first_delivery(key, ("interaction", str(interaction.id))):
                 return
             if channel is None or not self.gate.admits(
@@ -127,7 +130,13 @@ def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, .
     async def forget(interaction: discord.Interaction[Any]) -> None:
         await responder.on_command(interaction, Command("forget"))
 
-    return (history, rewind, forget)
+    @app_commands.command(
+        name="new", description="Start a fresh conversation in this channel; the old one is kept"
+    )
+    async def new(interaction: discord.Interaction[Any]) -> None:
+        await responder.on_command(interaction, Command("new"))
+
+    return (history, rewind, forget, new)
 
 
 def _arg(value: int | None) -> str:

@@ -24,6 +24,8 @@ from bots.serving import add_health_routes
 from bots.slack.approvals import ACTIONS, ApprovalHandler
 from bots.slack.commands import CommandHandler
 from bots.slack.events import MessageHandler
+from bots.slack.feedback import FEEDBACK, REWIND_HERE, FeedbackHandler
+from bots.slack.home import HomeTab
 from bots.slack.places import Access
 from core.commands import COMMANDS
 from core.errors import SettingsError
@@ -70,6 +72,8 @@ class SlackBot:
         self._messages = MessageHandler(service, access)
         self._commands = CommandHandler(service, access)
         self._approvals = ApprovalHandler(service, access)
+        self._feedback = FeedbackHandler(service, access)
+        self._home = HomeTab(service)
         self.app = AsyncApp(
             name="backtrack",
             client=self.client,
@@ -82,6 +86,9 @@ class SlackBot:
         for name in COMMANDS:
             self.app.command(f"/{name}")(self._on_command)
         self.app.action(ACTIONS)(self._on_action)
+        self.app.action(FEEDBACK)(self._on_feedback)
+        self.app.shortcut(REWIND_HERE)(self._on_rewind_here)
+        self.app.event("app_home_opened")(self._on_home)
 
     async def _on_event(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -102,6 +109,28 @@ class SlackBot:
         await ack()
         try:
             await self._approvals.handle(body, self.client, respond)
+        finally:
+            self.handled += 1
+
+    async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        try:
+            await self._feedback.on_feedback(body, respond)
+        finally:
+            self.handled += 1
+
+    async def _on_rewind_here(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        try:
+            await self._feedback.on_rewind_here(body, respond, context.bot_user_id, context.bot_id)
+        finally:
+            self.handled += 1
+
+    async def _on_home(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        try:
+            await self._home.opened(event, str(body.get("team_id", "")), self.client)
         finally:
             self.handled += 1
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bots.slack.feedback import feedback_block
 from bots.slack.places import Access, reply_thread, thread_key
 from bots.slack.replies import APPROVE, REJECT, SLACK_ERRORS, StreamingReply, escape, section
 from core.boundary import boundary
@@ -145,13 +146,14 @@ class ApprovalHandler:
         async with boundary(tell, f"slack click on approval {click.approval_id}"):
             if not self._access.allows(click.channel, click.user):
                 raise NotPermitted("backtrack is not enabled for you in this channel")
-            if not await self._service.first_delivery(click.key, ("action", click.dedupe)):
+            key = await self._service.current(click.key)  # a DM's top level may have moved on (/new)
+            if not await self._service.first_delivery(key, ("action", click.dedupe)):
                 _log.info("slack click %s already handled", click.dedupe)
                 return
             _log.info("slack %s of approval %s on %s", "approval" if click.approve else "rejection",
-                      click.approval_id, click.key)
+                      click.approval_id, key)
             answer = await self._service.resolve(
-                click.key, click.approval_id, click.approve, user=click.user,
+                key, click.approval_id, click.approve, user=click.user,
                 on_partial=reply.partial, on_decided=on_decided,
             )
-            await reply.finish(answer.text, answer.approval)
+            await reply.finish(answer.text, answer.approval, footer=feedback_block(answer))

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bots.slack.places import Access, find_link
+from bots.slack.places import Access, find_link, is_dm
 from bots.slack.replies import escape
 from core.boundary import boundary
 from core.commands import Command
-from core.errors import ConversationNotFound, NotPermitted
+from core.errors import ConversationNotFound, InvalidInput, NotPermitted
 from core.keys import ThreadKey
 
 if TYPE_CHECKING:
@@ -46,6 +46,13 @@ class CommandHandler:
         team, channel, user = (str(command.get(f, "")) for f in ("team_id", "channel_id", "user_id"))
         if not self._access.allows(channel, user):
             raise NotPermitted("backtrack is not enabled for you in this channel")
+        if name == "new":
+            if not is_dm(channel):
+                raise InvalidInput(
+                    "/new starts a fresh conversation in a direct message with backtrack; "
+                    "in a channel, mention the bot outside a thread to start a new one"
+                )
+            return await self._service.run(ThreadKey.slack(team, channel, None), Command("new"), user)
         link, argument = find_link(str(command.get("text", "")))
         if link is not None:
             if link.channel != channel:

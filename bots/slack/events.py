@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bots.slack.feedback import feedback_block
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
 from bots.slack.replies import StreamingReply, post_text
 from core.boundary import boundary
@@ -95,9 +96,18 @@ class MessageHandler:
         reply = StreamingReply(client, message.channel, message.reply_to)
         event_id = body.get("event_id")
         deliveries = (("event", event_id),) if isinstance(event_id, str) and event_id else ()
+        async with boundary(reply.fail, f"slack message {message.channel}/{message.ts}"):
+            received, key = await self._receive(message, event, deliveries)
+            if received is not None:
+                await self._respond(message, key, received, reply, client)
+
+    async def _receive(
+        self, message: SlackMessage, event: dict[str, Any], deliveries: tuple[tuple[str, str], ...]
+    ) -> tuple[Received | None, ThreadKey]:
+        key = await self._service.current(message.key)  # a DM's top level may have moved on (/new)
         channel_mention = message.mentioned and not is_dm(message.channel)
         incoming = Incoming(
-            key=message.key,
+            key=key,
             text=message.text,
             user=message.user,
             deliveries=(*deliveries, ("message", f"{message.channel}:{message.ts}")),
@@ -107,15 +117,12 @@ class MessageHandler:
             echo=channel_mention and event.get("type") != "app_mention",
             command_prefixes="!",
         )
-        async with boundary(reply.fail, f"slack message {message.channel}/{message.ts}"):
-            received = await self._service.receive(incoming)
-            if received is not None:
-                await self._respond(message, received, reply, client)
+        return await self._service.receive(incoming), key
 
     async def _respond(
-        self, message: SlackMessage, received: Received, reply: StreamingReply, client: AsyncWebClient
+        self, message: SlackMessage, key: ThreadKey, received: Received, reply: StreamingReply,
+        client: AsyncWebClient,
     ) -> None:
-        key = message.key
         if received.command is not None:
             _log.info("slack command !%s on %s", received.command.name, key)
             text = await self._service.run(key, received.command, message.user)
@@ -125,4 +132,4 @@ class MessageHandler:
         answer = await self._service.ask(
             key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id
         )
-        await reply.finish(answer.text, answer.approval)
+        await reply.finish(answer.text, answer.approval, footer=feedback_block(answer))

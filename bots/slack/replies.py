@@ -108,9 +108,12 @@ class StreamingReply:
         except SLACK_ERRORS as exc:
             _log.warning("streaming edit in %s failed: %s", self._channel, type(exc).__name__)
 
-    async def finish(self, text: str, approval: Approval | None = None) -> None:
-        """The answer in place of the placeholder; an approval's buttons go under its last piece."""
-        actions = approval_buttons(approval.id) if approval is not None else None
+    async def finish(
+        self, text: str, approval: Approval | None = None, *, footer: dict[str, Any] | None = None
+    ) -> None:
+        """The answer in place of the placeholder; an approval's buttons, or the ``footer``
+        block (the 👍/👎 of ``bots/slack/feedback.py``), go under its last piece."""
+        actions = approval_buttons(approval.id) if approval is not None else footer
         pieces = split_message(text, LIMIT)
         for n, piece in enumerate(pieces):
             blocks = None

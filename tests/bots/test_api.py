@@ -70,6 +70,31 @@ async def test_ask_history_rewind_contract(api: Client, unique: Callable[[str], 
     assert third["answer"] == "heard: one | three"
 
 
+async def test_feedback_is_stored_once_per_user_and_shown_on_each_turn(
+    api: Client, unique: Callable[[str], str]
+) -> None:
+    thread = unique("fb")
+    _, first = await api.post("/api/graph", {"query": "one", "thread_id": thread})
+    _, second = await api.post("/api/graph", {"query": "two", "thread_id": thread})
+    vote = {"thread_id": thread, "checkpoint_id": first["checkpoint_id"], "user": "ada", "value": "up"}
+    assert (await api.post("/api/graph/feedback", vote))[1]["changed"] is True
+    assert (await api.post("/api/graph/feedback", vote))[1]["changed"] is False
+    await api.post("/api/graph/feedback", {**vote, "user": "bob", "value": "down"})
+    await api.post("/api/graph/feedback", {**vote, "user": "bob", "value": "up"})
+
+    _, history = await api.post("/api/graph/history", {"thread_id": thread})
+    first_votes = [(f["user"], f["value"]) for f in history["turns"][0]["feedback"]]
+    assert first_votes == [("ada", "up"), ("bob", "up")] and history["turns"][1]["feedback"] == []
+    _, audit = await api.post("/api/graph/history", {"thread_id": thread, "all_branches": True})
+    assert len(audit["turns"][0]["feedback"]) == 2
+
+    status, bad = await api.post("/api/graph/feedback", {**vote, "value": "meh"})
+    assert status == 400 and "up, down" in bad["error"]["message"]
+    status, gone = await api.post("/api/graph/feedback", {**vote, "checkpoint_id": "nope"})
+    assert status == 404 and gone["error"]["code"] == "not_found"
+    assert second["checkpoint_id"] not in str(history["turns"][0]["feedback"])
+
+
 async def test_rewinding_a_tool_using_turn(api: Client, fake_llm: FakeOpenAI, unique: Callable[[str], str]) -> None:
     thread = unique("tool")
     await api.post("/api/graph", {"query": "hi", "thread_id": thread})

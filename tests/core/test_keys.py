@@ -71,3 +71,22 @@ def test_place_is_the_key_without_its_thread() -> None:
     assert ThreadKey.slack("T1", "C1", "1.2").place == "slack:T1:C1"
     assert ThreadKey.discord(5, 6).place == "discord:5"
     assert ThreadKey.console("x").place == "console"
+
+
+@given(keys, st.integers(min_value=0, max_value=999_999))
+def test_a_new_conversation_in_place_round_trips_and_stays_in_its_place(key: ThreadKey, n: int) -> None:
+    if not key.renewable:
+        with pytest.raises(InvalidKey, match="cannot start a new conversation"):
+            key.nth(max(n, 1))
+        return
+    nth = key.nth(n)
+    assert ThreadKey.decode(nth.encode()) == nth and nth.generation == n
+    assert nth.place == key.place and nth.nth(0) == key and (nth == key) == (n == 0)
+
+
+def test_only_a_dm_top_level_or_a_discord_channel_is_renewed() -> None:
+    assert ThreadKey.slack("T1", "D1", None).nth(2).encode() == "slack:T1:D1:dm-2"
+    assert ThreadKey.discord(5, 6).nth(3).encode() == "discord:5:6-3"
+    assert not ThreadKey.slack("T1", "C1", "1.2").renewable and not ThreadKey.console("a-1").renewable
+    with pytest.raises(InvalidKey):
+        ThreadKey.decode("slack:T1:C1:1.2-3")

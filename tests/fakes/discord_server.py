@@ -325,6 +325,30 @@ class FakeDiscord:
         }
         return await self._interact(channel_id, 2, command, user or self.user("ada"))
 
+    async def message_command(
+        self, message_id: int, name: str, *, user: dict[str, Any] | None = None
+    ) -> str:
+        """A user picks a message command (right-click → Apps → ``name``); the interaction token.
+
+        As Discord does: only a registered command of type 3 can be picked, and the
+        interaction names the message by ``target_id`` and carries it in ``resolved``.
+        """
+        message = copy.deepcopy(self.messages[message_id])
+        channel_id = int(message["channel_id"])
+        place = self.places[channel_id]
+        scope = str(place.guild_id) if str(place.guild_id) in self.commands else "global"
+        registered = {(c["name"], c.get("type", 1)): c for c in self.commands.get(scope, [])}
+        if (name, 3) not in registered:
+            raise ValueError(f"no message command {name!r} is registered")
+        data = {
+            "id": registered[(name, 3)]["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): message}},
+        }
+        return await self._interact(channel_id, 2, data, user or self.user("ada"))
+
     async def click(
         self,
         message_id: int,
@@ -539,6 +563,7 @@ class FakeDiscord:
                 "default_member_permissions": None,
                 "options": [],
                 "type": 1,
+                "description": "",  # Discord answers "" for message and user commands
                 **command,
                 **({"guild_id": scope} if scope != "global" else {}),
             }

@@ -45,6 +45,12 @@ class Posted:
     edits: list[str] = field(default_factory=list)
     blocks: list[dict[str, Any]] = field(default_factory=list)
 
+    def feedback(self) -> dict[str, Any] | None:
+        """The message's 👍/👎 element (a ``feedback_buttons`` in a ``context_actions`` block)."""
+        found = [e for b in self.blocks if b.get("type") == "context_actions"
+                 for e in b.get("elements", []) if e.get("type") == "feedback_buttons"]
+        return found[0] if found else None
+
     def buttons(self) -> list[dict[str, Any]]:
         """The buttons of the message's ``actions`` blocks, as shown now."""
         return [e for b in self.blocks if b.get("type") == "actions" for e in b.get("elements", [])
@@ -69,6 +75,8 @@ class FakeSlack:
         self.messages: list[Posted] = []
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.acks: list[dict[str, Any]] = []
+        self.homes: dict[str, dict[str, Any]] = {}
+        """The App Home view last published for each user."""
         self._limited: dict[str, int] = {}
         self._failing: dict[str, tuple[int, int]] = {}
         self._sockets: list[web.WebSocketResponse] = []
@@ -185,6 +193,10 @@ class FakeSlack:
             }
         if method == "apps.connections.open":
             return {"ok": True, "url": self.url.replace("http://", "ws://") + "/socket"}
+        if method in ("chat.postMessage", "chat.update") and (error := _check_blocks(_blocks(params))):
+            return {"ok": False, "error": "invalid_blocks", "errors": [error]}
+        if method == "views.publish":
+            return self._publish(params)
         if method == "chat.postMessage":
             channel, ts = str(params["channel"]), self.next_ts()
             thread_ts = params.get("thread_ts")
@@ -207,6 +219,21 @@ class FakeSlack:
                             "text": posted.text}
             return {"ok": False, "error": "message_not_found"}
         return {"ok": False, "error": "unknown_method"}
+
+    def _publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``views.publish`` as Slack checks it: a user id, a ``home`` view of at most 100 blocks."""
+        user, raw = params.get("user_id"), params.get("view")
+        if not isinstance(user, str) or not user or raw is None:
+            return {"ok": False, "error": "invalid_arguments"}
+        view = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {
+                "messages": ["[ERROR] must be a home view [json-pointer:/view/type]"]}}
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > 100 or _check_blocks(blocks):
+            return {"ok": False, "error": "invalid_blocks"}
+        self.homes[user] = view
+        return {"ok": True, "view": {"id": "V" + uuid.uuid4().hex[:10].upper(), **view}}
 
     async def _response_url(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -238,3 +265,29 @@ def _blocks(params: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = params.get("blocks") or []
     parsed: list[dict[str, Any]] = json.loads(blocks) if isinstance(blocks, str) else list(blocks)
     return parsed
+
+
+_CONTEXT_ACTIONS = frozenset({"feedback_buttons", "icon_button"})
+
+
+def _check_blocks(blocks: list[dict[str, Any]]) -> str | None:
+    """What Slack refuses in blocks we use: too many, a section over 3000 characters, a
+    ``context_actions`` block with other elements or more than 5, a feedback button whose
+    text passes 75 characters or whose value passes 2000."""
+    if len(blocks) > 50:
+        return "no more than 50 items allowed [json-pointer:/blocks]"
+    for n, block in enumerate(blocks):
+        text = block.get("text")
+        if block.get("type") == "section" and isinstance(text, dict) and len(text.get("text", "")) > 3000:
+            return f"must be less than 3001 characters [json-pointer:/blocks/{n}/text]"
+        if block.get("type") != "context_actions":
+            continue
+        elements = block.get("elements", [])
+        if not elements or len(elements) > 5 or any(e.get("type") not in _CONTEXT_ACTIONS for e in elements):
+            return f"invalid context_actions elements [json-pointer:/blocks/{n}/elements]"
+        for e in elements:
+            for side in ("positive_button", "negative_button") if e["type"] == "feedback_buttons" else ():
+                button = e.get(side) or {}
+                if len(button.get("text", {}).get("text", "")) > 75 or not 0 < len(button.get("value", "")) <= 2000:
+                    return f"invalid feedback button [json-pointer:/blocks/{n}/elements/0/{side}]"
+    return None

@@ -1,0 +1,154 @@
+"""👍/👎 buttons under every answer, and the "Rewind to here" message context menu.
+
+The buttons are discord.py dynamic items whose ``custom_id`` names the answer's turn:
+its conversation's generation (see ``core/generations.py``) and the checkpoint the
+answer ended at. A click needs nothing kept in memory, and the same ids are how the
+context menu knows which turn a message is: a message of the bot without them (an
+error, a command's reply, an approval request) is no answer to rewind to. Both tell
+the clicker alone (ephemeral replies).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import discord
+from discord import app_commands
+
+from bots.discord.access import Gate, channel_ids, conversation_key
+from core.boundary import boundary
+from core.errors import InvalidInput, NotPermitted
+from core.wording import format_rewind
+
+if TYPE_CHECKING:
+    from core.keys import ThreadKey
+    from core.service import ConversationService
+    from core.types import Answer
+
+__all__ = ["REWIND_HERE", "FeedbackButton", "Ratings", "answer_turn", "feedback_view", "rewind_here_menu"]
+
+_log = logging.getLogger(__name__)
+
+REWIND_HERE = "Rewind to here"
+_TEMPLATE = r"backtrack:fb:(?P<vote>up|down):(?P<gen>[0-9]{1,6}):(?P<checkpoint>[0-9a-f-]{1,64})"
+
+_Button = discord.ui.Button[discord.ui.View]
+
+
+class FeedbackButton(discord.ui.DynamicItem[_Button], template=_TEMPLATE):
+    def __init__(self, vote: str, generation: int, checkpoint_id: str) -> None:
+        button: _Button = discord.ui.Button(
+            emoji="👍" if vote == "up" else "👎",
+            style=discord.ButtonStyle.secondary,
+            custom_id=f"backtrack:fb:{vote}:{generation}:{checkpoint_id}",
+        )
+        super().__init__(button)
+        self.vote, self.generation, self.checkpoint_id = vote, generation, checkpoint_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> FeedbackButton:
+        return cls(match["vote"], int(match["gen"]), match["checkpoint"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        client = interaction.client
+        if isinstance(client, _Rating):
+            await client.ratings.on_click(interaction, self.vote, self.generation, self.checkpoint_id)
+
+
+def feedback_view(answer: Answer) -> discord.ui.View | None:
+    """The 👍/👎 under a finished answer; None for a turn paused for approval."""
+    if answer.turn is None or answer.approval is not None:
+        return None
+    view = discord.ui.View(timeout=None)
+    for vote in ("up", "down"):
+        view.add_item(FeedbackButton(vote, answer.key.generation, answer.turn.checkpoint_id))
+    return view
+
+
+def answer_turn(message: discord.Message) -> tuple[int, str] | None:
+    """(generation, checkpoint id) of the answer a message of the bot ends, or None."""
+    for row in message.components:
+        for item in getattr(row, "children", ()):
+            match = re.fullmatch(_TEMPLATE, getattr(item, "custom_id", None) or "")
+            if match:
+                return int(match["gen"]), match["checkpoint"]
+    return None
+
+
+async def _tell(interaction: discord.Interaction[Any], text: str) -> None:
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+class Ratings:
+    """Feedback clicks and the context menu: both act on the turn an answer names."""
+
+    def __init__(self, service: ConversationService, gate: Gate) -> None:
+        self.service = service
+        self.gate = gate
+
+    def _key(self, interaction: discord.Interaction[Any], generation: int) -> ThreadKey:
+        channel = interaction.channel
+        if channel is None or interaction.channel_id is None or not self.gate.admits(
+            interaction.guild_id, channel_ids(channel), interaction.user
+        ):
+            raise NotPermitted("you are not allowed to use backtrack here")
+        return conversation_key(interaction.guild_id, interaction.channel_id).nth(generation)
+
+    async def on_click(
+        self, interaction: discord.Interaction[Any], vote: str, generation: int, checkpoint_id: str
+    ) -> None:
+        async def tell(text: str) -> None:
+            await _tell(interaction, text)
+
+        async with boundary(tell, f"discord feedback {vote} in {interaction.channel_id}"):
+            key = self._key(interaction, generation)
+            if not await self.service.first_delivery(key, ("interaction", str(interaction.id))):
+                return
+            changed = await self.service.feedback(key, checkpoint_id, str(interaction.user.id), vote)
+            _log.info("feedback %s on %s (%s)", vote, key, "stored" if changed else "same")
+            await tell("Thanks, your feedback is noted." if changed
+                       else "You had already rated this answer so.")
+
+    async def on_rewind_here(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        async def tell(text: str) -> None:
+            await _tell(interaction, text)
+
+        async with boundary(tell, f"discord rewind to here in {interaction.channel_id}"):
+            me = interaction.client.user
+            found = answer_turn(message) if me is not None and message.author.id == me.id else None
+            if found is None:
+                raise InvalidInput(
+                    "Rewind to here works on backtrack's answers: the last message of an answer, "
+                    "the one with the 👍/👎 buttons."
+                )
+            generation, checkpoint_id = found
+            key = self._key(interaction, generation)
+            if not await self.service.first_delivery(key, ("interaction", str(interaction.id))):
+                return
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            _log.info("rewind to %s on %s", checkpoint_id, key)
+            result = await self.service.rewind_to(key, checkpoint_id, user=str(interaction.user.id))
+            await tell(format_rewind(result))
+
+
+def rewind_here_menu(ratings: Ratings) -> app_commands.ContextMenu:
+    """The message command "Rewind to here" (right-click a message → Apps)."""
+
+    async def rewind_here(interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        await ratings.on_rewind_here(interaction, message)
+
+    return app_commands.ContextMenu(name=REWIND_HERE, callback=rewind_here)
+
+
+@runtime_checkable
+class _Rating(Protocol):
+    """A client that handles feedback clicks (the button finds its handler through it)."""
+
+    ratings: Ratings

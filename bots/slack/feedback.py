@@ -1,0 +1,170 @@
+"""👍/👎 under every answer, and the "Rewind to here" message shortcut.
+
+The feedback block under an answer's last message carries the answer's turn: its
+conversation's generation (see ``core/generations.py``) and the checkpoint the answer
+ended at, as ``"<generation>:<checkpoint id>"`` in both buttons' values. A click is
+stored from that alone, on any instance and after a restart. The same value is how the
+shortcut knows which turn a message is: a message of the bot without the block (an
+error, a command's reply, an approval request) is no answer to rewind to. Both answer
+the clicker alone, through the interaction's ``response_url``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.models.blocks import ContextActionsBlock, FeedbackButtonObject, FeedbackButtonsElement
+
+from bots.slack.places import Access, thread_key
+from bots.slack.replies import SLACK_ERRORS, escape
+from core.boundary import Tell, boundary
+from core.errors import InvalidInput, NotPermitted
+from core.wording import format_rewind
+
+if TYPE_CHECKING:
+    from slack_bolt.context.respond.async_respond import AsyncRespond
+
+    from core.keys import ThreadKey
+    from core.service import ConversationService
+    from core.types import Answer
+
+__all__ = ["FEEDBACK", "REWIND_HERE", "FeedbackHandler", "answer_turn", "feedback_block"]
+
+_log = logging.getLogger(__name__)
+
+FEEDBACK = "backtrack_feedback"
+"""The ``action_id`` of the feedback buttons."""
+REWIND_HERE = "backtrack_rewind_here"
+"""The ``callback_id`` of the message shortcut (``slack-manifest.yaml``)."""
+_VALUE = re.compile(r"^(?P<generation>\d{1,6}):(?P<checkpoint>[0-9a-f-]{1,64})(?::(?P<vote>up|down))?$")
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+
+
+def feedback_block(answer: Answer) -> dict[str, Any] | None:
+    """The 👍/👎 block under a finished answer; None for a turn paused for approval."""
+    if answer.turn is None or answer.approval is not None:
+        return None
+    turn = f"{answer.key.generation}:{answer.turn.checkpoint_id}"
+    block = ContextActionsBlock(
+        block_id=f"backtrack_feedback_{answer.turn.index}",
+        elements=[
+            FeedbackButtonsElement(
+                action_id=FEEDBACK,
+                positive_button=FeedbackButtonObject(
+                    text="👍", value=f"{turn}:up", accessibility_label="Good answer"),
+                negative_button=FeedbackButtonObject(
+                    text="👎", value=f"{turn}:down", accessibility_label="Bad answer"),
+            )
+        ],
+    )
+    return block.to_dict()
+
+
+def answer_turn(blocks: object) -> tuple[int, str] | None:
+    """(generation, checkpoint id) of the answer whose blocks these are, or None."""
+    for block in blocks if isinstance(blocks, list) else ():
+        for element in block.get("elements", ()) if isinstance(block, dict) else ():
+            if isinstance(element, dict) and element.get("action_id") == FEEDBACK:
+                button = element.get("positive_button")
+                value = button.get("value") if isinstance(button, dict) else None
+                match = _VALUE.match(value) if isinstance(value, str) else None
+                if match:
+                    return int(match["generation"]), match["checkpoint"]
+    return None
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _part(body: dict[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Who clicked, and the conversation of the message clicked on."""
+
+    team: str
+    channel: str
+    user: str
+    key: ThreadKey
+
+
+def _where(body: dict[str, Any], generation: int) -> _Where | None:
+    message, container = _part(body, "message"), _part(body, "container")
+    user = _text(_part(body, "user").get("id"))
+    team = _text(_part(body, "team").get("id")) or _text(_part(body, "user").get("team_id"))
+    channel = _text(_part(body, "channel").get("id")) or _text(container.get("channel_id"))
+    ts = _text(message.get("ts")) or _text(container.get("message_ts")) or _text(body.get("message_ts"))
+    thread_ts = _text(message.get("thread_ts")) or _text(container.get("thread_ts")) or None
+    if not (team and ts and _SLACK_ID.match(user) and _SLACK_ID.match(channel)):
+        return None
+    base = thread_key(team, channel, ts, thread_ts)
+    key = base.nth(generation) if base.renewable else base
+    return _Where(team, channel, user, key)
+
+
+class FeedbackHandler:
+    def __init__(self, service: ConversationService, access: Access) -> None:
+        self._service = service
+        self._access = access
+
+    async def on_feedback(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """A 👍/👎 click: stored once per person and turn, acknowledged to the clicker."""
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        match = _VALUE.match(_text(action.get("value")))
+        where = _where(body, int(match["generation"])) if match and match["vote"] else None
+        if match is None or where is None:
+            _log.warning("slack feedback click without a usable turn, channel or user; ignored")
+            return
+        async with boundary(_teller(respond), f"slack feedback on {where.key}"):
+            if not self._access.allows(where.channel, where.user):
+                raise NotPermitted("backtrack is not enabled for you in this channel")
+            vote = match["vote"]
+            changed = await self._service.feedback(where.key, match["checkpoint"], where.user, vote)
+            _log.info("slack feedback %s on %s (%s)", vote, where.key, "stored" if changed else "same")
+            await _teller(respond)("Thanks, your feedback is noted." if changed
+                                   else "You had already rated this answer so.")
+
+    async def on_rewind_here(
+        self, body: dict[str, Any], respond: AsyncRespond, bot_user: str | None, bot_id: str | None
+    ) -> None:
+        """The shortcut on a message: the conversation goes back to the turn of that answer."""
+        message = _part(body, "message")
+        async with boundary(_teller(respond), "slack rewind to here"):
+            mine = (bot_user and message.get("user") == bot_user) or (
+                bot_id and message.get("bot_id") == bot_id)
+            found = answer_turn(message.get("blocks")) if mine else None
+            if found is None:
+                raise InvalidInput(
+                    "Rewind to here works on backtrack's answers: the last message of an answer, "
+                    "the one with the 👍/👎 buttons."
+                )
+            generation, checkpoint = found
+            where = _where(body, generation)
+            if where is None:
+                raise InvalidInput("Slack sent this shortcut without its channel or user.")
+            if not self._access.allows(where.channel, where.user):
+                raise NotPermitted("backtrack is not enabled for you in this channel")
+            trigger = _text(body.get("trigger_id"))
+            if trigger and not await self._service.first_delivery(where.key, ("shortcut", trigger)):
+                return
+            _log.info("slack rewind to %s on %s", checkpoint, where.key)
+            result = await self._service.rewind_to(where.key, checkpoint, user=where.user)
+            await _teller(respond)(format_rewind(result))
+
+
+def _teller(respond: AsyncRespond) -> Tell:
+    async def tell(text: str) -> None:
+        try:
+            await respond(text=escape(text), response_type="ephemeral", replace_original=False)
+        except (*SLACK_ERRORS, ValueError) as exc:  # ValueError: no response_url
+            _log.error("could not answer a slack interaction: %s", type(exc).__name__)
+
+    return tell
