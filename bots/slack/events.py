@@ -15,14 +15,17 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bots.slack.assistant import name_thread
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
-from bots.slack.replies import StreamingReply, post_text
+from bots.slack.replies import post_text
+from bots.slack.stream import Clock, open_reply
 from core.boundary import boundary
 from core.types import Incoming
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bots.slack.stream import SlackReply
     from core.keys import ThreadKey
     from core.service import ConversationService
     from core.types import Received
@@ -82,9 +85,10 @@ def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | No
 
 
 class MessageHandler:
-    def __init__(self, service: ConversationService, access: Access) -> None:
+    def __init__(self, service: ConversationService, access: Access, clock: Clock) -> None:
         self._service = service
         self._access = access
+        self._clock = clock
 
     async def handle(
         self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, bot_user: str | None
@@ -92,7 +96,7 @@ class MessageHandler:
         message = read_message(body, event, bot_user)
         if message is None or not self._access.allows(message.channel, message.user):
             return
-        reply = StreamingReply(client, message.channel, message.reply_to)
+        reply = open_reply(client, message.channel, message.reply_to, message.team, message.user, self._clock)
         event_id = body.get("event_id")
         deliveries = (("event", event_id),) if isinstance(event_id, str) and event_id else ()
         channel_mention = message.mentioned and not is_dm(message.channel)
@@ -113,7 +117,7 @@ class MessageHandler:
                 await self._respond(message, received, reply, client)
 
     async def _respond(
-        self, message: SlackMessage, received: Received, reply: StreamingReply, client: AsyncWebClient
+        self, message: SlackMessage, received: Received, reply: SlackReply, client: AsyncWebClient
     ) -> None:
         key = message.key
         if received.command is not None:
@@ -123,6 +127,8 @@ class MessageHandler:
             return
         await reply.start()
         answer = await self._service.ask(
-            key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id
+            key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id,
+            on_status=reply.status,
         )
         await reply.finish(answer.text, answer.approval)
+        await name_thread(client, message.channel, message.thread_ts, received.text, answer)
