@@ -40,6 +40,7 @@ _log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 ROLLOVER = 270.0
 """Seconds after which a streamed message is finished: Slack ends streams after about 5 minutes."""
+_GRACE = 20.0  # seconds a rollover may wait for a clean place to cut
 _APPEND_INTERVAL = 0.5  # seconds between chat.appendStream calls of one stream
 THINKING = "is thinking…"
 _TOOL_STATUS = {"web_search": "is searching the web…", "post_to_webhook": "is posting to the webhook…"}
@@ -148,8 +149,8 @@ class NativeReply:
                     continue
                 self._offset += used - len(self._carry)
                 self._carry = reopen
-            elif self._ts is not None and self._clock() - self._opened >= ROLLOVER and not self._diverged:
-                await self._roll_over()
+            elif (end := self._rollover_end(body)) is not None:
+                await self._roll_over(body[:end])
             else:
                 if (body.strip() or self._ts is not None) and not await self._show(body, close=final):
                     continue
@@ -215,12 +216,33 @@ class NativeReply:
             )
         self._shown += delta
 
-    async def _roll_over(self, stopped: bool = False) -> None:
-        """Finish the open message where it is and continue the answer in a new one."""
-        lang = open_fence(self._shown)
-        self._offset += max(0, len(self._shown) - len(self._carry))
+    def _rollover_end(self, body: str) -> int | None:
+        """Where the open message should end for its age, or None while it may go on.
+
+        Past ``ROLLOVER`` it ends at the next line break (inside code) or space it reaches;
+        if none comes within ``_GRACE`` seconds, where it is.
+        """
+        if self._ts is None or self._diverged:
+            return None
+        age = self._clock() - self._opened
+        if age < ROLLOVER:
+            return None
+        start = len(self._shown)
+        breaks = "\n" if open_fence(self._shown) is not None else "\n "
+        for at in range(max(start - 1, 0), len(body)):
+            if body[at] in breaks:
+                return at + 1
+        return start if age >= ROLLOVER + _GRACE else None
+
+    async def _roll_over(self, content: str | None = None, stopped: bool = False) -> None:
+        """Finish the open message with ``content`` (what it shows by default); the answer
+        continues in a new one, reopening a code block the cut fell in."""
+        content = self._shown if content is None else content
+        lang = open_fence(content)
+        self._offset += max(0, len(content) - len(self._carry))
         if not stopped:
-            await self._stop("\n```" if lang is not None else "")
+            close = "" if lang is None else "```" if content.endswith("\n") else "\n```"
+            await self._stop(content[len(self._shown) :] + close)
         self._carry = f"```{lang}\n" if lang is not None else ""
         self._closed()
 

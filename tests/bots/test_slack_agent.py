@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
+import yaml
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.replies import PLACEHOLDER
 from bots.slack.stream import THINKING
@@ -194,7 +198,7 @@ async def test_a_new_agent_thread_is_greeted_with_prompts_and_titled_by_its_ques
 async def test_more_than_four_suggested_prompts_are_refused_at_start(
     make_settings: Callable[..., Settings],
 ) -> None:
-    with pytest.raises(SettingsError, match="SLACK_SUGGESTED_PROMPTS.*at most 4 suggested prompts"):
+    with pytest.raises(SettingsError, match=r"SLACK_SUGGESTED_PROMPTS.*at most 4 suggested prompts"):
         make_settings(SLACK_SUGGESTED_PROMPTS="a; b; c; d; e")
 
 
@@ -208,3 +212,67 @@ class _Ticking:
     def __call__(self) -> float:
         self.now += self.step
         return self.now
+
+
+async def test_a_rollover_inside_a_code_block_closes_and_reopens_the_fence(
+    make_settings: Callable[..., Settings], service: ConversationService, fake_slack: FakeSlack,
+    fake_llm: FakeOpenAI,
+) -> None:
+    clock = _Ticking(step=4.0)
+    fake_slack.clock = clock
+    settings = make_settings(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET,
+                             SLACK_API_URL=fake_slack.api_url)
+    lines = [f"total = total + {i}  # step {i}" for i in range(60)]
+    fake_llm.queue(Reply("Here:\n```python\n" + "\n".join(lines) + "\n```\nDone.", chunk_delay=0.01))
+    async with serve(settings, service, fake_slack, clock=clock) as slack:
+        channel = _id("C")
+        ts = await slack.mention(channel, "write a long loop")
+        await slack.settled(2)
+    pieces = fake_slack.thread(channel, ts)
+    assert len(pieces) >= 3, "the stream was not rolled over"
+    assert all(p.count("```") % 2 == 0 for p in pieces), f"a message left a code block open: {pieces}"
+    assert all(p.startswith("```python\n") for p in pieces[1:-1]), f"a continued block lost its language {pieces}"
+    shown = "\n".join(pieces)
+    assert all(line in shown for line in lines) and pieces[-1].endswith("Done.")
+    assert [c for c in fake_slack.calls if c.error is not None] == []
+
+
+def test_the_manifest_enables_the_agent_view_and_its_events() -> None:
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yaml").read_text())
+    agent = manifest["features"]["agent_view"]
+    assert len(agent["agent_description"]) <= 300 and 1 <= len(agent["suggested_prompts"]) <= 4
+    assert "assistant:write" in manifest["oauth_config"]["scopes"]["bot"]
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"assistant_thread_started", "assistant_thread_context_changed", "message.im"} <= set(events)
+
+
+async def test_the_fake_refuses_what_slack_refuses(fake_slack: FakeSlack) -> None:
+    """The fake's checks are what make the streaming tests mean something."""
+    client = AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.api_url)
+    channel, thread = _id("C"), fake_slack.next_ts()
+
+    async def error(call: Awaitable[object]) -> str:
+        with pytest.raises(SlackApiError) as refused:
+            await call
+        return str(refused.value.response["error"])
+
+    assert await error(client.chat_startStream(channel=channel, thread_ts="")) == "invalid_arguments"
+    assert await error(client.chat_startStream(channel=channel, thread_ts=thread)) == "invalid_arguments"
+    assert await error(client.chat_appendStream(channel=channel, ts="1.000001", markdown_text="x")) == (
+        "message_not_found")
+    started = await client.chat_startStream(channel=channel, thread_ts=thread, recipient_team_id="T1",
+                                            recipient_user_id="U1", markdown_text="a")
+    ts = str(started["ts"])
+    assert await error(client.chat_appendStream(channel=channel, ts=ts, markdown_text="x" * 12_001)) == (
+        "msg_too_long")
+    await client.chat_stopStream(channel=channel, ts=ts, markdown_text="b")
+    assert await error(client.chat_appendStream(channel=channel, ts=ts, markdown_text="c")) == (
+        "message_not_in_streaming_state")
+    assert fake_slack.thread(channel, thread) == ["ab"]
+    assert await error(client.assistant_threads_setSuggestedPrompts(channel_id=channel, thread_ts=thread,
+                                                                    prompts=[])) == "invalid_arguments"
+    fake_slack.refuse_streaming = fake_slack.refuse_status = True
+    assert await error(client.chat_startStream(channel=channel, thread_ts=thread, recipient_team_id="T1",
+                                               recipient_user_id="U1")) == "feature_not_enabled"
+    assert await error(client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread,
+                                                          status="is thinking…")) == "missing_scope"
