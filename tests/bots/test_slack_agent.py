@@ -142,6 +142,20 @@ async def test_the_status_says_what_runs_and_is_cleared_at_the_end(
     assert setting.index("chat.startStream") > setting.index("assistant.threads.setStatus")
 
 
+async def test_text_written_before_a_tool_call_gives_way_to_the_answer(
+    slack: Harness, fake_llm: FakeOpenAI
+) -> None:
+    """A streamed message cannot take text back: the preamble is replaced once the answer is done."""
+    channel = _id("C")
+    fake_llm.queue(ToolCall("web_search", {"query": "release"}, text="Let me look that up."),
+                   Reply("It shipped in May.", chunk_delay=0.05))
+    ts = await slack.mention(channel, "when did it ship?")
+    await slack.settled(2)
+    [message] = slack.fake.posted(channel, ts)
+    assert message.text == "It shipped in May." and message.edits == ["Let me look that up."]
+    assert slack.fake.status_of(channel, ts) == [THINKING, SEARCHING, THINKING, ""]
+
+
 async def test_without_a_status_line_the_stream_opens_at_once(
     slack: Harness, fake_llm: FakeOpenAI
 ) -> None:
