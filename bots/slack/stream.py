@@ -272,7 +272,7 @@ class NativeReply:
 
     def _rest(self, text: str) -> str:
         """What of ``text`` the finished streamed messages do not show yet."""
-        return self._carry + text[self._offset :] if self._offset else text
+        return self._carry + text[self._offset :]
 
     async def _set_status(self, text: str) -> bool:
         if text == self._status:
