@@ -209,6 +209,27 @@ async def test_a_new_agent_thread_is_greeted_with_prompts_and_titled_by_its_ques
         assert fake_slack.made("chat.startStream"), "answers in an agent thread were not streamed"
 
 
+async def test_a_context_change_is_acknowledged_and_a_stranger_is_not_greeted(
+    make_settings: Callable[..., Settings], service: ConversationService, fake_slack: FakeSlack,
+) -> None:
+    member = _id("U")
+    settings = make_settings(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET,
+                             SLACK_API_URL=fake_slack.api_url, SLACK_ALLOWED_USERS=member)
+    async with serve(settings, service, fake_slack) as slack:
+        dm, thread_ts = _id("D"), fake_slack.next_ts()
+        thread = {"user_id": slack.user, "channel_id": dm, "thread_ts": thread_ts,
+                  "context": {"channel_id": _id("C"), "team_id": fake_slack.team}}
+        for kind in ("assistant_thread_started", "assistant_thread_context_changed"):
+            event = {"type": kind, "assistant_thread": thread, "event_ts": f"{time.time():.6f}"}
+            assert await slack.deliver(slack.envelope(event)) == 200
+        slack.user = thread["user_id"] = member
+        event = {"type": "assistant_thread_started", "assistant_thread": thread, "event_ts": "1.2"}
+        assert await slack.deliver(slack.envelope(event)) == 200
+        await wait_until(lambda: (dm, thread_ts) in fake_slack.prompts, what="the member's prompts")
+    calls = [c.method for c in fake_slack.calls if c.method != "auth.test"]  # Bolt's own sign-in
+    assert calls == ["chat.postMessage", "assistant.threads.setSuggestedPrompts"]
+
+
 async def test_more_than_four_suggested_prompts_are_refused_at_start(
     make_settings: Callable[..., Settings],
 ) -> None:
