@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["split_message"]
+__all__ = ["open_fence", "split_first", "split_message"]
 
 _FENCE = re.compile(r"^```(\S*)", re.MULTILINE)
 
@@ -22,23 +22,40 @@ def _open_fence(text: str) -> str | None:
     return lang
 
 
+def open_fence(text: str) -> str | None:
+    """The info string (maybe "") of a code fence ``text`` leaves open, else None."""
+    return _open_fence(text)
+
+
+def split_first(text: str, limit: int) -> tuple[str, str, int]:
+    """The first piece of a text longer than ``limit``: ``(head, reopen, used)``.
+
+    ``used`` characters of ``text`` went into ``head`` (with the whitespace dropped at the
+    cut); the next piece is ``reopen + text[used:]``, ``reopen`` being the fence to reopen
+    when the cut fell inside a code block. A streaming adapter cuts with this as it goes.
+    """
+    if limit < 20:
+        raise ValueError("limit must leave room for code fences")
+    cut = _best_cut(text, limit - 4)  # room for a closing "\n```"
+    head, rest = text[:cut], text[cut:]
+    lang = _open_fence(head)
+    if lang is not None:
+        stripped = rest.lstrip("\n")
+        return head.rstrip("\n") + "\n```", f"```{lang}\n", len(text) - len(stripped)
+    stripped = rest.lstrip("\n ")
+    return head.rstrip(), "", len(text) - len(stripped)
+
+
 def split_message(text: str, limit: int) -> list[str]:
     if limit < 20:
         raise ValueError("limit must leave room for code fences")
     pieces: list[str] = []
     rest = text
     while len(rest) > limit:
-        budget = limit - 4  # room for a closing "\n```"
-        cut = _best_cut(rest, budget)
-        head, rest = rest[:cut], rest[cut:]
-        lang = _open_fence(head)
-        if lang is not None:
-            head = head.rstrip("\n") + "\n```"
-            rest = f"```{lang}\n" + rest.lstrip("\n")
-        else:
-            rest = rest.lstrip("\n ")
+        head, reopen, used = split_first(rest, limit)
+        rest = reopen + rest[used:]
         if head.strip():
-            pieces.append(head.rstrip())
+            pieces.append(head)
     if rest.strip() or not pieces:
         pieces.append(rest.rstrip() if pieces else rest)
     return pieces

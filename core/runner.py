@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
     from core.keys import ThreadKey
-    from core.types import OnPartial
+    from core.types import OnPartial, OnStatus
 
 __all__ = ["GraphRunner"]
 
@@ -42,9 +42,10 @@ class GraphRunner:
 
     async def ask(
         self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
-        metadata: dict[str, Any],
+        metadata: dict[str, Any], on_status: OnStatus | None = None,
     ) -> RunResult:
-        return await self._run(key, start, {"messages": [HumanMessage(question)]}, on_partial, metadata)
+        graph_input = {"messages": [HumanMessage(question)]}
+        return await self._run(key, start, graph_input, on_partial, metadata, on_status)
 
     async def resume(
         self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,
@@ -54,7 +55,7 @@ class GraphRunner:
 
     async def _run(
         self, key: ThreadKey, start: str, graph_input: Any, on_partial: OnPartial | None,
-        metadata: dict[str, Any],
+        metadata: dict[str, Any], on_status: OnStatus | None = None,
     ) -> RunResult:
         config: Any = {
             "configurable": {"thread_id": str(key), "checkpoint_id": start},
@@ -75,6 +76,8 @@ class GraphRunner:
                 elif mode == "updates":
                     if interrupts := chunk.get("__interrupt__"):
                         pause = interrupts[0].value
+                    elif on_status is not None and (status := _status(chunk)) is not None:
+                        await on_status(status or None)
                 elif (text := _partial(chunk[0], partial)) is not None:
                     partial = text
                     if on_partial is not None and partial:
@@ -91,6 +94,18 @@ class GraphRunner:
         if not isinstance(final, AIMessage):
             raise AgentFailed()
         return RunResult(checkpoint_id=last, answer=final.text)
+
+
+def _status(update: dict[str, Any]) -> str | None:
+    """From one node's update: the tool about to run, "" once tools have answered, else None."""
+    for values in update.values():
+        messages = values.get("messages") if isinstance(values, dict) else None
+        last = messages[-1] if isinstance(messages, list) and messages else None
+        if isinstance(last, AIMessage) and last.tool_calls:
+            return str(last.tool_calls[0]["name"])
+        if isinstance(last, ToolMessage):
+            return ""
+    return None
 
 
 def _partial(message: object, so_far: str) -> str | None:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         Incoming,
         OnDecided,
         OnPartial,
+        OnStatus,
         RewindResult,
         Turn,
     )
@@ -154,8 +155,10 @@ class ConversationService:
         user: str | None = None,
         on_partial: OnPartial | None = None,
         event_id: str | None = None,
+        on_status: OnStatus | None = None,
     ) -> Answer:
-        return await self._turns.ask(key, text, user, on_partial, event_id)
+        """Answer ``text``; ``on_partial`` sees the answer grow, ``on_status`` the tools it runs."""
+        return await self._turns.ask(key, text, user, on_partial, event_id, on_status)
 
     async def ask_once(
         self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None

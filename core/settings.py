@@ -31,10 +31,21 @@ def _numbers(raw: object) -> object:
     return values
 
 
+def _prompts(raw: object) -> object:
+    """``"a; b;; c"`` → ``("a", "b", "c")``: Slack shows at most four suggested prompts."""
+    if isinstance(raw, str):
+        raw = tuple(part.strip() for part in raw.split(";") if part.strip())
+    if isinstance(raw, tuple) and len(raw) > 4:
+        raise ValueError(f"Slack shows at most 4 suggested prompts, not {len(raw)}")
+    return raw
+
+
 IdList = Annotated[frozenset[str], NoDecode, BeforeValidator(_split)]
 """A comma-separated list of ids (an allow-list: empty admits everyone)."""
 NumericIds = Annotated[frozenset[int], NoDecode, BeforeValidator(_numbers)]
 """The same, of numeric ids (Discord's): a value that is not a number is refused at start."""
+Prompts = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_prompts)]
+"""A semicolon-separated list of up to four prompts."""
 
 
 class Settings(BaseSettings):
@@ -96,6 +107,16 @@ class Settings(BaseSettings):
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
     slack_allowed_channels: IdList = Field(frozenset(), validation_alias="SLACK_ALLOWED_CHANNELS")
     slack_allowed_users: IdList = Field(frozenset(), validation_alias="SLACK_ALLOWED_USERS")
+    slack_greeting: str = Field(
+        "Hi! Ask me anything. I remember this thread; `!history` lists it and `!rewind N`"
+        " takes back the last N turns.",
+        min_length=1, max_length=3000, validation_alias="SLACK_GREETING",
+    )
+    slack_suggested_prompts: Prompts = Field(
+        ("What can you help me with?", "Search the web for today's top tech news",
+         "Explain rewinding a conversation with an example"),
+        validation_alias="SLACK_SUGGESTED_PROMPTS",
+    )
 
     # Discord
     discord_bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")

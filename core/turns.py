@@ -36,7 +36,7 @@ from core.errors import (
 )
 from core.logs import log_context
 from core.metrics import observe_turn
-from core.types import Answer, Approval, Head, OnDecided, OnPartial, RunResult
+from core.types import Answer, Approval, Head, OnDecided, OnPartial, OnStatus, RunResult
 from core.wording import preview
 
 if TYPE_CHECKING:
@@ -116,7 +116,8 @@ class TurnEngine:
     # -- a question ------------------------------------------------------------------
 
     async def ask(
-        self, key: ThreadKey, text: str, user: str | None, on_partial: OnPartial | None, event_id: str | None
+        self, key: ThreadKey, text: str, user: str | None, on_partial: OnPartial | None, event_id: str | None,
+        on_status: OnStatus | None = None,
     ) -> Answer:
         async with self._scope(key) as turn_id:
             question = clean_message(text, self._settings.max_message_chars)
@@ -128,7 +129,7 @@ class TurnEngine:
                 assert task is not None
                 self._running[str(key)] = task
                 try:
-                    return await self._question(key, question, turn_id, user, on_partial, event_id)
+                    return await self._question(key, question, turn_id, user, on_partial, event_id, on_status)
                 except asyncio.CancelledError:
                     if task.cancelling() and policy == "interrupt":
                         task.uncancel()
@@ -146,6 +147,7 @@ class TurnEngine:
         user: str | None,
         on_partial: OnPartial | None,
         event_id: str | None,
+        on_status: OnStatus | None = None,
     ) -> Answer:
         started = time.perf_counter()
         start = await self._store.start_turn(key, question, user)
@@ -160,7 +162,9 @@ class TurnEngine:
                 head = await self._store.begin_conversation(key, question[:80], user, root)
             assert head.checkpoint_id is not None
             metadata = {"user": user, "event_id": event_id, "turn_id": turn_id}
-            result = await self._runner.ask(key, head.checkpoint_id, question, on_partial, metadata)
+            result = await self._runner.ask(
+                key, head.checkpoint_id, question, on_partial, metadata, on_status
+            )
             answer = await self._record(key, head, question, user, result)
         finally:
             if answer is None or answer.turn is None:  # a recorded turn cleared its mark itself

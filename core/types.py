@@ -23,6 +23,7 @@ __all__ = [
     "Incoming",
     "OnDecided",
     "OnPartial",
+    "OnStatus",
     "PruneReport",
     "Received",
     "Reply",
@@ -34,6 +35,10 @@ __all__ = [
 
 OnPartial = Callable[[str], Awaitable[None]]
 """Called with the answer text so far while the model streams; adapters throttle edits."""
+
+OnStatus = Callable[[str | None], Awaitable[None]]
+"""Called with a tool's name when the agent starts running it, and with None once the model
+works on again: lets an adapter say what the bot is doing ("is searching the web…")."""
 
 OnDecided = Callable[["Approval"], Awaitable[None]]
 """Called once an approval decision is stored, before the paused turn runs on: from then

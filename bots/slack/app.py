@@ -9,6 +9,7 @@ Reject clicks (``block_actions``, posted to the same endpoint) acknowledge first
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.serving import add_health_routes
 from bots.slack.approvals import ACTIONS, ApprovalHandler
+from bots.slack.assistant import AssistantThreads
 from bots.slack.commands import CommandHandler
 from bots.slack.events import MessageHandler
 from bots.slack.feedback import FEEDBACK, REWIND_HERE, FeedbackHandler
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from slack_bolt.context.async_context import AsyncBoltContext
     from slack_bolt.context.respond.async_respond import AsyncRespond
 
+    from bots.slack.stream import Clock
     from core.service import ConversationService
     from core.settings import Settings
 
@@ -58,9 +61,14 @@ def require_tokens(settings: Settings) -> str:
 
 
 class SlackBot:
-    """One Bolt app wired to the service; ``handled`` counts events and commands processed."""
+    """One Bolt app wired to the service; ``handled`` counts events and commands processed.
 
-    def __init__(self, settings: Settings, service: ConversationService) -> None:
+    ``clock`` times streamed answers (a test passes a simulated one to roll a stream over).
+    """
+
+    def __init__(
+        self, settings: Settings, service: ConversationService, clock: Clock = time.monotonic
+    ) -> None:
         token = require_tokens(settings)
         secret = settings.slack_signing_secret
         self.service = service
@@ -69,9 +77,9 @@ class SlackBot:
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))  # a 500 blip
         access = Access(settings.slack_allowed_channels, settings.slack_allowed_users)
-        self._messages = MessageHandler(service, access)
+        self._messages = MessageHandler(service, access, clock)
         self._commands = CommandHandler(service, access)
-        self._approvals = ApprovalHandler(service, access)
+        self._approvals = ApprovalHandler(service, access, clock)
         self._feedback = FeedbackHandler(service, access)
         self._home = HomeTab(service)
         self.app = AsyncApp(
@@ -81,6 +89,8 @@ class SlackBot:
             signing_secret=secret.get_secret_value() if secret else "",
             logger=logging.getLogger("bots.slack.bolt"),
         )
+        threads = AssistantThreads(settings.slack_greeting, settings.slack_suggested_prompts, access)
+        self.app.assistant(threads.middleware)
         self.app.event("message")(self._on_event)
         self.app.event("app_mention")(self._on_event)
         for name in COMMANDS:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from bots.slack.feedback import feedback_block
 from bots.slack.places import Access, reply_thread, thread_key
-from bots.slack.replies import APPROVE, REJECT, SLACK_ERRORS, StreamingReply, escape, section
+from bots.slack.replies import APPROVE, REJECT, SLACK_ERRORS, escape, section
+from bots.slack.stream import Clock, open_reply
 from core.boundary import boundary
 from core.errors import NotPermitted
 
@@ -112,16 +113,17 @@ async def show_decision(client: AsyncWebClient, click: Click) -> None:
 
 
 class ApprovalHandler:
-    def __init__(self, service: ConversationService, access: Access) -> None:
+    def __init__(self, service: ConversationService, access: Access, clock: Clock) -> None:
         self._service = service
         self._access = access
+        self._clock = clock
 
     async def handle(self, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
         click = read_click(body)
         if click is None:
             _log.warning("slack click without a usable approval, channel or user; ignored")
             return
-        reply = StreamingReply(client, click.channel, click.reply_to)
+        reply = open_reply(client, click.channel, click.reply_to, click.team, click.user, self._clock)
         decided = False
 
         async def on_decided(_: Approval) -> None:

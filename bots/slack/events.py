@@ -15,15 +15,18 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bots.slack.assistant import name_thread
 from bots.slack.feedback import feedback_block
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
-from bots.slack.replies import StreamingReply, post_text
+from bots.slack.replies import post_text
+from bots.slack.stream import Clock, open_reply
 from core.boundary import boundary
 from core.types import Incoming
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bots.slack.stream import SlackReply
     from core.keys import ThreadKey
     from core.service import ConversationService
     from core.types import Received
@@ -83,9 +86,10 @@ def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | No
 
 
 class MessageHandler:
-    def __init__(self, service: ConversationService, access: Access) -> None:
+    def __init__(self, service: ConversationService, access: Access, clock: Clock) -> None:
         self._service = service
         self._access = access
+        self._clock = clock
 
     async def handle(
         self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, bot_user: str | None
@@ -93,7 +97,7 @@ class MessageHandler:
         message = read_message(body, event, bot_user)
         if message is None or not self._access.allows(message.channel, message.user):
             return
-        reply = StreamingReply(client, message.channel, message.reply_to)
+        reply = open_reply(client, message.channel, message.reply_to, message.team, message.user, self._clock)
         event_id = body.get("event_id")
         deliveries = (("event", event_id),) if isinstance(event_id, str) and event_id else ()
         async with boundary(reply.fail, f"slack message {message.channel}/{message.ts}"):
@@ -120,7 +124,7 @@ class MessageHandler:
         return await self._service.receive(incoming), key
 
     async def _respond(
-        self, message: SlackMessage, key: ThreadKey, received: Received, reply: StreamingReply,
+        self, message: SlackMessage, key: ThreadKey, received: Received, reply: SlackReply,
         client: AsyncWebClient,
     ) -> None:
         if received.command is not None:
@@ -130,6 +134,8 @@ class MessageHandler:
             return
         await reply.start()
         answer = await self._service.ask(
-            key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id
+            key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id,
+            on_status=reply.status,
         )
         await reply.finish(answer.text, answer.approval, footer=feedback_block(answer))
+        await name_thread(client, message.channel, message.thread_ts, received.text, answer)

@@ -89,22 +89,40 @@ class StreamingReply:
         self._thread_ts = thread_ts
         self._ts: str | None = None
         self._last_edit = 0.0
+        self._quiet = False
 
-    async def start(self) -> None:
+    async def start(self, placeholder: bool = True) -> None:
+        """Post the placeholder; without one (a status shows the work) the first preview is posted."""
+        self._last_edit = time.monotonic()
+        if not placeholder:
+            self._quiet = True
+            return
         response = await self._client.chat_postMessage(
             channel=self._channel, thread_ts=self._thread_ts, text=PLACEHOLDER
         )
         self._ts = response["ts"]
-        self._last_edit = time.monotonic()
+
+    async def status(self, tool: str | None) -> None:
+        """The placeholder already says the bot is at work; which tool runs is not shown."""
+
+    def adopt(self, ts: str) -> None:
+        """Answer in the message ``ts`` (a stream that ended) instead of a placeholder."""
+        self._ts = ts
 
     async def partial(self, text: str) -> None:
         """Show the answer so far; a failed edit only costs a preview, never the turn."""
-        if self._ts is None or time.monotonic() - self._last_edit < _EDIT_INTERVAL:
+        if (self._ts is None and not self._quiet) or time.monotonic() - self._last_edit < _EDIT_INTERVAL:
             return
         self._last_edit = time.monotonic()
         preview = split_message(text, LIMIT - 2)[0] + " …"
         try:
-            await self._client.chat_update(channel=self._channel, ts=self._ts, text=escape(preview))
+            if self._ts is None:
+                response = await self._client.chat_postMessage(
+                    channel=self._channel, thread_ts=self._thread_ts, text=escape(preview)
+                )
+                self._ts = response["ts"]
+            else:
+                await self._client.chat_update(channel=self._channel, ts=self._ts, text=escape(preview))
         except SLACK_ERRORS as exc:
             _log.warning("streaming edit in %s failed: %s", self._channel, type(exc).__name__)
 

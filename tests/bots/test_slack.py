@@ -30,6 +30,7 @@ import yaml
 from bots.slack import run
 from bots.slack.app import EVENTS_PATH, SlackBot
 from bots.slack.replies import LIMIT, PLACEHOLDER
+from bots.slack.stream import Clock
 from core.commands import COMMANDS
 from core.errors import SettingsError
 from core.runtime import open_service
@@ -201,7 +202,7 @@ class Harness:
 
         def done() -> bool:
             texts = self.fake.thread(channel, thread_ts)
-            return len(texts) >= count and PLACEHOLDER not in texts
+            return len(texts) >= count and PLACEHOLDER not in texts and not self.fake.streaming()
 
         await wait_until(done, what=f"{count} answer(s) in {channel}/{thread_ts}")
         return self.fake.thread(channel, thread_ts)
@@ -213,8 +214,10 @@ class Harness:
 
 
 @asynccontextmanager
-async def serve(settings: Settings, service: ConversationService, fake: FakeSlack) -> AsyncIterator[Harness]:
-    bot = SlackBot(settings, service)
+async def serve(
+    settings: Settings, service: ConversationService, fake: FakeSlack, clock: Clock = time.monotonic
+) -> AsyncIterator[Harness]:
+    bot = SlackBot(settings, service, clock)
     async with serving(bot.web_app(settings.max_body_bytes), access_log=None) as url, \
             aiohttp.ClientSession() as session:
         yield Harness(fake, bot, url, session)
@@ -251,6 +254,8 @@ async def slack(
 async def test_mention_is_answered_in_its_thread_with_a_working_indicator(
     slack: Harness, fake_llm: FakeOpenAI
 ) -> None:
+    """Where Slack offers neither streaming nor a status line, a placeholder shows the work."""
+    slack.fake.refuse_streaming = slack.fake.refuse_status = True
     channel = _id("C")
     fake_llm.hold = asyncio.Event()
     ts = await slack.mention(channel, "q1")
@@ -441,9 +446,11 @@ async def test_slash_history_and_rewind_act_on_the_latest_conversation_or_a_link
 # -- answers, failures, transport --------------------------------------------------------
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["streamed", "edited"])
 async def test_long_answer_is_split_under_the_limit_with_code_blocks_intact(
-    slack: Harness, fake_llm: FakeOpenAI
+    slack: Harness, fake_llm: FakeOpenAI, native: bool
 ) -> None:
+    slack.fake.refuse_streaming = slack.fake.refuse_status = not native
     code = "\n".join(f"    total = total + {i}  # step {i}" for i in range(80))
     prose = " ".join(f"word{i}" for i in range(400))
     text = f"{prose}\n\n```python\n{code}\n```\n\n{prose}\n\nThe end."
@@ -459,7 +466,10 @@ async def test_long_answer_is_split_under_the_limit_with_code_blocks_intact(
     assert all(f"total = total + {i}  # step {i}" in joined for i in range(80))
     assert pieces[-1].endswith("The end.")
     first = slack.fake.messages[0]
-    assert first.edits[0] == PLACEHOLDER, "the placeholder did not become the first piece"
+    if native:
+        assert len(slack.fake.made("chat.startStream")) == len(pieces) and not first.edits
+    else:
+        assert first.edits[0] == PLACEHOLDER, "the placeholder did not become the first piece"
 
 
 async def test_model_failure_is_reported_and_the_conversation_recovers(
@@ -477,6 +487,7 @@ async def test_model_failure_is_reported_and_the_conversation_recovers(
 
 
 async def test_rate_limited_post_is_retried(slack: Harness) -> None:
+    slack.fake.refuse_streaming = True
     slack.fake.rate_limit("chat.postMessage", 1)
     channel = _id("C")
     ts = await slack.mention(channel, "patience")
@@ -570,6 +581,7 @@ async def test_socket_mode_envelope_is_acknowledged_and_answered(
 
 
 async def test_the_answer_streams_into_the_placeholder(slack: Harness, fake_llm: FakeOpenAI) -> None:
+    slack.fake.refuse_streaming = slack.fake.refuse_status = True
     channel = _id("C")
     answer = " ".join(f"word{i}" for i in range(60))
     fake_llm.queue(Reply(answer, chunk_delay=0.25))
@@ -830,7 +842,7 @@ async def test_an_unexpected_failure_is_logged_counted_and_answered_with_the_apo
     break_verb(monkeypatch, service, "threads")  # the first thing /history asks the service
     assert await slack.command("history", "", channel) == SORRY
     assert internal_errors() == before + 2
-    sent = slack.fake.made("chat.postMessage") + slack.fake.made("chat.update")
+    sent = [c for c in slack.fake.calls if c.method.startswith("chat.")]
     assert sent and not any(BUG in str(call.params) for call in sent)
 
 

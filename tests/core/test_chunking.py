@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.chunking import split_message
+from core.chunking import split_first, split_message
 
 words = st.text(alphabet=st.characters(categories=["L", "N", "P", "S", "Zs"], exclude_characters="`"), min_size=1, max_size=40)
 code = st.builds(
@@ -46,3 +46,17 @@ def test_a_code_block_longer_than_the_limit_is_closed_and_reopened() -> None:
     pieces = split_message(block, 200)
     assert len(pieces) > 1
     assert all(p.startswith("```python\n") and p.endswith("```") for p in pieces)
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(documents, st.sampled_from([60, 200, 3000]))
+def test_the_first_cut_says_exactly_how_much_text_it_used(text: str, limit: int) -> None:
+    """A streaming adapter continues at ``text[used:]``: nothing may be lost or shown twice."""
+    if len(text) <= limit:
+        return
+    head, reopen, used = split_first(text, limit)
+    assert len(head) <= limit and head.count("```") % 2 == 0
+    assert _visible(head) + _visible(text[used:]) == _visible(text)
+    assert text[:used].rstrip().startswith(head.removesuffix("```").rstrip())
+    assert (reopen != "") == (head.endswith("\n```") and text[:used].count("```") % 2 == 1)

@@ -44,6 +44,8 @@ class ToolCall:
     name: str
     args: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
+    text: str = ""
+    """What the model writes before calling the tool ("Let me look that up."), streamed first."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,8 @@ class FakeOpenAI:
 
         await send({"role": "assistant", "content": ""})
         if isinstance(step, ToolCall):
+            if step.text:
+                await send({"content": step.text})
             await send({"tool_calls": [{"index": 0, "id": f"call_{uuid.uuid4().hex[:12]}",
                                         "type": "function",
                                         "function": {"name": step.name, "arguments": json.dumps(step.args)}}]})
@@ -199,7 +203,7 @@ def _bad_request(message: str, param: str, code: str | None = None) -> web.Respo
 
 def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
     if isinstance(step, ToolCall):
-        message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [
+        message: dict[str, Any] = {"role": "assistant", "content": step.text or None, "tool_calls": [
             {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
              "function": {"name": step.name, "arguments": json.dumps(step.args)}}]}
         finish = "tool_calls"

@@ -8,6 +8,14 @@ the websocket URL, ``send_envelope`` pushes an ``events_api`` envelope and the c
 acknowledgements are recorded in ``acks``. Block Kit ``blocks`` are kept with each
 message (``chat.update`` replaces them when it sends some, as Slack does), so a test can
 find the buttons a user would click.
+
+Slack's agent surface, as strict as Slack: ``chat.startStream`` needs a thread (and, in a
+channel, the recipient team and user), ``chat.appendStream`` / ``chat.stopStream`` need a
+stream that is still open, a stream ends by itself ``STREAM_LIFETIME`` seconds after it
+started (by ``clock``, which a test may replace to simulate time), ``markdown_text`` is
+limited to 12,000 characters. ``refuse_streaming`` makes ``chat.startStream`` fail as in a
+workspace without it; ``refuse_status`` makes ``assistant.threads.*`` fail as for an app
+without the agent feature. ``statuses``, ``prompts`` and ``titles`` record what they set.
 """
 
 from __future__ import annotations
@@ -25,7 +33,10 @@ from aiohttp import WSMsgType, web
 
 from tests.fakes.http import start_app
 
-__all__ = ["Call", "FakeSlack", "Posted", "wait_until"]
+__all__ = ["STREAM_LIFETIME", "Call", "FakeSlack", "Posted", "wait_until"]
+
+STREAM_LIFETIME = 300.0
+_STREAM_TEXT = 12_000
 
 
 @dataclass
@@ -34,6 +45,8 @@ class Call:
     params: dict[str, Any]
     token: str | None
     status: int = 200
+    error: str | None = None
+    """The ``error`` Slack answered with, if it refused the call."""
 
 
 @dataclass
@@ -44,6 +57,10 @@ class Posted:
     text: str
     edits: list[str] = field(default_factory=list)
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    streaming: bool = False
+    opened: float = 0.0
+    """When its stream started (by the fake's clock)."""
+    closed: float | None = None
 
     def feedback(self) -> dict[str, Any] | None:
         """The message's 👍/👎 element (a ``feedback_buttons`` in a ``context_actions`` block)."""
@@ -84,6 +101,12 @@ class FakeSlack:
         self._epoch = int(time.time())
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.clock: Callable[[], float] = time.monotonic
+        self.refuse_streaming = False
+        self.refuse_status = False
+        self.statuses: list[tuple[str, str, str]] = []
+        self.prompts: dict[tuple[str, str], list[dict[str, str]]] = {}
+        self.titles: dict[tuple[str, str], str] = {}
 
     # -- test controls ---------------------------------------------------------------
 
@@ -112,6 +135,13 @@ class FakeSlack:
     def thread(self, channel: str, thread_ts: str | None) -> list[str]:
         """The bot's messages in a thread (``None``: a channel's top level), as shown now."""
         return [m.text for m in self.messages if m.channel == channel and m.thread_ts == thread_ts]
+
+    def status_of(self, channel: str, thread_ts: str) -> list[str]:
+        """Every status set in a thread, in order ("" clears it)."""
+        return [status for c, t, status in self.statuses if (c, t) == (channel, thread_ts)]
+
+    def streaming(self) -> bool:
+        return any(m.streaming for m in self.messages)
 
     def posted(self, channel: str, thread_ts: str | None) -> list[Posted]:
         """Like ``thread``, with each message's ts and blocks."""
@@ -177,7 +207,9 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "internal_error"}, status=status)
         if not token:
             return web.json_response({"ok": False, "error": "not_authed"})
-        return web.json_response(self._answer(method, params))
+        answer = self._answer(method, params)
+        call.error = None if answer.get("ok") else str(answer.get("error"))
+        return web.json_response(answer)
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -208,9 +240,13 @@ class FakeSlack:
             if thread_ts:
                 message["thread_ts"] = thread_ts
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if method in _AGENT_METHODS:
+            return self._agent(method, params)
         if method == "chat.update":
             for posted in self.messages:
                 if posted.channel == params["channel"] and posted.ts == params["ts"]:
+                    if posted.streaming:
+                        return {"ok": False, "error": "message_not_found"}
                     posted.edits.append(posted.text)
                     posted.text = str(params.get("text", ""))
                     if "blocks" in params:
@@ -235,6 +271,64 @@ class FakeSlack:
         self.homes[user] = view
         return {"ok": True, "view": {"id": "V" + uuid.uuid4().hex[:10].upper(), **view}}
 
+    def _agent(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The streaming and assistant-thread methods (JSON bodies, as slack-sdk sends them)."""
+        if method.startswith("assistant."):
+            channel, thread_ts = params.get("channel_id"), params.get("thread_ts")
+            if not isinstance(channel, str) or not channel or not isinstance(thread_ts, str) or not thread_ts:
+                return {"ok": False, "error": "invalid_arguments"}
+            if self.refuse_status:
+                return {"ok": False, "error": "missing_scope", "needed": "assistant:write"}
+            if method == "assistant.threads.setStatus":
+                if not isinstance(params.get("status"), str):
+                    return {"ok": False, "error": "invalid_arguments"}
+                self.statuses.append((channel, thread_ts, params["status"]))
+            elif method == "assistant.threads.setSuggestedPrompts":
+                prompts = params.get("prompts")
+                if (not isinstance(prompts, list) or not 1 <= len(prompts) <= 4
+                        or not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts)):
+                    return {"ok": False, "error": "invalid_arguments"}
+                self.prompts[(channel, thread_ts)] = prompts
+            else:
+                if not params.get("title"):
+                    return {"ok": False, "error": "invalid_arguments"}
+                self.titles[(channel, thread_ts)] = str(params["title"])
+            return {"ok": True}
+        text = str(params.get("markdown_text") or "") + "".join(
+            str(c.get("text", "")) for c in params.get("chunks") or [] if isinstance(c, dict)
+        )
+        if len(text) > _STREAM_TEXT:
+            return {"ok": False, "error": "msg_too_long"}
+        channel = params.get("channel")
+        if method == "chat.startStream":
+            if self.refuse_streaming:
+                return {"ok": False, "error": "feature_not_enabled"}
+            thread_ts = params.get("thread_ts")
+            if not isinstance(channel, str) or not channel or not isinstance(thread_ts, str) or not thread_ts:
+                return {"ok": False, "error": "invalid_arguments"}
+            if not channel.startswith("D") and not (params.get("recipient_team_id")
+                                                    and params.get("recipient_user_id")):
+                return {"ok": False, "error": "invalid_arguments"}
+            ts = self.next_ts()
+            self.messages.append(Posted(channel, ts, thread_ts, text, streaming=True, opened=self.clock()))
+            return {"ok": True, "channel": channel, "ts": ts}
+        found = [m for m in self.messages if m.channel == channel and m.ts == params.get("ts")]
+        if not found:
+            return {"ok": False, "error": "message_not_found"}
+        [posted] = found
+        if posted.streaming and self.clock() - posted.opened > STREAM_LIFETIME:
+            posted.streaming, posted.closed = False, posted.opened + STREAM_LIFETIME  # Slack ended it
+        if not posted.streaming:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        if method == "chat.appendStream" and not text:
+            return {"ok": False, "error": "invalid_arguments"}
+        posted.text += text
+        if method == "chat.stopStream":
+            posted.streaming, posted.closed = False, self.clock()
+            if "blocks" in params:
+                posted.blocks = _blocks(params)
+        return {"ok": True, "channel": posted.channel, "ts": posted.ts}
+
     async def _response_url(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in self.responses:
@@ -258,6 +352,12 @@ class FakeSlack:
         finally:
             self._sockets.remove(ws)
         return ws
+
+
+_AGENT_METHODS = frozenset({
+    "chat.startStream", "chat.appendStream", "chat.stopStream", "assistant.threads.setStatus",
+    "assistant.threads.setSuggestedPrompts", "assistant.threads.setTitle",
+})
 
 
 def _blocks(params: dict[str, Any]) -> list[dict[str, Any]]:
