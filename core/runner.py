@@ -49,9 +49,9 @@ class GraphRunner:
 
     async def resume(
         self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,
-        metadata: dict[str, Any],
+        metadata: dict[str, Any], on_status: OnStatus | None = None,
     ) -> RunResult:
-        return await self._run(key, paused, Command(resume=decision), on_partial, metadata)
+        return await self._run(key, paused, Command(resume=decision), on_partial, metadata, on_status)
 
     async def _run(
         self, key: ThreadKey, start: str, graph_input: Any, on_partial: OnPartial | None,

@@ -179,14 +179,16 @@ class ConversationService:
         user: str | None = None,
         on_partial: OnPartial | None = None,
         on_decided: OnDecided | None = None,
+        on_status: OnStatus | None = None,
     ) -> Answer:
         """Approve or reject a paused tool call, then let the turn run to its end.
 
         ``on_decided`` is called once the decision is stored and before the turn goes on:
         an adapter shows the decision then, and knows that whatever fails afterwards
-        (the model, say) fails after the decision, not instead of it.
+        (the model, say) fails after the decision, not instead of it. ``on_status`` sees
+        the tools the rest of the turn runs, as in ``ask``.
         """
-        return await self._turns.resolve(key, approval_id, approve, user, on_partial, on_decided)
+        return await self._turns.resolve(key, approval_id, approve, user, on_partial, on_decided, on_status)
 
     async def pending(self, key: ThreadKey) -> Approval | None:
         async with storage_errors():

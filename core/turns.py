@@ -215,6 +215,7 @@ class TurnEngine:
         user: str | None,
         on_partial: OnPartial | None,
         on_decided: OnDecided | None,
+        on_status: OnStatus | None = None,
     ) -> Answer:
         async with self._scope(key) as turn_id, self._locks.hold(key):
             approval = await self._approvals.get(approval_id)
@@ -230,10 +231,14 @@ class TurnEngine:
             await self.count_pending()
             if on_decided is not None:
                 await on_decided(decided)
+            if approve and on_status is not None:  # the approved tool is what runs first
+                await on_status(approval.tool)
             head = await self._approvals.head_of(approval_id)
             decision = {"approved": approve, "by": user}
             metadata = {"user": user, "turn_id": turn_id, "approval_id": approval_id}
-            result = await self._runner.resume(key, approval.checkpoint_id, decision, on_partial, metadata)
+            result = await self._runner.resume(
+                key, approval.checkpoint_id, decision, on_partial, metadata, on_status
+            )
             return await self._record(key, head, approval.question, approval.requested_by, result)
 
     def _check_approver(self, approval: Approval, user: str | None) -> None:

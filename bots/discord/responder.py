@@ -117,9 +117,16 @@ class Responder:
 
 def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, ..., None]]:
     @app_commands.command(description="Show the last turns of this channel's conversation")
-    @app_commands.describe(limit="how many turns to show (default 10)")
-    async def history(interaction: discord.Interaction[Any], limit: int | None = None) -> None:
-        await responder.on_command(interaction, Command("history", _arg(limit)))
+    @app_commands.describe(
+        limit="how many turns to show (default 10)",
+        all_branches="every turn on every branch, who rewound when, and the ratings",
+    )
+    @app_commands.rename(all_branches="all")
+    async def history(
+        interaction: discord.Interaction[Any], limit: int | None = None, all_branches: bool = False
+    ) -> None:
+        argument = "--all" if all_branches else _arg(limit)
+        await responder.on_command(interaction, Command("history", argument))
 
     @app_commands.command(description="Take back the last turns of this channel's conversation")
     @app_commands.describe(steps="how many turns to go back (default 1)")

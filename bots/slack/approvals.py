@@ -156,6 +156,6 @@ class ApprovalHandler:
                       click.approval_id, key)
             answer = await self._service.resolve(
                 key, click.approval_id, click.approve, user=click.user,
-                on_partial=reply.partial, on_decided=on_decided,
+                on_partial=reply.partial, on_decided=on_decided, on_status=reply.status,
             )
             await reply.finish(answer.text, answer.approval, footer=feedback_block(answer))

@@ -228,7 +228,7 @@ async def test_role_allow_list_admits_members_with_the_role(
 # -- slash commands ------------------------------------------------------------------
 
 
-async def _command(w: Discord, channel: int, name: str, **options: int) -> tuple[Any, str]:
+async def _command(w: Discord, channel: int, name: str, **options: int | bool) -> tuple[Any, str]:
     """Run a slash command; returns the callback body and the follow-up text."""
     token = await w.fake.slash(channel, name, options, user=w.ada)
     followup = await eventually(

@@ -166,3 +166,21 @@ async def test_new_starts_afresh_in_the_channel_and_keeps_the_old_conversation(
 
     click = await bot.fake.click(int(old["id"]), _buttons(old)["👍"], user=bot.ada)
     assert await private(bot, click) == "Thanks, your feedback is noted.", "the old answer still takes feedback"
+
+
+async def test_history_all_shows_every_branch_with_its_ratings(bot: Discord) -> None:
+    await ask(bot, bot.general, "q1")
+    answer = await said(bot.fake, bot.general, "heard: q1")
+    await private(bot, await bot.fake.click(int(answer["id"]), _buttons(answer)["👍"], user=bot.ada))
+    await ask(bot, bot.general, "q2")
+    await said(bot.fake, bot.general, "heard: q1 | q2")
+    token = await bot.fake.slash(bot.general, "rewind", {}, user=bot.ada)
+    await eventually(lambda: any(f["token"] == token for f in bot.fake.followups), "the rewind")
+
+    token = await bot.fake.slash(bot.general, "history", {"all": True}, user=bot.ada)
+    audit = await private(bot, token)
+    lines = audit.splitlines()
+    assert lines[0] == "Every turn on every branch (* = live branch):"
+    assert lines[1].startswith("* 1. q1") and "👍1" in lines[1]
+    assert lines[2].startswith("  2. q2"), "the rewound turn stays listed, off the live branch"
+    assert any(line.startswith("Rewound by ") for line in lines)

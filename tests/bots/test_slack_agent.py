@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -311,3 +312,21 @@ async def test_the_fake_refuses_what_slack_refuses(fake_slack: FakeSlack) -> Non
                                                recipient_user_id="U1")) == "feature_not_enabled"
     assert await error(client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread,
                                                           status="is thinking…")) == "missing_scope"
+
+
+hitl_settings = test_slack.hitl_settings
+hitl = test_slack.hitl
+
+
+async def test_the_turn_after_an_approval_shows_its_tool_in_the_status_line(
+    hitl: Harness, fake_llm: FakeOpenAI, fake_webhook: Any
+) -> None:
+    """The decided turn runs the gated tool: the thread says so while it runs, then clears."""
+    channel = _id("C")
+    ts, request = await test_slack.ask_to_post(hitl, fake_llm, channel)
+    before = len(hitl.fake.statuses)
+    await hitl.click(request, "Approve")
+    assert (await hitl.answers(channel, ts, 2))[-1] == "Posted it."
+    shown = [status for c, t, status in hitl.fake.statuses[before:] if (c, t) == (channel, ts)]
+    assert shown[0] == THINKING and "is posting to the webhook…" in shown and shown[-1] == ""
+    assert len(fake_webhook.posts) == 1

@@ -309,19 +309,26 @@ class FakeDiscord:
         self,
         channel_id: int,
         name: str,
-        options: dict[str, int] | None = None,
+        options: dict[str, int | bool] | None = None,
         *,
         user: dict[str, Any] | None = None,
     ) -> str:
-        """A user runs an application command; returns the interaction token."""
+        """A user runs an application command; returns the interaction token.
+
+        As Discord's client does, only options the command registered can be given, each
+        sent with its registered type (4 integer, 5 boolean).
+        """
         place = self.places[channel_id]
         scope = str(place.guild_id) if str(place.guild_id) in self.commands else "global"
         registered = {c["name"]: c for c in self.commands.get(scope, [])}
+        types = {o["name"]: o["type"] for o in registered[name].get("options", [])}
+        if unknown := set(options or {}) - types.keys():
+            raise ValueError(f"/{name} has no option {sorted(unknown)}")
         command = {
             "id": registered[name]["id"],
             "name": name,
             "type": 1,
-            "options": [{"name": k, "type": 4, "value": v} for k, v in (options or {}).items()],
+            "options": [{"name": k, "type": types[k], "value": v} for k, v in (options or {}).items()],
         }
         return await self._interact(channel_id, 2, command, user or self.user("ada"))
 
