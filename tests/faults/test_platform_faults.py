@@ -16,8 +16,15 @@ from tests.bots.test_slack import Harness, _id, fake_slack, slack, slack_setting
 __all__ = ["bot", "discord_settings", "fake_slack", "slack", "slack_settings", "world"]
 
 
-@pytest.mark.parametrize("method", ["chat.postMessage", "chat.update"])
-async def test_slack_500_then_success_delivers_the_answer_once(slack: Harness, method: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "streaming"),
+    [("chat.postMessage", False), ("chat.update", False), ("chat.startStream", True), ("chat.stopStream", True)],
+)
+async def test_slack_500_then_success_delivers_the_answer_once(
+    slack: Harness, method: str, streaming: bool
+) -> None:
+    """Both ways an answer reaches a thread: streamed natively, and the placeholder's edits."""
+    slack.fake.refuse_streaming = slack.fake.refuse_status = not streaming
     slack.fake.fail(method, 1)
     channel = _id("C")
     ts = await slack.mention(channel, "flaky")
