@@ -7,12 +7,14 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-__all__ = ["BacktrackProcess", "free_port"]
+__all__ = ["BacktrackProcess", "free_port", "instances"]
 
 
 def free_port() -> int:
@@ -74,3 +76,15 @@ class BacktrackProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+@asynccontextmanager
+async def instances(env: dict[str, str], logs: Path, count: int = 2) -> AsyncIterator[list[BacktrackProcess]]:
+    """``count`` API servers on one database, started together and killed at the end."""
+    procs = [BacktrackProcess(env, logs / f"api{i}.log") for i in range(count)]
+    try:
+        await asyncio.gather(*(p.start() for p in procs))
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()

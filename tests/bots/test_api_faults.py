@@ -16,6 +16,7 @@ from core.settings import Settings
 from tests.fakes.http import serving
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.processes import BacktrackProcess
+from tests.processes import instances as running
 
 
 @pytest.fixture
@@ -25,13 +26,8 @@ def env(pg_url: str, fake_llm: FakeOpenAI) -> dict[str, str]:
 
 @pytest.fixture
 async def instances(env: dict[str, str], tmp_path: Path) -> AsyncIterator[list[BacktrackProcess]]:
-    procs = [BacktrackProcess(env, tmp_path / f"api{i}.log") for i in range(2)]
-    try:
-        await asyncio.gather(*(p.start() for p in procs))
+    async with running(env, tmp_path) as procs:
         yield procs
-    finally:
-        for p in procs:
-            p.kill()
 
 
 async def test_two_instances_one_conversation_every_message_answered_once_in_order(

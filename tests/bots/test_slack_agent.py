@@ -85,13 +85,10 @@ async def test_where_slack_refuses_to_stream_the_answer_is_edited_in_under_the_s
 
 
 async def test_a_six_minute_answer_rolls_over_into_a_new_message_before_slack_ends_it(
-    make_settings: Callable[..., Settings], service: ConversationService, fake_slack: FakeSlack,
+    simulated: tuple[_Ticking, Settings], service: ConversationService, fake_slack: FakeSlack,
     fake_llm: FakeOpenAI,
 ) -> None:
-    clock = _Ticking(step=4.0)
-    fake_slack.clock = clock
-    settings = make_settings(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET,
-                             SLACK_API_URL=fake_slack.api_url)
+    clock, settings = simulated
     answer = _story(400)  # 100 chunks: about 15 simulated minutes of writing
     fake_llm.queue(Reply(answer, chunk_delay=0.01))
     async with serve(settings, service, fake_slack, clock=clock) as slack:
@@ -238,6 +235,16 @@ async def test_more_than_four_suggested_prompts_are_refused_at_start(
         make_settings(SLACK_SUGGESTED_PROMPTS="a; b; c; d; e")
 
 
+@pytest.fixture
+def simulated(make_settings: Callable[..., Settings], fake_slack: FakeSlack) -> tuple[_Ticking, Settings]:
+    """A bot and a fake Slack on one clock that ticks 4 s per reading: minutes pass in no time."""
+    clock = _Ticking(step=4.0)
+    fake_slack.clock = clock
+    settings = make_settings(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET,
+                             SLACK_API_URL=fake_slack.api_url)
+    return clock, settings
+
+
 class _Ticking:
     """A clock that moves ``step`` seconds each time anyone reads it."""
 
@@ -251,13 +258,10 @@ class _Ticking:
 
 
 async def test_a_rollover_inside_a_code_block_closes_and_reopens_the_fence(
-    make_settings: Callable[..., Settings], service: ConversationService, fake_slack: FakeSlack,
+    simulated: tuple[_Ticking, Settings], service: ConversationService, fake_slack: FakeSlack,
     fake_llm: FakeOpenAI,
 ) -> None:
-    clock = _Ticking(step=4.0)
-    fake_slack.clock = clock
-    settings = make_settings(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET,
-                             SLACK_API_URL=fake_slack.api_url)
+    clock, settings = simulated
     lines = [f"total = total + {i}  # step {i}" for i in range(60)]
     fake_llm.queue(Reply("Here:\n```python\n" + "\n".join(lines) + "\n```\nDone.", chunk_delay=0.01))
     async with serve(settings, service, fake_slack, clock=clock) as slack:

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
-from tests.processes import BacktrackProcess
+from tests.processes import BacktrackProcess, instances
 
 __all__ = ["DB_TIMEOUT", "LLM_TIMEOUT", "ask", "health", "idle_connections", "matrix_env", "two_instances"]
 
@@ -38,14 +38,10 @@ def matrix_env(url: str, fake_llm: FakeOpenAI, **extra: str) -> dict[str, str]:
 async def two_instances(
     own_database: Database, fake_llm: FakeOpenAI, tmp_path: Path
 ) -> AsyncIterator[list[BacktrackProcess]]:
-    env = matrix_env(own_database[0], fake_llm)
-    procs = [BacktrackProcess(env, tmp_path / f"api{i}.log") for i in range(2)]
     try:
-        await asyncio.gather(*(p.start() for p in procs))
-        yield procs
+        async with instances(matrix_env(own_database[0], fake_llm), tmp_path) as procs:
+            yield procs
     finally:
-        for p in procs:
-            p.kill()
         await asyncio.to_thread(own_database[1])
 
 

@@ -17,18 +17,13 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.faults.cluster import ask, matrix_env
-from tests.processes import BacktrackProcess
+from tests.processes import BacktrackProcess, instances
 
 
 @pytest.fixture
 async def pair(pg_url: str, fake_llm: FakeOpenAI, tmp_path: Path) -> AsyncIterator[list[BacktrackProcess]]:
-    procs = [BacktrackProcess(matrix_env(pg_url, fake_llm), tmp_path / f"api{i}.log") for i in range(2)]
-    try:
-        await asyncio.gather(*(p.start() for p in procs))
+    async with instances(matrix_env(pg_url, fake_llm), tmp_path) as procs:
         yield procs
-    finally:
-        for p in procs:
-            p.kill()
 
 
 async def test_sigkill_of_one_instance_leaves_the_other_serving_the_conversation(
