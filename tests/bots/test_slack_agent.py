@@ -328,6 +328,7 @@ async def test_the_turn_after_an_approval_shows_its_tool_in_the_status_line(
     """The decided turn runs the gated tool: the thread says so while it runs, then clears."""
     channel = _id("C")
     ts, request = await test_slack.ask_to_post(hitl, fake_llm, channel)
+    await hitl.settled(2)  # the request's own turn has cleared its status line
     before = len(hitl.fake.statuses)
     await hitl.click(request, "Approve")
     assert (await hitl.answers(channel, ts, 2))[-1] == "Posted it."
