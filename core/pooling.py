@@ -17,6 +17,7 @@ is what the README says to set for a transaction pooler, and with it the lock UR
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = ["check_pooling", "detect_transaction_pooling"]
+
+_log = logging.getLogger(__name__)
 
 _PROBE = "backtrack.pooling_probe"
 
@@ -43,7 +46,19 @@ NEEDS_PREPARE_OFF = (
 
 
 async def detect_transaction_pooling(url: str, kwargs: dict[str, Any]) -> bool:
-    """Whether a session setting made by one client shows up in another client's session."""
+    """Whether a session setting made by one client shows up in another client's session.
+
+    An unreachable server is not a pooler: the caller starts as before and the pool reports
+    the outage its usual way.
+    """
+    try:
+        return await _leaks_session_state(url, kwargs)
+    except psycopg.OperationalError as exc:
+        _log.warning("could not check for a transaction pooler: %s", type(exc).__name__)
+        return False
+
+
+async def _leaks_session_state(url: str, kwargs: dict[str, Any]) -> bool:
     nonce = secrets.token_hex(8)
     kwargs = {**kwargs, "prepare_threshold": None}
     async with await psycopg.AsyncConnection.connect(url, **kwargs) as one:
