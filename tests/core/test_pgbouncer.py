@@ -16,9 +16,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from core.db import connection_kwargs
 from core.errors import SettingsError
 from core.keys import ThreadKey
 from core.migrations import MIGRATIONS
+from core.pooling import detect_transaction_pooling
 from core.runtime import open_service
 from core.settings import Settings
 from tests.conftest import FakeWebhook
@@ -82,6 +84,14 @@ async def test_migrations_on_a_fresh_database_through_pgbouncer(
     async with await psycopg.AsyncConnection.connect(direct) as conn:
         rows = await (await conn.execute("SELECT version FROM backtrack_migrations ORDER BY 1")).fetchall()
     assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_transaction_pooling_is_detected_only_through_the_pooler(
+    settings: Settings, pgbouncer: PgBouncer
+) -> None:
+    kwargs = connection_kwargs(settings)
+    assert await detect_transaction_pooling(pgbouncer.url(), kwargs)
+    assert not await detect_transaction_pooling(pgbouncer.direct_url, kwargs)
 
 
 async def test_unsafe_setups_are_refused_at_start(
