@@ -9,6 +9,10 @@ backoff instead of blocking a session. If that connection dies, its locks die wi
 the compare-and-set on the conversation head (core/store.py) still refuses a second
 writer's turn.
 
+Behind PgBouncer in transaction mode a session lock is unsafe (the lock and the unlock can
+land on different server connections), so ``conninfo`` (``BACKTRACK_LOCK_DATABASE_URL``)
+names a direct connection for this one connection; core/pooling.py refuses the unsafe setup.
+
 The lock connection is opened with the pool's own settings (``connection_kwargs``) and
 on demand, so after an outage the first turn that needs it connects at once. A lock
 connection that died while idle (a restarted server) is replaced and the query retried
@@ -48,8 +52,11 @@ class _Slot:
 
 
 class ConversationLocks:
-    def __init__(self, pool: Pool, *, timeout: float = 300.0, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, pool: Pool, *, timeout: float = 300.0, connect_timeout: float = 5.0, conninfo: str | None = None
+    ) -> None:
         self._pool = pool
+        self._conninfo = conninfo
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._slots: dict[str, _Slot] = {}
@@ -116,7 +123,7 @@ class ConversationLocks:
     async def _execute(self, sql: str, name: str) -> bool:
         try:
             if self._conn is None or self._conn.closed:
-                conninfo = self._pool.conninfo
+                conninfo = self._conninfo or self._pool.conninfo
                 assert isinstance(conninfo, str), "the pool is built from a URL"
                 kwargs = self._pool.kwargs
                 assert isinstance(kwargs, dict), "the pool is built with connection_kwargs"

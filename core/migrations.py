@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ async def _try_lock(conn: psycopg.AsyncConnection[DictRow]) -> bool:
     return bool(row and row["ok"])
 
 
-async def apply_migrations(pool: Pool, *extra_setups: Any) -> int:
+async def apply_migrations(pool: Pool, *extra_setups: Any, lock_url: str | None = None) -> int:
     """Apply pending migrations; returns how many ran.
 
     One session-level advisory lock serialises every process that starts at once, and
@@ -138,9 +139,20 @@ async def apply_migrations(pool: Pool, *extra_setups: Any) -> int:
     concurrently on its own). The waiters poll with ``pg_try_advisory_lock`` rather than
     block in ``pg_advisory_lock``: a blocked statement holds a snapshot, and LangGraph's
     ``CREATE INDEX CONCURRENTLY`` waits for every older snapshot, which would deadlock.
+    With ``lock_url`` (``BACKTRACK_LOCK_DATABASE_URL``) the lock is held on a direct
+    connection of its own and the migrations run through the pool, one transaction each,
+    so they work behind a transaction-mode pooler too.
     """
-    async with pool.connection() as conn:
-        while not await _try_lock(conn):  # noqa: ASYNC110 (polling another process)
+    async with AsyncExitStack() as stack:
+        conn = await stack.enter_async_context(pool.connection())
+        lock_conn = conn
+        if lock_url:
+            import psycopg
+
+            kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
+            direct = await psycopg.AsyncConnection.connect(lock_url, **kwargs)
+            lock_conn = await stack.enter_async_context(direct)
+        while not await _try_lock(lock_conn):  # noqa: ASYNC110 (polling another process)
             await asyncio.sleep(0.1)
         try:
             await conn.execute(_CREATE_VERSION_TABLE)
@@ -159,4 +171,4 @@ async def apply_migrations(pool: Pool, *extra_setups: Any) -> int:
                 await setup()
             return len(MIGRATIONS) - current
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            await lock_conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 from core.agent import build_agent
 from core.checkpointer import PooledPostgresSaver
-from core.db import database_url, open_pool
+from core.db import connection_kwargs, database_url, open_pool
 from core.demo_model import OFFLINE_NOTICE
 from core.errors import BacktrackError
 from core.migrations import apply_migrations
 from core.model_probe import check_server_context
+from core.pooling import check_pooling
 from core.service import ConversationService
 
 if TYPE_CHECKING:
@@ -46,10 +47,11 @@ async def open_service(
     elif model is None:
         await check_server_context(settings)
     url = await asyncio.to_thread(database_url, settings)
+    await check_pooling(settings, url, connection_kwargs(settings))
     pool = await open_pool(settings, url)
     try:
         checkpointer = PooledPostgresSaver(pool)
-        await apply_migrations(pool, checkpointer.setup)
+        await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
         graph = build_agent(settings, checkpointer, model)
         service = ConversationService(settings, pool, checkpointer, graph)
         pruning = None

@@ -73,7 +73,8 @@ class ConversationService:
         self._feedback = FeedbackStore(pool)
         self._generations = Generations(pool)
         self._locks = ConversationLocks(
-            pool, timeout=settings.lock_timeout, connect_timeout=settings.db_timeout
+            pool, timeout=settings.lock_timeout, connect_timeout=settings.db_timeout,
+            conninfo=settings.lock_database_url,
         )
         runner = GraphRunner(graph, settings.model)
         self._turns = TurnEngine(settings, self._store, approvals, self._locks, runner, self._remember)

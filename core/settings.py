@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(1, ge=0, validation_alias="BACKTRACK_DB_POOL_MIN")
     db_pool_max: int = Field(20, ge=1, validation_alias="BACKTRACK_DB_POOL_MAX")
     db_prepare_threshold: int | None = Field(5, validation_alias="BACKTRACK_DB_PREPARE_THRESHOLD")
+    lock_database_url: str | None = Field(None, validation_alias="BACKTRACK_LOCK_DATABASE_URL")
+    """A direct connection for the advisory locks, when DATABASE_URL is a transaction pooler."""
     db_max_idle: float = Field(300.0, gt=0, validation_alias="BACKTRACK_DB_MAX_IDLE")
     db_max_lifetime: float = Field(3600.0, gt=0, validation_alias="BACKTRACK_DB_MAX_LIFETIME")
     db_timeout: float = Field(5.0, gt=0, validation_alias="BACKTRACK_DB_TIMEOUT")
