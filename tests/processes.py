@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["BacktrackProcess", "free_port", "instances"]
+__all__ = ["BacktrackProcess", "check_one_writer", "free_port", "instances"]
 
 
 def free_port() -> int:
@@ -88,3 +88,22 @@ async def instances(env: dict[str, str], logs: Path, count: int = 2) -> AsyncIte
     finally:
         for p in procs:
             p.kill()
+
+
+async def check_one_writer(procs: list[BacktrackProcess], thread: str, model_requests: list[Any]) -> None:
+    """20 concurrent messages to one conversation, spread over the instances: each answered
+    once, 20 turns and none doubled, each turn seeing exactly the turns before it."""
+    questions = [f"q{i:02d}" for i in range(20)]
+    results = await asyncio.gather(*(
+        procs[i % len(procs)].post("/api/graph", {"query": q, "thread_id": thread})
+        for i, q in enumerate(questions)
+    ))
+    assert all(status == 200 for status, _ in results), results
+    assert all(body["answer"].endswith(q) for (_, body), q in zip(results, questions, strict=True))
+    assert len(model_requests) == 20
+    _, history = await procs[-1].post("/api/graph/history", {"thread_id": thread, "limit": 50})
+    turns = history["turns"]
+    assert sorted(t["question"] for t in turns) == questions
+    assert [t["index"] for t in turns] == list(range(1, 21))
+    for n, turn in enumerate(turns):  # one linear order: one writer at a time
+        assert turn["answer"] == "heard: " + " | ".join(t["question"] for t in turns[: n + 1])

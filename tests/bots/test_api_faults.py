@@ -15,7 +15,7 @@ from core.runtime import open_service
 from core.settings import Settings
 from tests.fakes.http import serving
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
-from tests.processes import BacktrackProcess
+from tests.processes import BacktrackProcess, check_one_writer
 from tests.processes import instances as running
 
 
@@ -33,21 +33,7 @@ async def instances(env: dict[str, str], tmp_path: Path) -> AsyncIterator[list[B
 async def test_two_instances_one_conversation_every_message_answered_once_in_order(
     instances: list[BacktrackProcess], fake_llm: FakeOpenAI, unique: Callable[[str], str]
 ) -> None:
-    thread = unique("scale")
-    questions = [f"q{i:02d}" for i in range(20)]
-    results = await asyncio.gather(*(
-        instances[i % 2].post("/api/graph", {"query": q, "thread_id": thread}) for i, q in enumerate(questions)
-    ))
-    assert all(status == 200 for status, _ in results), results
-    assert all(body["answer"].endswith(q) for (_, body), q in zip(results, questions, strict=True))
-    assert len(fake_llm.requests) == 20
-
-    _, history = await instances[0].post("/api/graph/history", {"thread_id": thread, "limit": 50})
-    turns = history["turns"]
-    assert sorted(t["question"] for t in turns) == questions
-    assert [t["index"] for t in turns] == list(range(1, 21))
-    for n, turn in enumerate(turns):  # each turn saw exactly the turns before it: one linear order
-        assert turn["answer"] == "heard: " + " | ".join(t["question"] for t in turns[: n + 1])
+    await check_one_writer(instances, unique("scale"), fake_llm.requests)
 
 
 async def test_sigterm_lets_the_running_turn_finish_then_exits_zero(

@@ -26,7 +26,7 @@ from core.settings import Settings
 from tests.conftest import FakeWebhook
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.pgbouncer import PgBouncer
-from tests.processes import BacktrackProcess
+from tests.processes import BacktrackProcess, check_one_writer, instances
 
 
 def _env(bouncer: PgBouncer, **extra: str) -> dict[str, str]:
@@ -127,23 +127,5 @@ async def test_two_instances_through_pgbouncer_one_writer(
     pgbouncer: PgBouncer, fake_llm: FakeOpenAI, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
     env = {**_env(pgbouncer), "OPENAI_BASE_URL": fake_llm.url, "OPENAI_API_KEY": "k"}
-    instances = [BacktrackProcess(env, tmp_path / f"api{i}.log") for i in range(2)]
-    try:
-        await asyncio.gather(*(p.start() for p in instances))
-        thread = unique("bouncer-scale")
-        questions = [f"q{i:02d}" for i in range(20)]
-        results = await asyncio.gather(*(
-            instances[i % 2].post("/api/graph", {"query": q, "thread_id": thread}) for i, q in enumerate(questions)
-        ))
-        assert all(status == 200 for status, _ in results), results
-        assert all(body["answer"].endswith(q) for (_, body), q in zip(results, questions, strict=True))
-        assert len(fake_llm.requests) == 20
-        _, history = await instances[1].post("/api/graph/history", {"thread_id": thread, "limit": 50})
-        turns = history["turns"]
-        assert sorted(t["question"] for t in turns) == questions  # 20 turns, none doubled
-        assert [t["index"] for t in turns] == list(range(1, 21))
-        for n, turn in enumerate(turns):  # each turn saw exactly the turns before it: one writer at a time
-            assert turn["answer"] == "heard: " + " | ".join(t["question"] for t in turns[: n + 1])
-    finally:
-        for p in instances:
-            p.kill()
+    async with instances(env, tmp_path) as procs:
+        await check_one_writer(procs, unique("bouncer-scale"), fake_llm.requests)
