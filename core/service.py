@@ -94,11 +94,12 @@ class ConversationService:
         """
         tell = message.addressed and not message.echo
         try:
+            key = await self.current(message.key)  # the place may have moved on (/new)
             if not message.addressed:
-                if not await self.exists(message.key):
+                if not await self.exists(key):
                     return None
                 tell = not message.echo
-            event_id = await self._claim(message.key, message.deliveries)
+            event_id = await self._claim(key, message.deliveries)
             if event_id is None and message.deliveries:
                 return None
         except StorageUnavailable:
@@ -107,7 +108,8 @@ class ConversationService:
             _log.info("storage unavailable; %s left unanswered", message.key)
             return None
         prefixes = message.command_prefixes
-        return Received(message.text, parse_command(message.text, prefixes) if prefixes else None, event_id)
+        command = parse_command(message.text, prefixes) if prefixes else None
+        return Received(key, message.text, command, event_id)
 
     async def first_delivery(self, key: ThreadKey, *deliveries: tuple[str, str]) -> bool:
         """True the first time a platform event (a click, a slash command) is seen, across processes."""
@@ -222,8 +224,9 @@ class ConversationService:
     async def current(self, key: ThreadKey) -> ThreadKey:
         """The conversation a place's messages belong to now (see ``core/generations.py``).
 
-        Adapters derive the place's base key and ask this before anything else; a key
-        that ``/new`` cannot move on (a thread) is returned as it is, without a query.
+        ``receive`` asks it for every message; adapters ask it for events that name only a
+        place (a slash command, an approval click). A key that ``/new`` cannot move on (a
+        thread) is returned as it is, without a query.
         """
         if not key.renewable:
             return key

@@ -197,6 +197,8 @@ class Incoming:
 class Received:
     """An incoming message the bot answers: a command, or a question for the agent."""
 
+    key: ThreadKey
+    """The conversation it belongs to: the place's current one (``/new`` moves it on)."""
     text: str
     command: Command | None
     event_id: str | None = field(default=None)

@@ -71,13 +71,13 @@ class Responder:
         base = conversation_key(guild_id, message.channel.id)
         reply = StreamingReply(message)
         async with boundary(reply.fail, f"discord message {message.id} on {base}"):
-            key = await self.service.current(base)  # the channel may have moved on (/new)
             incoming = Incoming(
-                key, text, str(author.id), deliveries=(("message", str(message.id)),), command_prefixes=""
+                base, text, str(author.id), deliveries=(("message", str(message.id)),), command_prefixes=""
             )
             received = await self.service.receive(incoming)
             if received is None:
                 return
+            key = received.key
             _log.info("message %s on %s", message.id, key)
             async with message.channel.typing():
                 answer = await self.service.ask(

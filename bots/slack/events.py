@@ -101,17 +101,16 @@ class MessageHandler:
         event_id = body.get("event_id")
         deliveries = (("event", event_id),) if isinstance(event_id, str) and event_id else ()
         async with boundary(reply.fail, f"slack message {message.channel}/{message.ts}"):
-            received, key = await self._receive(message, event, deliveries)
+            received = await self._receive(message, event, deliveries)
             if received is not None:
-                await self._respond(message, key, received, reply, client)
+                await self._respond(message, received, reply, client)
 
     async def _receive(
         self, message: SlackMessage, event: dict[str, Any], deliveries: tuple[tuple[str, str], ...]
-    ) -> tuple[Received | None, ThreadKey]:
-        key = await self._service.current(message.key)  # a DM's top level may have moved on (/new)
+    ) -> Received | None:
         channel_mention = message.mentioned and not is_dm(message.channel)
         incoming = Incoming(
-            key=key,
+            key=message.key,
             text=message.text,
             user=message.user,
             deliveries=(*deliveries, ("message", f"{message.channel}:{message.ts}")),
@@ -121,12 +120,12 @@ class MessageHandler:
             echo=channel_mention and event.get("type") != "app_mention",
             command_prefixes="!",
         )
-        return await self._service.receive(incoming), key
+        return await self._service.receive(incoming)
 
     async def _respond(
-        self, message: SlackMessage, key: ThreadKey, received: Received, reply: SlackReply,
-        client: AsyncWebClient,
+        self, message: SlackMessage, received: Received, reply: SlackReply, client: AsyncWebClient
     ) -> None:
+        key = received.key
         if received.command is not None:
             _log.info("slack command !%s on %s", received.command.name, key)
             text = await self._service.run(key, received.command, message.user)
