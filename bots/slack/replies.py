@@ -27,6 +27,7 @@ __all__ = [
     "APPROVE",
     "LIMIT",
     "PLACEHOLDER",
+    "PREVIEW_MARK",
     "REJECT",
     "SLACK_ERRORS",
     "StreamingReply",
@@ -40,6 +41,8 @@ _log = logging.getLogger(__name__)
 
 LIMIT = 3000
 PLACEHOLDER = "_Thinking…_"
+PREVIEW_MARK = " …"
+"""Ends an edited preview while the answer is still being written."""
 _EDIT_INTERVAL = 1.0  # seconds between streaming edits; chat.update is rate limited (Tier 3)
 SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 APPROVE = "backtrack_approve"
@@ -114,7 +117,7 @@ class StreamingReply:
         if (self._ts is None and not self._quiet) or time.monotonic() - self._last_edit < _EDIT_INTERVAL:
             return
         self._last_edit = time.monotonic()
-        preview = split_message(text, LIMIT - 2)[0] + " …"
+        preview = split_message(text, LIMIT - len(PREVIEW_MARK))[0] + PREVIEW_MARK
         try:
             if self._ts is None:
                 response = await self._client.chat_postMessage(

@@ -29,7 +29,7 @@ import yaml
 
 from bots.slack import run
 from bots.slack.app import EVENTS_PATH, SlackBot
-from bots.slack.replies import LIMIT, PLACEHOLDER
+from bots.slack.replies import LIMIT, PLACEHOLDER, PREVIEW_MARK
 from bots.slack.stream import Clock
 from core.commands import COMMANDS
 from core.errors import SettingsError
@@ -202,7 +202,8 @@ class Harness:
 
         def done() -> bool:
             texts = self.fake.thread(channel, thread_ts)
-            return len(texts) >= count and PLACEHOLDER not in texts and not self.fake.streaming()
+            previews = [t for t in texts if t == PLACEHOLDER or t.endswith(PREVIEW_MARK)]
+            return len(texts) >= count and not previews and not self.fake.streaming()
 
         await wait_until(done, what=f"{count} answer(s) in {channel}/{thread_ts}")
         return self.fake.thread(channel, thread_ts)
