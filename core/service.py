@@ -17,6 +17,7 @@ from core.approval_store import ApprovalStore
 from core.branches import MAX_HISTORY, Branches
 from core.commands import Command, parse_command
 from core.db import storage_errors
+from core.deliveries import Deliveries
 from core.errors import ConversationNotFound, InvalidInput, StaleApproval, StorageUnavailable
 from core.feedback import FeedbackStore
 from core.generations import Generations
@@ -67,8 +68,8 @@ class ConversationService:
         self.settings = settings
         self.pool = pool
         self._store = ConversationStore(pool)
-        approvals = ApprovalStore(pool)
-        self._approvals = approvals
+        self._deliveries = Deliveries(pool)
+        self._approvals = approvals = ApprovalStore(pool)
         self._retention = Retention(pool)
         self._feedback = FeedbackStore(pool)
         self._generations = Generations(pool)
@@ -77,7 +78,9 @@ class ConversationService:
             conninfo=settings.lock_database_url,
         )
         runner = GraphRunner(graph, settings.model)
-        self._turns = TurnEngine(settings, self._store, approvals, self._locks, runner, self._remember)
+        self._turns = TurnEngine(
+            settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember
+        )
         self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns)
         self._known: OrderedDict[str, None] = OrderedDict()
 
@@ -120,7 +123,7 @@ class ConversationService:
         ids = [f"{key.platform}:{kind}:{value}" for kind, value in deliveries]
         async with storage_errors():
             for event_id in ids:
-                if not await self._store.claim_event(event_id):
+                if not await self._deliveries.claim(event_id):
                     _log.info("event %s already handled", event_id)
                     return None
         return ids[0] if ids else None

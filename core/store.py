@@ -1,4 +1,4 @@
-"""The project's own tables: conversations, their turns (a tree), rewinds, handled events.
+"""The project's own tables: conversations, their turns (a tree), rewinds.
 
 Turns form a tree through ``parent_id``; a conversation's ``head_turn_id`` picks the live
 branch. Listing the branch walks parents from the head with a ``LIMIT``, so its cost is
@@ -130,13 +130,6 @@ WHERE r.conversation_key = %s ORDER BY r.id LIMIT %s
 
 _TURN_PARENT = "SELECT p.* FROM turns t JOIN turns p ON p.id = t.parent_id WHERE t.id = %s"
 
-_CLAIM_EVENT = """
-INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING event_id
-"""
-
-_SETTLE_EVENT = "UPDATE processed_events SET result = %s WHERE event_id = %s"
-_EVENT_RESULT = "SELECT result FROM processed_events WHERE event_id = %s"
-_RELEASE_EVENT = "DELETE FROM processed_events WHERE event_id = %s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,26 +319,6 @@ class ConversationStore:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_TURN_PARENT, (turn.turn_id,))).fetchone()
         return _turn(row) if row else None
-
-    async def claim_event(self, event_id: str) -> bool:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_CLAIM_EVENT, (event_id,))).fetchone()
-        return row is not None
-
-    async def settle_event(self, event_id: str, result: str) -> None:
-        """Remember what handling the event produced (a checkpoint id), for its retries."""
-        async with self.pool.connection() as conn:
-            await conn.execute(_SETTLE_EVENT, (result, event_id))
-
-    async def event_result(self, event_id: str) -> str | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_EVENT_RESULT, (event_id,))).fetchone()
-        return row["result"] if row else None
-
-    async def release_event(self, event_id: str) -> None:
-        """Forget a claim whose handling failed, so a retry may try again."""
-        async with self.pool.connection() as conn:
-            await conn.execute(_RELEASE_EVENT, (event_id,))
 
     async def ping(self) -> None:
         async with self.pool.connection() as conn:

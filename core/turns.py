@@ -41,6 +41,7 @@ from core.wording import preview
 
 if TYPE_CHECKING:
     from core.approval_store import ApprovalStore
+    from core.deliveries import Deliveries
     from core.keys import ThreadKey
     from core.locks import ConversationLocks
     from core.runner import GraphRunner
@@ -81,6 +82,7 @@ class TurnEngine:
         self,
         settings: Settings,
         store: ConversationStore,
+        deliveries: Deliveries,
         approvals: ApprovalStore,
         locks: ConversationLocks,
         runner: GraphRunner,
@@ -88,6 +90,7 @@ class TurnEngine:
     ) -> None:
         self._settings = settings
         self._store = store
+        self._deliveries = deliveries
         self._approvals = approvals
         self._locks = locks
         self._runner = runner
@@ -187,19 +190,19 @@ class TurnEngine:
     async def ask_once(self, key: ThreadKey, text: str, request_id: str, user: str | None) -> Answer:
         event = f"request:{key}:{request_id}"
         async with storage_errors():
-            first = await self._store.claim_event(event)
+            first = await self._deliveries.claim(event)
         if first:
             try:
                 answer = await self.ask(key, text, user, None, event)
             except BaseException:
                 with contextlib.suppress(*STORAGE_ERRORS):
-                    await asyncio.shield(self._store.release_event(event))
+                    await asyncio.shield(self._deliveries.release(event))
                 raise
             async with storage_errors():
-                await self._store.settle_event(event, answer.checkpoint_id)
+                await self._deliveries.settle(event, answer.checkpoint_id)
             return answer
         async with storage_errors():
-            checkpoint = await self._store.event_result(event)
+            checkpoint = await self._deliveries.result(event)
             turn = await self._store.turn_at(key, checkpoint) if checkpoint else None
         if turn is None:
             raise ConversationBusy("That request is still being answered; try again in a moment.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -100,49 +101,38 @@ class SlackBot:
         self.app.shortcut(REWIND_HERE)(self._on_rewind_here)
         self.app.event("app_home_opened")(self._on_home)
 
+    async def _counted(self, work: Awaitable[None]) -> None:
+        """Run one listener's work; ``handled`` counts it however it ends (tests wait on it)."""
+        try:
+            await work
+        finally:
+            self.handled += 1
+
     async def _on_event(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        try:
-            await self._messages.handle(body, event, self.client, context.bot_user_id)
-        finally:
-            self.handled += 1
+        await self._counted(self._messages.handle(body, event, self.client, context.bot_user_id))
 
     async def _on_command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        try:
-            await self._commands.handle(command, respond)
-        finally:
-            self.handled += 1
+        await self._counted(self._commands.handle(command, respond))
 
     async def _on_action(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        try:
-            await self._approvals.handle(body, self.client, respond)
-        finally:
-            self.handled += 1
+        await self._counted(self._approvals.handle(body, self.client, respond))
 
     async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        try:
-            await self._feedback.on_feedback(body, respond)
-        finally:
-            self.handled += 1
+        await self._counted(self._feedback.on_feedback(body, respond))
 
     async def _on_rewind_here(
         self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
     ) -> None:
         await ack()
-        try:
-            await self._feedback.on_rewind_here(body, respond, context.bot_user_id, context.bot_id)
-        finally:
-            self.handled += 1
+        await self._counted(self._feedback.on_rewind_here(body, respond, context.bot_user_id, context.bot_id))
 
     async def _on_home(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        try:
-            await self._home.opened(event, str(body.get("team_id", "")), self.client)
-        finally:
-            self.handled += 1
+        await self._counted(self._home.opened(event, str(body.get("team_id", "")), self.client))
 
     def web_app(self, max_body_bytes: int) -> web.Application:
         """The HTTP mode server: Slack's Events API, slash commands and clicks, health and metrics."""
