@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bots.serving import add_health_routes, serve_until_stopped
+from bots.workers import supervise
 from core.errors import (
     AgentFailed,
     ApprovalPending,
@@ -287,6 +288,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     port = settings.port if args.port is None else args.port
     if not settings.api_token and not _is_loopback(host):
         raise SettingsError(f"API_TOKEN must be set to listen on the non-loopback address {host}")
+    if args.workers != 1:
+        return await supervise(settings, host, port, args.workers)
     async with open_service(settings) as service:
-        await serve_until_stopped(build_app(settings, service), host, port, grace=settings.shutdown_grace)
+        app = build_app(settings, service)
+        await serve_until_stopped(app, host, port, grace=settings.shutdown_grace, reuse_port=args.reuse_port)
     return 0
