@@ -25,6 +25,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from bench.naive import NaiveChat
+from bench.processes import Scaled, scale_out
 from bench.report import Report, machine
 from bench.rss import clone_conversations
 from bench.scenarios import Concurrent, Long, concurrent, long_conversation, p50, percentile
@@ -56,10 +57,12 @@ class Plan:
     """Conversations run one at a time, for the single-conversation latency."""
     rss_small: int
     rss_large: int
+    processes: tuple[int, ...] = (1, 2, 4)
+    """Process counts of the scale-out rows, each driven over HTTP."""
 
 
 FULL = Plan(500, 50, 20, 50, 20, 10, 10, 10_000)
-QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200)
+QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200, (1, 2))
 
 
 @dataclass
@@ -142,6 +145,8 @@ async def run(plan: Plan, admin_url: str, mode: str) -> Report:
             results["backtrack"] = await _exercise(
                 BacktrackChat(service), backtrack_url, plan, run_id
             )
+        _log.warning("scale-out: %s processes over HTTP", ", ".join(map(str, plan.processes)))
+        scaled = await scale_out(admin_url, plan.processes, plan.conversations, plan.per_conversation)
         _log.warning("idle memory: %d then %d stored conversations", plan.rss_small, plan.rss_large)
         rss = await _idle_memory(rss_url, plan, model)
         async with await psycopg.AsyncConnection.connect(admin_url) as conn:
@@ -150,11 +155,12 @@ async def run(plan: Plan, admin_url: str, mode: str) -> Report:
     finally:
         for url in urls:
             await drop_database(admin_url, url)
-    return build_report(plan, mode, results, rss, machine(version))
+    return build_report(plan, mode, results, rss, machine(version), scaled)
 
 
 def build_report(
-    plan: Plan, mode: str, results: dict[str, Measured], rss: dict[str, int], host: dict[str, Any]
+    plan: Plan, mode: str, results: dict[str, Measured], rss: dict[str, int], host: dict[str, Any],
+    scaled: Scaled,
 ) -> Report:
     report = Report(mode=mode, machine=host)
     t, w = plan.turns, plan.window
@@ -193,6 +199,10 @@ def build_report(
                backtrack=rss["small_kb"] / 1024)
     report.add(f"idle RSS, {rss['stored']:,} stored conversations", "MB",
                backtrack=rss["large_kb"] / 1024)
+
+    for processes, per_second in scaled.items():
+        plural = "process" if processes == 1 else "processes"
+        report.add(f"throughput over HTTP, {c} x {k}, {processes} {plural}", "turns/s", backtrack=per_second)
 
     bt = results["backtrack"]
     ratio = total["backtrack"] / total["naive"]
