@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langgraph.types import Command
 
+from core.checkpointer import PooledPostgresSaver
 from core.db import STORAGE_ERRORS
 from core.errors import AgentFailed, BacktrackError
 from core.metrics import MetricsCallback
@@ -64,12 +65,14 @@ class GraphRunner:
             "callbacks": [MetricsCallback(self._model_name)],
         }
         partial, last, final, pause = "", None, None, None
+        ended: Any = None
         stream: Any = self._graph.astream(
             graph_input, config, stream_mode=["messages", "checkpoints", "updates"]
         )
         try:
             async for mode, chunk in stream:
                 if mode == "checkpoints":
+                    ended = chunk
                     last = chunk["config"]["configurable"]["checkpoint_id"]
                     messages = chunk["values"].get("messages") or []
                     final = messages[-1] if messages else None
@@ -93,6 +96,8 @@ class GraphRunner:
             return RunResult(checkpoint_id=last, answer=None, pause=pause)
         if not isinstance(final, AIMessage):
             raise AgentFailed()
+        if isinstance(saver := self._graph.checkpointer, PooledPostgresSaver):
+            saver.keep_window(ended["config"], ended["values"]["messages"])  # the next turn starts here
         return RunResult(checkpoint_id=last, answer=final.text)
 
 
