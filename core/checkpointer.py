@@ -71,13 +71,13 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from core.db import Pool
 
-__all__ = ["DELTA_PAGE_ROWS", "KEPT_TURNS", "MEMO_BYTES", "MemoSerializer", "PooledPostgresSaver"]
+__all__ = ["DELTA_PAGE_ROWS", "KEPT_BYTES", "MEMO_BYTES", "MemoSerializer", "PooledPostgresSaver"]
 
 DELTA_PAGE_ROWS = 256
 MEMO_BYTES = 32 * 1024 * 1024
 """What the deserialisation memo may hold: each stored blob and its pickled copy."""
-KEPT_TURNS = 1024
-"""Conversations whose last turn-end state is kept (one entry each, the newest)."""
+KEPT_BYTES = 32 * 1024 * 1024
+"""What the turn-end cache may hold (one entry per conversation, its newest turn end)."""
 _MESSAGES = "messages"
 _INLINE = (str, int, float, bool)
 """Channel values the saver keeps in the checkpoint row itself (anything else is a blob)."""
@@ -149,12 +149,17 @@ class _Kept:
     tuple_bytes: bytes
     window: bytes | None = None
 
+    @property
+    def size(self) -> int:
+        return len(self.tuple_bytes) + len(self.window or b"")
+
 
 class PooledPostgresSaver(AsyncPostgresSaver):
     def __init__(self, pool: Pool) -> None:
         super().__init__(pool, serde=MemoSerializer())
         self.lock = _NoLock()  # type: ignore[assignment]
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        self._kept_bytes = 0
         self.kept_hits = 0
 
     # -- the turn-end cache ----------------------------------------------------------
@@ -167,7 +172,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         thread = str(stored["configurable"]["thread_id"])
         if stored["configurable"].get("checkpoint_ns", ""):
             return stored
-        self._kept.pop(thread, None)
+        self._forget_kept(thread)
         values = checkpoint["channel_values"]
         if _MESSAGES in values or not all(v is None or isinstance(v, _INLINE) for v in values.values()):
             return stored  # a snapshot or a blob: not what a turn ends on; read it back instead
@@ -182,10 +187,18 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             ),
             pending_writes=[],
         )
-        self._kept[thread] = _Kept(checkpoint["id"], pickle.dumps(as_read, pickle.HIGHEST_PROTOCOL))
-        while len(self._kept) > KEPT_TURNS:
-            self._kept.popitem(last=False)
+        self._kept[thread] = kept = _Kept(checkpoint["id"], pickle.dumps(as_read, pickle.HIGHEST_PROTOCOL))
+        self._kept_bytes += kept.size
+        self._trim()
         return stored
+
+    def _trim(self) -> None:
+        while self._kept_bytes > KEPT_BYTES and self._kept:
+            self._forget_kept(next(iter(self._kept)))  # the least recently used conversation
+
+    def _forget_kept(self, thread: str) -> None:
+        if (kept := self._kept.pop(thread, None)) is not None:
+            self._kept_bytes -= kept.size
 
     def keep_window(self, config: RunnableConfig, messages: Sequence[BaseMessage]) -> None:
         """The message window at the checkpoint ``config`` names, as the run that wrote it ended."""
@@ -193,8 +206,11 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         kept = self._kept.get(thread)
         if kept is None or kept.checkpoint_id != config["configurable"].get("checkpoint_id"):
             return
+        self._kept_bytes -= kept.size
         kept.window = pickle.dumps(list(messages), pickle.HIGHEST_PROTOCOL)
+        self._kept_bytes += kept.size
         self._kept.move_to_end(thread)
+        self._trim()
 
     def _hit(self, config: RunnableConfig) -> _Kept | None:
         configurable = config["configurable"]
@@ -211,7 +227,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         thread = str(config["configurable"]["thread_id"])
         kept = self._kept.get(thread)
         if kept is not None and kept.checkpoint_id == config["configurable"].get("checkpoint_id"):
-            del self._kept[thread]  # writes stored on it: the kept tuple no longer reads back as stored
+            self._forget_kept(thread)  # writes stored on it: the kept tuple no longer reads back as stored
         await super().aput_writes(config, writes, task_id, task_path)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -230,7 +246,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         return {_MESSAGES: {"writes": [], "seed": _DeltaSnapshot(pickle.loads(kept.window))}}
 
     async def adelete_thread(self, thread_id: str) -> None:
-        self._kept.pop(str(thread_id), None)
+        self._forget_kept(str(thread_id))
         await super().adelete_thread(thread_id)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
