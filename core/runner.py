@@ -67,7 +67,8 @@ class GraphRunner:
         partial, last, final, pause = "", None, None, None
         ended: Any = None
         stream: Any = self._graph.astream(
-            graph_input, config, stream_mode=["messages", "checkpoints", "updates"]
+            # token streaming costs a callback per chunk: only when someone reads the partials
+            graph_input, config, stream_mode=["checkpoints", "updates", *(["messages"] if on_partial else [])]
         )
         try:
             async for mode, chunk in stream:
