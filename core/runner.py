@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langgraph.types import Command
 
 from core.db import STORAGE_ERRORS
@@ -39,6 +39,12 @@ class GraphRunner:
         config: Any = {"configurable": {"thread_id": str(key)}}
         root = await self._graph.aupdate_state(config, {"messages": []}, as_node="__input__")
         return str(root["configurable"]["checkpoint_id"])
+
+    async def window(self, thread_id: str, checkpoint_id: str) -> list[BaseMessage]:
+        """The messages in state at a checkpoint (the window a model step there was sent)."""
+        config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_id": checkpoint_id}}
+        snapshot = await self._graph.aget_state(config)
+        return list(snapshot.values.get("messages") or [])
 
     async def ask(
         self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
