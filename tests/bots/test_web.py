@@ -126,7 +126,7 @@ async def test_tree_marks_branches_rewinds_and_replays_and_steps_show_the_tool_r
     tools = [s for s in found["steps"] if s["node"] == "tools"]
     assert "Paris" in tools[0]["added"][0]["content"] and tools[0]["added"][0]["type"] == "tool"
 
-    status, moved = await viewer.post("/api/ui/rewind", {"key": str(key), "checkpoint_id": two.checkpoint_id})
+    status, _ = await viewer.post("/api/ui/rewind", {"key": str(key), "checkpoint_id": two.checkpoint_id})
     assert status == 200
     assert [t.question for t in await service.history(key)] == ["one", "capital?"]
     _, tree = await viewer.get("/api/ui/tree", key=str(key))
