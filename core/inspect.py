@@ -40,16 +40,20 @@ WITH RECURSIVE live AS (
     JOIN conversations c ON t.id = c.head_turn_id WHERE c.key = %(key)s
   UNION ALL
     SELECT p.id, p.parent_id FROM turns p JOIN live l ON p.id = l.parent_id
+), page AS (
+    SELECT * FROM turns
+    WHERE conversation_key = %(key)s AND (%(before)s::bigint IS NULL OR id < %(before)s)
+    ORDER BY id DESC LIMIT %(limit)s
 )
-SELECT t.*, p.checkpoint_id AS parent_checkpoint_id,
-       EXISTS (SELECT 1 FROM live l WHERE l.id = t.id) AS live,
-       k.metadata ->> 'replay_of' AS replay_of, """ + RATINGS.format(turn="t") + """
-FROM turns t
+SELECT t.*, p.checkpoint_id AS parent_checkpoint_id, l.id IS NOT NULL AS live,
+       (SELECT k.metadata ->> 'replay_of' FROM checkpoints k
+        WHERE k.thread_id = t.conversation_key AND k.checkpoint_ns = ''
+          AND k.checkpoint_id = t.checkpoint_id) AS replay_of,
+       """ + RATINGS.format(turn="t") + """
+FROM page t
 LEFT JOIN turns p ON p.id = t.parent_id
-LEFT JOIN checkpoints k
-       ON k.thread_id = t.conversation_key AND k.checkpoint_ns = '' AND k.checkpoint_id = t.checkpoint_id
-WHERE t.conversation_key = %(key)s AND (%(before)s::bigint IS NULL OR t.id < %(before)s)
-ORDER BY t.id DESC LIMIT %(limit)s
+LEFT JOIN live l ON l.id = t.id
+ORDER BY t.id DESC
 """
 
 _TITLE = "SELECT title FROM conversations WHERE key = %s"

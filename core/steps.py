@@ -37,6 +37,9 @@ LoadWindow = Callable[[str, str], Awaitable[Sequence[BaseMessage]]]
 """(thread id, checkpoint id) -> the main graph's messages at that checkpoint."""
 
 _INTERNAL = ("branch:", "__")
+_FIRST_PAGE = 8
+_Where = tuple[str, str]
+"""(namespace, checkpoint id)"""
 
 
 def step_message(message: BaseMessage) -> StepMessage:
@@ -103,19 +106,8 @@ class TurnReader:
         last = await self._saver.aget_tuple(config)
         if last is None:
             return TurnSteps([], False)
-        thread: Any = {"configurable": {"thread_id": thread_id}}  # no namespace: all of them
-        earlier = [t async for t in self._saver.alist(thread, before=config, limit=MAX_STEPS)]
-        found = {(_ns(t), _id(t)): t for t in [last, *earlier]}
-        chain: set[str] = set()
-        current: CheckpointTuple | None = last
-        reached = False
-        while current is not None:
-            chain.add(_id(current))
-            above = _parent_id(current)
-            if above is None or above == start:
-                reached = True
-                break
-            current = found.get(("", above))
+        found: dict[_Where, CheckpointTuple] = {("", end): last}
+        chain, reached = await self._chain(thread_id, start, last, found)
         members = [
             t for t in found.values()
             if (_ns(t) == "" and _id(t) in chain)
@@ -128,6 +120,36 @@ class TurnReader:
             if before is not None and (step := await self._step(thread_id, before, child)) is not None:
                 steps.append(step)
         return TurnSteps(steps, truncated=not reached)
+
+    async def _chain(
+        self, thread_id: str, start: str | None, last: CheckpointTuple, found: dict[_Where, CheckpointTuple]
+    ) -> tuple[set[str], bool]:
+        """Read pages of the thread (every namespace) backwards until the parent chain meets ``start``.
+
+        Pages start small and double: a turn is a handful of checkpoints, so most turns cost
+        one query, and no turn reads more than ``MAX_STEPS``.
+        """
+        thread: Any = {"configurable": {"thread_id": thread_id}}  # no namespace: all of them
+        chain: set[str] = set()
+        current: CheckpointTuple | None = last
+        oldest, read, page, missing = last.config, 0, _FIRST_PAGE, ""
+        while True:
+            while current is not None:
+                chain.add(_id(current))
+                above = _parent_id(current)
+                if above is None or above == start:
+                    return chain, True
+                current = found.get(("", above))
+                missing = above
+            if read >= MAX_STEPS:
+                return chain, False
+            size = min(page, MAX_STEPS - read)
+            rows = [t async for t in self._saver.alist(thread, before=oldest, limit=size)]
+            if not rows:
+                return chain, False
+            found.update({(_ns(t), _id(t)): t for t in rows})
+            oldest, read, page = rows[-1].config, read + len(rows), page * 2
+            current = found.get(("", missing))
 
     async def _step(self, thread_id: str, parent: CheckpointTuple, child: CheckpointTuple) -> Step | None:
         added: list[StepMessage] = []
