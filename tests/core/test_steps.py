@@ -15,7 +15,7 @@ from core.keys import ThreadKey
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
-from core.steps import TurnReader
+from core.steps import MAX_STEPS, TurnReader
 from tests.conftest import FakeWebhook
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 
@@ -135,3 +135,26 @@ async def test_subgraph_checkpoints_are_steps_of_their_agent(
     assert [s.values["log"] for s in steps[:2]] == [["second"], ["planned"]]
     assert [s.values["log"] for s in steps[3:5]] == [["searched"], ["summarised"]]
     assert not result.truncated
+
+
+async def test_a_turn_longer_than_the_limit_shows_its_newest_steps_and_says_so(
+    service: ConversationService, unique: Callable[[str], str]
+) -> None:
+    saver = PooledPostgresSaver(service.pool)
+    loop = StateGraph(_State)
+    loop.add_node("tick", lambda s: {"log": ["t"]})
+    loop.add_edge(START, "tick")
+    loop.add_conditional_edges("tick", lambda s: END if len(s["log"]) > MAX_STEPS + 10 else "tick")
+    graph = loop.compile(checkpointer=saver)
+    thread = unique("long")
+    config: Any = {"configurable": {"thread_id": thread}, "recursion_limit": MAX_STEPS + 50}
+    await graph.ainvoke({"log": []}, config)
+    end = (await graph.aget_state(config)).config["configurable"]["checkpoint_id"]
+
+    async def no_window(thread_id: str, checkpoint_id: str) -> list[Any]:
+        return []
+
+    result = await TurnReader(saver, no_window).steps(thread, None, end)
+    assert result.truncated
+    assert len(result.steps) == MAX_STEPS
+    assert {s.node for s in result.steps} == {"tick"} and result.steps[-1].checkpoint_id == end
