@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_SENT", "MAX_STEPS", "TurnReader", "step_message"]
 
 MAX_STEPS = 200
-"""Checkpoints read for one turn, over all namespaces."""
+"""Steps shown for one turn: checkpoints read before its end one, over all namespaces."""
 MAX_SENT = 50
 """Messages of a model's window shown with its step (the newest ones)."""
 
