@@ -28,13 +28,24 @@ WEB_USER = "web"
 _STATIC = files("bots.web") / "static"
 _FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 _SERVICE: web.AppKey[ConversationService] = web.AppKey("viewer_service")
+_PAGE = 50
 _NO_STORE = {"Cache-Control": "no-store"}
+_PAGE_HEADERS = {
+    **_NO_STORE,
+    # the page runs only its own script and styles, sends no referrer, is never framed
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
-def _int(request: web.Request, name: str, default: int | None) -> int | None:
+def _int(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
-        return default
+        return None
     if not raw.isdigit():
         raise InvalidInput(f"{name} must be a whole number")
     return int(raw)
@@ -65,29 +76,30 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 async def _page(request: web.Request) -> web.Response:
     html = (_STATIC / "index.html").read_bytes()
-    return web.Response(body=html, content_type="text/html", headers=_NO_STORE)
+    return web.Response(body=html, content_type="text/html", headers=_PAGE_HEADERS)
 
 
 async def _asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in _FILES:
         raise web.HTTPNotFound()
-    return web.Response(body=(_STATIC / name).read_bytes(), content_type=_FILES[name])
+    body = (_STATIC / name).read_bytes()
+    return web.Response(body=body, content_type=_FILES[name], headers={"X-Content-Type-Options": "nosniff"})
 
 
 async def _conversations(request: web.Request) -> web.Response:
     page = await request.app[_SERVICE].conversations(
         search=request.query.get("q") or None,
         platform=request.query.get("platform") or None,
-        offset=_int(request, "offset", 0) or 0,
-        limit=_int(request, "limit", 50) or 50,
+        offset=_int(request, "offset") or 0,
+        limit=_PAGE if (limit := _int(request, "limit")) is None else limit,
     )
     return web.json_response(conversation_page(page), headers=_NO_STORE)
 
 
 async def _tree(request: web.Request) -> web.Response:
     key = _key(request.query.get("key"))
-    found = await request.app[_SERVICE].tree(key, before=_int(request, "before", None))
+    found = await request.app[_SERVICE].tree(key, before=_int(request, "before"))
     return web.json_response(tree(found), headers=_NO_STORE)
 
 

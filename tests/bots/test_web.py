@@ -57,6 +57,7 @@ async def test_without_the_token_the_page_is_a_login_form_and_data_calls_are_ref
     async with viewer.session.get(viewer.url + "/ui") as response:
         page = await response.text()
     assert response.status == 200 and 'id="login-form"' in page and "private words" not in page
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     for path, query in (("/api/ui/conversations", {}), ("/api/ui/tree", {"key": str(key)}),
                         ("/api/ui/steps", {"key": str(key), "checkpoint_id": "x"})):
         for headers in (None, {"Authorization": "Bearer wrong"}):
@@ -92,8 +93,9 @@ async def test_the_list_searches_filters_pages_and_shows_pending_requests(
     assert len({r["key"] for r in first["conversations"] + second["conversations"]}) == 4
     _, none = await viewer.get("/api/ui/conversations", q="%_no such thing_%")
     assert none["conversations"] == []
-    status, bad = await viewer.get("/api/ui/conversations", limit="1000")
-    assert status == 400 and "1 to 100" in bad["error"]["message"]
+    for limit in ("1000", "0", "-1", "ten"):
+        status, bad = await viewer.get("/api/ui/conversations", limit=limit)
+        assert status == 400 and bad["error"]["message"], limit
 
 
 async def test_tree_marks_branches_rewinds_and_replays_and_steps_show_the_tool_result(

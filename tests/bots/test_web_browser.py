@@ -79,6 +79,9 @@ async def test_log_in_see_branches_steps_and_rewind_from_the_page(
     await service.rewind(key, 1, user="ada")
     await service.ask(key, HOSTILE, user="bob")
 
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
     await _log_in(page, url)
     await _open(page, key)
     tree = page.locator("#tree")
@@ -106,6 +109,7 @@ async def test_log_in_see_branches_steps_and_rewind_from_the_page(
     assert await hostile.get_attribute("class") == "abandoned"  # type: ignore[attr-defined]
     assert [t.question for t in await service.history(key)] == ["hello there", "capital of France?"]
     assert (await service.audit(key)).rewinds[-1].user == "web"
+    assert problems == []  # no script error, nothing the page's CSP had to block
 
 
 async def test_reject_a_pending_request_from_the_page(

@@ -47,7 +47,11 @@ function showLogin(message) {
 async function guarded(work) {
   try { await work(); }
   catch (e) {
-    if (e instanceof Unauthorized) { sessionStorage.removeItem(TOKEN); showLogin("The token was missing or wrong."); }
+    if (e instanceof Unauthorized) {
+      const tried = sessionStorage.getItem(TOKEN);
+      sessionStorage.removeItem(TOKEN);
+      showLogin(tried ? "The token was missing or wrong." : "");
+    }
     else status(e.message, true);
   }
 }
@@ -129,7 +133,7 @@ function drawTree() {
     const replayed = turn.replay_of && byCheckpoint.get(turn.replay_of);
     const item = el("li", {
       class: (turn.live ? "live" : "abandoned") + (state.selected === turn.checkpoint_id ? " selected" : ""),
-      "data-checkpoint": turn.checkpoint_id, style: `margin-left:${depth * 18}px`,
+      "data-checkpoint": turn.checkpoint_id,
       onclick: () => guarded(() => selectTurn(turn.checkpoint_id)),
     },
     `#${turn.index} `, el("span", { class: "question" }, turn.question),
@@ -137,6 +141,7 @@ function drawTree() {
     turn.replay_of ? el("a", { class: "replay", href: "#", onclick: (ev) => { ev.preventDefault(); ev.stopPropagation(); guarded(() => selectTurn(turn.replay_of)); } },
       replayed ? `replay of #${replayed.index}` : "replay") : null,
     ...(rewindsTo.get(turn.checkpoint_id) || []).map(marker));
+    item.style.marginLeft = `${depth * 18}px`;  // through the DOM: the page's CSP allows no inline style
     items.push(item);
   }
   if (tree.pending) {
