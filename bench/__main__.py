@@ -32,6 +32,7 @@ from bench.scenarios import Concurrent, Long, concurrent, long_conversation, p50
 from bench.scripted_model import ScriptedChatModel, question
 from bench.storage import create_database, drop_database
 from bench.systems import BacktrackChat, Chat
+from bench.viewer import page_data
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.settings import Settings, load_settings
@@ -70,6 +71,8 @@ class Measured:
     long: Long
     sequential: Concurrent
     parallel: Concurrent
+    viewer: list[float] | None = None
+    """Seconds per viewer page load of the long conversation (backtrack only)."""
 
 
 def _settings(url: str, pool_max: int) -> Settings:
@@ -145,6 +148,9 @@ async def run(plan: Plan, admin_url: str, mode: str) -> Report:
             results["backtrack"] = await _exercise(
                 BacktrackChat(service), backtrack_url, plan, run_id
             )
+            _log.warning("backtrack: the viewer's page data for the %d-turn conversation", plan.turns)
+            long_key = ThreadKey.api(f"{run_id}-long")
+            results["backtrack"].viewer = await page_data(service, long_key, plan.repeats)
         _log.warning("scale-out: %s processes over HTTP", ", ".join(map(str, plan.processes)))
         scaled = await scale_out(admin_url, plan.processes, plan.conversations, plan.per_conversation)
         _log.warning("idle memory: %d then %d stored conversations", plan.rss_small, plan.rss_large)
@@ -205,6 +211,9 @@ def build_report(
         report.add(f"throughput over HTTP, {c} x {k}, {processes} {plural}", "turns/s", backtrack=per_second)
 
     bt = results["backtrack"]
+    assert bt.viewer, "the viewer was not measured"
+    viewer = p50(bt.viewer)
+    report.add(f"viewer: {t}-turn conversation page data", "ms", backtrack=viewer)
     ratio = total["backtrack"] / total["naive"]
     report.goal("storage vs naive", "<= 0.05", ratio, ratio <= 0.05)
     growth = end["backtrack"] / start["backtrack"]
@@ -215,6 +224,7 @@ def build_report(
     report.goal(f"turn latency p50, last {edge} / first {edge}", "<= 1.5", flat, flat <= 1.5)
     report.goal("history p50 (ms)", "<= 10", p50(bt.long.history), p50(bt.long.history) <= 10)
     report.goal("rewind p50 (ms)", "<= 10", p50(bt.long.rewind), p50(bt.long.rewind) <= 10)
+    report.goal(f"viewer: {t}-turn conversation page data (ms)", "< 1000", viewer, viewer < 1000)
     memory = rss["large_kb"] / rss["small_kb"]
     report.goal("idle RSS, many / few conversations", "<= 1.10", memory, memory <= 1.10)
 

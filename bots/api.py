@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bots.serving import add_health_routes, serve_until_stopped
+from bots.web import add_viewer
 from bots.workers import supervise
 from core.errors import (
     AgentFailed,
@@ -271,6 +272,7 @@ def build_app(settings: Settings, service: ConversationService) -> web.Applicati
     app.router.add_post("/api/graph/feedback", feedback)
     app.router.add_delete("/api/graph/{thread_id}", forget)
     add_health_routes(app, service)  # no token needed: see bots/serving.py
+    add_viewer(app, service)  # /ui; its data calls are under /api/, so the token check covers them
     return app
 
 

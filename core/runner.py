@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langgraph.types import Command
 
 from core.checkpointer import PooledPostgresSaver
@@ -41,6 +41,12 @@ class GraphRunner:
         root = await self._graph.aupdate_state(config, {"messages": []}, as_node="__input__")
         return str(root["configurable"]["checkpoint_id"])
 
+    async def window(self, thread_id: str, checkpoint_id: str) -> list[BaseMessage]:
+        """The messages in state at a checkpoint (the window a model step there was sent)."""
+        config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_id": checkpoint_id}}
+        snapshot = await self._graph.aget_state(config)
+        return list(snapshot.values.get("messages") or [])
+
     async def ask(
         self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
         metadata: dict[str, Any], on_status: OnStatus | None = None,
@@ -66,10 +72,9 @@ class GraphRunner:
         }
         partial, last, final, pause = "", None, None, None
         ended: Any = None
-        stream: Any = self._graph.astream(
-            # token streaming costs a callback per chunk: only when someone reads the partials
-            graph_input, config, stream_mode=["checkpoints", "updates", *(["messages"] if on_partial else [])]
-        )
+        # token streaming costs a callback per chunk: only when someone reads the partials
+        modes: Any = ["checkpoints", "updates", *(["messages"] if on_partial else [])]
+        stream: Any = self._graph.astream(graph_input, config, stream_mode=modes)
         try:
             async for mode, chunk in stream:
                 if mode == "checkpoints":

@@ -21,10 +21,12 @@ from core.deliveries import Deliveries
 from core.errors import ConversationNotFound, InvalidInput, StaleApproval, StorageUnavailable
 from core.feedback import FeedbackStore
 from core.generations import Generations
+from core.inspect import MAX_PAGE, MAX_TREE, Inspector
 from core.locks import ConversationLocks
 from core.metrics import FEEDBACK
 from core.retention import Retention
 from core.runner import GraphRunner
+from core.steps import TurnReader
 from core.store import ConversationStore
 from core.turns import TurnEngine
 from core.types import PruneReport, Received
@@ -42,12 +44,15 @@ if TYPE_CHECKING:
         Approval,
         Audit,
         ConversationInfo,
+        ConversationPage,
+        ConversationTree,
         Incoming,
         OnDecided,
         OnPartial,
         OnStatus,
         RewindResult,
         Turn,
+        TurnSteps,
     )
 
 __all__ = ["MAX_HISTORY", "ConversationService"]
@@ -83,6 +88,8 @@ class ConversationService:
         )
         self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns)
         self._known: OrderedDict[str, None] = OrderedDict()
+        self._inspector = Inspector(pool)
+        self._steps = TurnReader(checkpointer, runner.window)
 
     # -- what comes in ---------------------------------------------------------------
 
@@ -275,6 +282,32 @@ class ConversationService:
         limit: int = 20,
     ) -> list[ConversationInfo]:
         return await self._branches.conversations(platform, place, user, limit)
+
+    # -- the web viewer (bots/web): read-only views, bounded by page sizes --------------
+
+    async def conversations(
+        self, *, search: str | None = None, platform: str | None = None, offset: int = 0, limit: int = 50
+    ) -> ConversationPage:
+        """A page of conversations, most recently active first, with their pending approvals."""
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise InvalidInput(f"a page holds 1 to {MAX_PAGE} conversations, from an offset of 0 or more")
+        async with storage_errors():
+            return await self._inspector.conversations(search, platform, offset, limit)
+
+    async def tree(
+        self, key: ThreadKey, *, before: int | None = None, limit: int = MAX_TREE
+    ) -> ConversationTree:
+        """The newest turns of every branch (older than turn id ``before``), rewinds, the pending request."""
+        if not 1 <= limit <= MAX_TREE:
+            raise InvalidInput(f"the tree loads 1 to {MAX_TREE} turns at a time")
+        async with storage_errors():
+            return await self._branches.tree(key, self._inspector, before, limit)
+
+    async def steps(self, key: ThreadKey, checkpoint_id: str) -> TurnSteps:
+        """The steps of the turn (or the paused request) that ended at ``checkpoint_id``."""
+        async with storage_errors():
+            start = await self._branches.turn_start(key, checkpoint_id)
+            return await self._steps.steps(str(key), start, checkpoint_id)
 
     async def forget(self, key: ThreadKey) -> None:
         """Delete a conversation with every checkpoint and row it has."""
