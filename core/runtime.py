@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from core.agent import build_agent
+from core.attachments import FileStore
 from core.checkpointer import PooledPostgresSaver
 from core.db import connection_kwargs, database_url, open_pool
 from core.demo_model import OFFLINE_NOTICE
@@ -52,7 +53,7 @@ async def open_service(
     try:
         checkpointer = PooledPostgresSaver(pool)
         await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
-        graph = build_agent(settings, checkpointer, model)
+        graph = build_agent(settings, checkpointer, model, resolve=FileStore(pool, settings).resolve)
         service = ConversationService(settings, pool, checkpointer, graph)
         pruning = None
         if maintenance:

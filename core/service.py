@@ -14,6 +14,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from core.approval_store import ApprovalStore
+from core.attachments import FileStore
 from core.branches import MAX_HISTORY, Branches
 from core.commands import Command, parse_command
 from core.db import storage_errors
@@ -31,9 +32,12 @@ from core.types import PruneReport, Received
 from core.wording import format_audit, format_history, format_rewind
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.graph.state import CompiledStateGraph
 
+    from core.attachments import Attachment, Unread
     from core.db import Pool
     from core.keys import ThreadKey
     from core.settings import Settings
@@ -78,10 +82,12 @@ class ConversationService:
             conninfo=settings.lock_database_url,
         )
         runner = GraphRunner(graph, settings.model)
+        self._files = FileStore(pool, settings)
         self._turns = TurnEngine(
-            settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember
+            settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember,
+            self._files,
         )
-        self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns)
+        self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns, self._files)
         self._known: OrderedDict[str, None] = OrderedDict()
 
     # -- what comes in ---------------------------------------------------------------
@@ -162,19 +168,25 @@ class ConversationService:
         on_partial: OnPartial | None = None,
         event_id: str | None = None,
         on_status: OnStatus | None = None,
+        files: Sequence[Attachment | Unread] = (),
     ) -> Answer:
-        """Answer ``text``; ``on_partial`` sees the answer grow, ``on_status`` the tools it runs."""
-        return await self._turns.ask(key, text, user, on_partial, event_id, on_status)
+        """Answer ``text``; ``on_partial`` sees the answer grow, ``on_status`` the tools it runs.
+
+        ``files`` are what the message carried (downloaded, or why not): read within the
+        caps, stored once, named in the question; the answer says which were not read.
+        """
+        return await self._turns.ask(key, text, user, on_partial, event_id, on_status, files)
 
     async def ask_once(
-        self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None
+        self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None,
+        files: Sequence[Attachment | Unread] = (),
     ) -> Answer:
         """``ask``, but a retry of the same request gets the first answer, not a second turn.
 
         For clients that retry after a timeout (the API's ``Idempotency-Key``). A request
         that failed may be retried for real; one still running is refused as busy.
         """
-        return await self._turns.ask_once(key, text, request_id, user)
+        return await self._turns.ask_once(key, text, request_id, user, files)
 
     async def resolve(
         self,
@@ -313,6 +325,7 @@ class ConversationService:
         settings = self.settings
         async with storage_errors():
             report.events = await self._retention.expire_events(settings.event_ttl_hours * 3600)
+            await self._files.sweep()
             if settings.retention_days is not None:
                 for key in await self._retention.idle_conversations(settings.retention_days * 86400):
                     try:
