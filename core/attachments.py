@@ -130,7 +130,7 @@ class Prepared:
 
 
 def megabytes(n: int) -> str:
-    return f"{n / 1_000_000:.3g} MB" if n >= 100_000 else f"{n / 1000:.3g} kB"
+    return f"{n / 1_000_000:.3g} MB" if n >= 1_000_000 else f"{n / 1000:.3g} kB"
 
 
 def vision_on(settings: Settings) -> bool:

@@ -185,14 +185,14 @@ class TurnEngine:
             if answer is None or answer.turn is None:  # a recorded turn cleared its mark itself
                 await asyncio.shield(self._end_turn(key))
         _log.info("turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000)
-        notices = list(prepared.notes)
+        if prepared.notes:  # after the answer, so a streamed answer only grows
+            answer = replace(answer, text=answer.text + "\n\n" + "\n".join(prepared.notes))
         if abandoned := start.abandoned:
-            notices.insert(0, (
+            notice = (
                 f"(Your earlier message “{preview(abandoned, 60)}” was cut off by a restart;"
                 " it was not answered.)"
-            ))
-        if notices:
-            return replace(answer, text="\n".join(notices) + f"\n\n{answer.text}")
+            )
+            return replace(answer, text=f"{notice}\n\n{answer.text}")
         return answer
 
     async def _end_turn(self, key: ThreadKey) -> None:

@@ -105,7 +105,7 @@ async def test_with_vision_off_the_image_is_not_sent_and_the_user_is_told(
         answer = await service.ask(key, "what is this?", files=[Attachment("chart.png", "image/png", png())])
         [request] = fake_llm.requests
         assert images(request) == []
-        assert answer.text.startswith("I could not read chart.png: this bot's model does not read images.")
+        assert answer.text.endswith("\n\nI could not read chart.png: this bot's model does not read images.")
         assert "[not read: chart.png] what is this?" in texts(request)
         assert await file_rows(service, key) == 0
 
@@ -126,7 +126,7 @@ async def test_caps_and_unsupported_types_are_refused_and_the_rest_still_works(
         ]
         answer = await service.ask(key, "summarise", files=files)
         lines = answer.text.splitlines()
-        assert lines[:4] == [
+        assert lines[-4:] == [
             "I could not read huge.txt: it is larger than the 2 kB limit per file.",
             "I could not read archive.zip: application/zip are not supported (images, text, code and PDF "
             "files are).",
@@ -137,7 +137,7 @@ async def test_caps_and_unsupported_types_are_refused_and_the_rest_still_works(
         assert await file_rows(service, key) == 1
         total = [Attachment(f"{n}.txt", "text/plain", b"y" * 1800) for n in "ab"]
         answer = await service.ask(key, "and these", files=total)
-        assert answer.text.startswith("I could not read b.txt: the files of one message may add up to 3 kB.")
+        assert answer.text.endswith("\n\nI could not read b.txt: the files of one message may add up to 3 kB.")
 
 
 async def test_long_text_is_cut_to_the_budget_with_a_note(
@@ -146,7 +146,7 @@ async def test_long_text_is_cut_to_the_budget_with_a_note(
     async with open_with(BACKTRACK_ATTACHMENT_TEXT_CHARS=100) as service:
         body = ("line of text\n" * 50).encode()
         answer = await service.ask(ThreadKey.api(unique("cut")), "", files=[Attachment("log.txt", None, body)])
-        assert answer.text.startswith("log.txt is long: I read only its first 100 characters.")
+        assert answer.text.endswith("\n\nlog.txt is long: I read only its first 100 characters.")
         sent = texts(fake_llm.requests[0])
         assert "[log.txt was cut to its first 100 characters]" in sent
         assert sent.count("line of text") == 100 // len("line of text\n"), "more than the budget was sent"
