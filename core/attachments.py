@@ -232,7 +232,8 @@ def _over_caps(files: Sequence[Attachment | Unread], settings: Settings) -> list
 
 
 def too_many(settings: Settings) -> str:
-    return f"only the first {settings.attachments_per_message} files of a message are read"
+    n = settings.attachments_per_message
+    return f"I read at most {n} file{'s' if n != 1 else ''} per message"
 
 
 def too_big(settings: Settings) -> str:

@@ -40,7 +40,7 @@ async def answer_in(w: Discord, channel: int) -> str:
                      None),
         "the bot's answer",
     )
-    return found
+    return str(found)
 
 
 def parts(fake_llm: FakeOpenAI) -> list[dict[str, Any]]:

@@ -130,7 +130,7 @@ async def test_caps_and_unsupported_types_are_refused_and_the_rest_still_works(
             "I could not read huge.txt: it is larger than the 2 kB limit per file.",
             "I could not read archive.zip: application/zip are not supported (images, text, code and PDF "
             "files are).",
-            "I could not read fourth.md: only the first 3 files of a message are read.",
+            "I could not read fourth.md: I read at most 3 files per message.",
             "I could not read gone.png: the download failed (HTTP 404).",
         ]
         assert "Lima,Peru" in texts(fake_llm.requests[0])
