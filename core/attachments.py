@@ -182,7 +182,7 @@ def _pdf_text(data: bytes, budget: int) -> str | None:
                 break
         return "\n\n".join(pages)
     except Exception:  # pypdf raises many kinds on malformed input: a refusal, not a failure
-        _log.info("a PDF could not be read", exc_info=True)
+        _log.debug("a PDF could not be read", exc_info=True)
         return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,15 @@ async def file_rows(service: ConversationService, key: ThreadKey) -> int:
         row = await (await conn.execute(
             "SELECT count(*) AS n FROM conversation_files c JOIN files f USING (sha256)"
             " WHERE c.conversation_key = %s", (str(key),))).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def stored(service: ConversationService, data: bytes) -> int:
+    """How many times these bytes are in the ``files`` table (0 or 1)."""
+    async with service.pool.connection() as conn:
+        row = await (await conn.execute("SELECT count(*) AS n FROM files WHERE sha256 = %s",
+                                        (hashlib.sha256(data).hexdigest(),))).fetchone()
     assert row is not None
     return int(row["n"])
 
@@ -174,16 +184,12 @@ async def test_forget_deletes_the_files_but_keeps_one_another_conversation_share
     shared, own = Attachment("a.csv", None, CSV + unique("s").encode()), Attachment("b.png", None, png())
     await service.ask(one, "x", files=[shared, own])
     await service.ask(two, "y", files=[shared])
-    async with service.pool.connection() as conn:
-        stored = await (await conn.execute("SELECT count(*) AS n FROM files WHERE sha256 IN "
-                                           "(SELECT sha256 FROM conversation_files WHERE conversation_key = %s)",
-                                           (str(one),))).fetchone()
-    assert stored is not None and stored["n"] == 2, "the shared file was stored twice"
+    assert await stored(service, shared.data) == 1 and await file_rows(service, two) == 1
     await service.forget(one)
-    assert await file_rows(service, one) == 0
-    assert await file_rows(service, two) == 1
+    assert await file_rows(service, one) == 0 and await stored(service, own.data) == 0
+    assert await stored(service, shared.data) == 1 and await file_rows(service, two) == 1
     await service.forget(two)
-    assert await file_rows(service, two) == 0
+    assert await stored(service, shared.data) == 0
 
 
 def test_a_reference_counts_by_what_the_model_reads_not_by_its_bytes() -> None:
@@ -191,3 +197,20 @@ def test_a_reference_counts_by_what_the_model_reads_not_by_its_bytes() -> None:
     refs = [{"sha256": "0" * 64, "name": "big.png", "mime": "image/png", "kind": "image", "size": 9_000_000}]
     message = HumanMessage("[attached: big.png]", id="m1", additional_kwargs={REFS: refs})
     assert IMAGE_TOKENS <= _tokens(message) < IMAGE_TOKENS + 50
+
+
+async def test_retention_deletes_an_idle_conversations_files(
+    open_with: Callable[..., Any], unique: Callable[[str], str]
+) -> None:
+    async with open_with(BACKTRACK_RETENTION_DAYS=30) as service:
+        idle, active = ThreadKey.api(unique("idle")), ThreadKey.api(unique("active"))
+        old, new = png(), png()
+        await service.ask(idle, "old", files=[Attachment("old.png", None, old)])
+        await service.ask(active, "new", files=[Attachment("new.png", None, new)])
+        async with service.pool.connection() as conn:
+            await conn.execute("UPDATE conversations SET last_active_at = now() - interval '31 days'"
+                               " WHERE key = %s", (str(idle),))
+        report = await service.prune()
+        assert report.conversations >= 1
+        assert await stored(service, old) == 0 and await file_rows(service, idle) == 0
+        assert await stored(service, new) == 1 and await file_rows(service, active) == 1
