@@ -3,16 +3,16 @@
 A checkpoint never holds a file. The human message holds a marker in its text
 (``[attached: chart.png]``, which history shows) and, in ``additional_kwargs``, small
 references (sha256, name, mime, kind); the bytes live once in the ``files`` table and a
-``conversation_files`` row ties them to each conversation, so ``/forget`` and retention
-delete them with it. The agent resolves references into OpenAI content parts only for
-the call to the model (``resolve``): an image becomes an ``image_url`` part with a
-``data:`` URL, a text file or a PDF a text part, cut to a budget with a note.
+``conversation_files`` row ties them to each conversation (``core/file_store.py``), so
+``/forget`` and retention delete them with it. The agent resolves references into OpenAI
+content parts only for the call to the model (``FileStore.resolve``): an image becomes an
+``image_url`` part with a ``data:`` URL, a text file or a PDF a text part, cut to a budget
+with a note. This module checks and reads the files; nothing here touches the database.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import io
 import logging
@@ -24,15 +24,12 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import BaseMessage, HumanMessage
 
 if TYPE_CHECKING:
-    from core.db import Pool
-    from core.keys import ThreadKey
     from core.settings import Settings
 
 __all__ = [
     "IMAGE_TOKENS",
     "REFS",
     "Attachment",
-    "FileStore",
     "Prepared",
     "Resolve",
     "Unread",
@@ -272,94 +269,3 @@ def attachment_tokens(message: BaseMessage) -> int:
     """What a message's files add to the context window: never the size of the bytes."""
     refs = refs_of(message)
     return sum(IMAGE_TOKENS if r.get("kind") == "image" else int(r.get("chars", 0)) // 4 + 8 for r in refs)
-
-
-# -- storage ---------------------------------------------------------------------------
-
-_STORE = """
-WITH f AS (
-    INSERT INTO files (sha256, mime, size, data, text)
-    VALUES (%(sha256)s, %(mime)s, %(size)s, %(data)s, %(text)s)
-    ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
-    RETURNING sha256
-)
-INSERT INTO conversation_files (conversation_key, sha256) SELECT %(key)s, sha256 FROM f
-ON CONFLICT DO NOTHING
-"""
-
-_LOAD = """
-SELECT sha256, mime, CASE WHEN text IS NULL THEN data END AS data, text FROM files
-WHERE sha256 = ANY(%s)
-"""
-
-# The conversation's references, then every file no other conversation refers to.
-_FORGET = """
-WITH gone AS (DELETE FROM conversation_files WHERE conversation_key = %s RETURNING sha256)
-DELETE FROM files f WHERE f.sha256 IN (SELECT sha256 FROM gone) AND NOT EXISTS (
-    SELECT 1 FROM conversation_files c WHERE c.sha256 = f.sha256 AND c.conversation_key <> %s)
-"""
-
-# References of conversations that never began (their first turn failed) or were deleted
-# around this module, then unreferenced files: what retention sweeps.
-_SWEEP = """
-WITH gone AS (
-    DELETE FROM conversation_files c WHERE c.created_at < now() - interval '1 day'
-       AND NOT EXISTS (SELECT 1 FROM conversations v WHERE v.key = c.conversation_key)
-)
-DELETE FROM files f WHERE f.created_at < now() - interval '1 day'
-   AND NOT EXISTS (SELECT 1 FROM conversation_files c WHERE c.sha256 = f.sha256)
-"""
-
-
-class FileStore:
-    """The ``files`` and ``conversation_files`` tables: bytes once per hash, references per conversation."""
-
-    def __init__(self, pool: Pool, settings: Settings) -> None:
-        self.pool = pool
-        self._settings = settings
-
-    async def store(self, key: ThreadKey, prepared: Prepared) -> None:
-        if not prepared.ready:
-            return
-        async with self.pool.connection() as conn, conn.transaction():
-            for r in prepared.ready:
-                text = r.text[: self._settings.attachment_text_chars] if r.text is not None else None
-                params = {**r.ref, "data": r.data, "text": text, "key": str(key)}
-                await conn.execute(_STORE, params)
-
-    async def forget(self, key: ThreadKey) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(_FORGET, (str(key), str(key)))
-
-    async def sweep(self) -> int:
-        async with self.pool.connection() as conn:
-            return (await conn.execute(_SWEEP)).rowcount
-
-    async def resolve(self, messages: list[BaseMessage]) -> list[BaseMessage]:
-        """``messages`` with every file reference turned into the content parts the model reads."""
-        wanted = {r["sha256"] for m in messages for r in refs_of(m) if "sha256" in r}
-        if not wanted:
-            return messages
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_LOAD, (sorted(wanted),))).fetchall()
-        found = {row["sha256"]: row for row in rows}
-        vision = vision_on(self._settings)
-        return [self._parts(m, found, vision) if refs_of(m) else m for m in messages]
-
-    def _parts(self, message: BaseMessage, found: dict[str, Any], vision: bool) -> BaseMessage:
-        parts: list[str | dict[str, Any]] = [{"type": "text", "text": message.text}]
-        for ref in refs_of(message):
-            name, row = ref.get("name", "file"), found.get(ref.get("sha256", ""))
-            if row is None:
-                parts.append({"type": "text", "text": f"[{name} is no longer stored]"})
-            elif row["text"] is not None:
-                text = row["text"]
-                cut = f"\n[{name} was cut to its first {len(text):,} characters]" if ref.get("cut") else ""
-                parts.append({"type": "text", "text": f"--- {name} ---\n{text}{cut}\n--- end of {name} ---"})
-            elif vision:
-                url = f"data:{row['mime']};base64,{base64.b64encode(row['data']).decode()}"
-                parts.append({"type": "image_url", "image_url": {"url": url}})
-            else:
-                note = f"[{name} is an image; this model does not read images]"
-                parts.append({"type": "text", "text": note})
-        return HumanMessage(content=parts, id=message.id, name=message.name)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     from core.approval_store import ApprovalStore
-    from core.attachments import FileStore
+    from core.file_store import FileStore
     from core.keys import ThreadKey
     from core.locks import ConversationLocks
     from core.store import ConversationStore

@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from core.agent import build_agent
-from core.attachments import FileStore
 from core.checkpointer import PooledPostgresSaver
 from core.db import connection_kwargs, database_url, open_pool
 from core.demo_model import OFFLINE_NOTICE
 from core.errors import BacktrackError
+from core.file_store import FileStore
 from core.migrations import apply_migrations
 from core.model_probe import check_server_context
 from core.pooling import check_pooling

@@ -14,13 +14,13 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from core.approval_store import ApprovalStore
-from core.attachments import FileStore
 from core.branches import MAX_HISTORY, Branches
 from core.commands import Command, parse_command
 from core.db import storage_errors
 from core.deliveries import Deliveries
 from core.errors import ConversationNotFound, InvalidInput, StaleApproval, StorageUnavailable
 from core.feedback import FeedbackStore
+from core.file_store import FileStore
 from core.generations import Generations
 from core.locks import ConversationLocks
 from core.metrics import FEEDBACK

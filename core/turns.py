@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from core.approval_store import ApprovalStore
-    from core.attachments import FileStore
     from core.deliveries import Deliveries
+    from core.file_store import FileStore
     from core.keys import ThreadKey
     from core.locks import ConversationLocks
     from core.runner import GraphRunner
