@@ -129,8 +129,8 @@ class TurnEngine:
         on_status: OnStatus | None = None, files: Sequence[Attachment | Unread] = (),
     ) -> Answer:
         async with self._scope(key) as turn_id:
-            prepared = await prepare(files, self._settings)
             text = clean_message(text, self._settings.max_message_chars) if text.strip() or not files else ""
+            prepared = await prepare(files, self._settings)  # a message with files may have no text
             question = prepared.question(text)
             policy = self._settings.busy_policy
             if policy == "interrupt" and (running := self._running.get(str(key))):
@@ -141,7 +141,7 @@ class TurnEngine:
                 self._running[str(key)] = task
                 try:
                     return await self._question(
-                        key, question, turn_id, user, on_partial, event_id, on_status, prepared
+                        key, question, prepared, turn_id, user, on_partial, event_id, on_status
                     )
                 except asyncio.CancelledError:
                     if task.cancelling() and policy == "interrupt":
@@ -156,12 +156,12 @@ class TurnEngine:
         self,
         key: ThreadKey,
         question: str,
+        prepared: Prepared,
         turn_id: str,
         user: str | None,
         on_partial: OnPartial | None,
         event_id: str | None,
         on_status: OnStatus | None = None,
-        prepared: Prepared = Prepared(),  # noqa: B008 (a frozen, empty value)
     ) -> Answer:
         started = time.perf_counter()
         start = await self._store.start_turn(key, question, user)

@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from core.agent import _tokens
-from core.attachments import IMAGE_TOKENS, REFS, Attachment, Unread
+from core.attachments import IMAGE_TOKENS, REFS, Attachment, Unread, vision_on
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.service import ConversationService
@@ -214,3 +214,14 @@ async def test_retention_deletes_an_idle_conversations_files(
         assert report.conversations >= 1
         assert await stored(service, old) == 0 and await file_rows(service, idle) == 0
         assert await stored(service, new) == 1 and await file_rows(service, active) == 1
+
+
+@pytest.mark.parametrize(("model", "vision", "on"), [
+    ("gpt-4o-mini", "auto", True), ("gpt-4.1-nano", "auto", True), ("gpt-5", "auto", True),
+    ("o3", "auto", True), ("openai/gpt-4o", "auto", True), ("gpt-3.5-turbo", "auto", False),
+    ("llama3.1:8b", "auto", False), ("llama3.1:8b", "true", True), ("gpt-4o", "false", False),
+])
+def test_vision_auto_follows_the_model_name_and_the_setting_overrides_it(
+    make_settings: Callable[..., Settings], model: str, vision: str, on: bool
+) -> None:
+    assert vision_on(make_settings(BACKTRACK_MODEL=model, BACKTRACK_VISION=vision)) is on
