@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yarl
 
+from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
 from tests.bots.test_slack import SECRET, Harness, _id, serve
@@ -105,3 +106,22 @@ async def test_foreign_hosts_redirects_and_oversized_files_are_refused_and_the_q
         "I could not read liar.csv: it is larger than the 100 kB limit per file.",
     ]
     assert [name for name, _ in slack.fake.downloads] == ["moved.png", "liar.csv", "fine.csv"]
+
+
+async def test_with_vision_off_the_image_is_not_sent_and_history_names_it(
+    make_settings: Callable[..., Settings], fake_slack: FakeSlack, fake_llm: FakeOpenAI
+) -> None:
+    settings = make_settings(
+        SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake_slack.api_url,
+        SLACK_FILE_HOSTS=yarl.URL(fake_slack.url).raw_authority, BACKTRACK_VISION="false",
+    )
+    async with open_service(settings, maintenance=False) as service, serve(settings, service, fake_slack) as slack:
+        channel = _id("C")
+        ts = await share(slack, channel, "what is this?", [slack.fake.add_file("chart.png", png(), "image/png")])
+        [answer] = await slack.answers(channel, ts)
+        assert answer == "heard: [not read: chart.png] what is this?\n\n" \
+            "I could not read chart.png: this bot's model does not read images."
+        assert [p["type"] for p in parts(fake_llm)] == ["text"]
+        await slack.say(channel, "!history", thread_ts=ts)
+        listing = await slack.answers(channel, ts, 2)
+        assert listing[-1].startswith("1. [not read: chart.png] what is this?")
