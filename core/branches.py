@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     from core.approval_store import ApprovalStore
+    from core.file_store import FileStore
     from core.inspect import Inspector
     from core.keys import ThreadKey
     from core.locks import ConversationLocks
@@ -43,12 +44,14 @@ class Branches:
         locks: ConversationLocks,
         checkpointer: BaseCheckpointSaver[str],
         engine: TurnEngine,
+        files: FileStore,
     ) -> None:
         self._store = store
         self._approvals = approvals
         self._locks = locks
         self._checkpointer = checkpointer
         self._engine = engine
+        self._files = files
 
     async def history(self, key: ThreadKey, limit: int) -> list[Turn]:
         check_limit(limit, "history")
@@ -141,3 +144,4 @@ class Branches:
             await self._store.existing_head(key)
             await self._checkpointer.adelete_thread(str(key))
             await self._store.delete(key)
+            await self._files.forget(key)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langgraph.types import Command
 
+from core.attachments import REFS, refs_of
 from core.checkpointer import PooledPostgresSaver
 from core.db import STORAGE_ERRORS
 from core.errors import AgentFailed, BacktrackError
@@ -50,9 +51,22 @@ class GraphRunner:
     async def ask(
         self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
         metadata: dict[str, Any], on_status: OnStatus | None = None,
+        files: list[dict[str, Any]] | None = None,
     ) -> RunResult:
-        graph_input = {"messages": [HumanMessage(question)]}
-        return await self._run(key, start, graph_input, on_partial, metadata, on_status)
+        """``files`` are references (``core/attachments.py``): the checkpoint keeps them, not the bytes."""
+        message = HumanMessage(question, additional_kwargs={REFS: files}) if files else HumanMessage(question)
+        return await self._run(key, start, {"messages": [message]}, on_partial, metadata, on_status)
+
+    async def files_at(self, key: ThreadKey, checkpoint_id: str) -> list[dict[str, Any]]:
+        """The file references of the question of the turn that ended at ``checkpoint_id``.
+
+        The state there always keeps that turn's question, its last human message: a
+        replay asks it again with the same files.
+        """
+        config: Any = {"configurable": {"thread_id": str(key), "checkpoint_id": checkpoint_id}}
+        state = await self._graph.aget_state(config)
+        humans = [m for m in state.values.get("messages") or [] if isinstance(m, HumanMessage)]
+        return refs_of(humans[-1]) if humans else []
 
     async def resume(
         self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,

@@ -20,6 +20,7 @@ from core.db import storage_errors
 from core.deliveries import Deliveries
 from core.errors import ConversationNotFound, InvalidInput, StaleApproval, StorageUnavailable
 from core.feedback import FeedbackStore
+from core.file_store import FileStore
 from core.generations import Generations
 from core.inspect import MAX_PAGE, MAX_TREE, Inspector
 from core.locks import ConversationLocks
@@ -33,9 +34,12 @@ from core.types import PruneReport, Received
 from core.wording import format_audit, format_history, format_rewind
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.graph.state import CompiledStateGraph
 
+    from core.attachments import Attachment, Unread
     from core.db import Pool
     from core.keys import ThreadKey
     from core.settings import Settings
@@ -83,10 +87,12 @@ class ConversationService:
             conninfo=settings.lock_database_url,
         )
         runner = GraphRunner(graph, settings.model)
+        self._files = FileStore(pool, settings)
         self._turns = TurnEngine(
-            settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember
+            settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember,
+            self._files,
         )
-        self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns)
+        self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns, self._files)
         self._known: OrderedDict[str, None] = OrderedDict()
         self._inspector = Inspector(pool)
         self._steps = TurnReader(checkpointer, runner.window)
@@ -169,19 +175,25 @@ class ConversationService:
         on_partial: OnPartial | None = None,
         event_id: str | None = None,
         on_status: OnStatus | None = None,
+        files: Sequence[Attachment | Unread] = (),
     ) -> Answer:
-        """Answer ``text``; ``on_partial`` sees the answer grow, ``on_status`` the tools it runs."""
-        return await self._turns.ask(key, text, user, on_partial, event_id, on_status)
+        """Answer ``text``; ``on_partial`` sees the answer grow, ``on_status`` the tools it runs.
+
+        ``files`` are what the message carried (downloaded, or why not): read within the
+        caps, stored once, named in the question; the answer says which were not read.
+        """
+        return await self._turns.ask(key, text, user, on_partial, event_id, on_status, files)
 
     async def ask_once(
-        self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None
+        self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None,
+        files: Sequence[Attachment | Unread] = (),
     ) -> Answer:
         """``ask``, but a retry of the same request gets the first answer, not a second turn.
 
         For clients that retry after a timeout (the API's ``Idempotency-Key``). A request
         that failed may be retried for real; one still running is refused as busy.
         """
-        return await self._turns.ask_once(key, text, request_id, user)
+        return await self._turns.ask_once(key, text, request_id, user, files)
 
     async def resolve(
         self,
@@ -346,6 +358,7 @@ class ConversationService:
         settings = self.settings
         async with storage_errors():
             report.events = await self._retention.expire_events(settings.event_ttl_hours * 3600)
+            await self._files.sweep()
             if settings.retention_days is not None:
                 for key in await self._retention.idle_conversations(settings.retention_days * 86400):
                     try:
