@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 import openai
 from langchain_core.exceptions import ContextOverflowError
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, trim_messages
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, trim_messages
 from langchain_core.messages.utils import count_tokens_approximately
+from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
 from langgraph.channels.delta import DeltaChannel
 from langgraph.graph import END, START, StateGraph
@@ -38,7 +39,15 @@ if TYPE_CHECKING:
 
     from core.settings import Settings
 
-__all__ = ["SNAPSHOT_EVERY", "build_agent", "build_chat_model", "context_overflow", "window_reducer"]
+__all__ = [
+    "SNAPSHOT_EVERY",
+    "WindowedCall",
+    "build_agent",
+    "build_chat_model",
+    "context_overflow",
+    "state_schema",
+    "window_reducer",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -112,7 +121,8 @@ def window_reducer(max_tokens: int) -> Reducer:
     return reduce
 
 
-def _state_schema(settings: Settings) -> type[Any]:
+def state_schema(settings: Settings) -> type[Any]:
+    """The conversation's state: the message window, each message stored once (``DeltaChannel``)."""
     channel: DeltaChannel[list[AnyMessage]] = DeltaChannel(
         window_reducer(settings.context_tokens), snapshot_frequency=SNAPSHOT_EVERY
     )
@@ -164,21 +174,21 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
     )
 
 
-def build_agent(
-    settings: Settings,
-    checkpointer: BaseCheckpointSaver[Any],
-    model: BaseChatModel | None = None,
-    tools: list[BaseTool] | None = None,
-) -> CompiledStateGraph[Any, Any, Any, Any]:
-    tools = build_tools(settings) if tools is None else tools
-    choice = {} if settings.tool_choice == "omit" or not tools else {"tool_choice": settings.tool_choice}
-    llm = (model or build_chat_model(settings)).bind_tools(tools, **choice)
-    budget = settings.context_tokens
-    reported = False
+class WindowedCall:
+    """The model call every agent node makes: the window trimmed to the budget, overflow typed.
 
-    async def agent(state: Any) -> dict[str, list[AnyMessage]]:
-        nonlocal reported
-        messages: list[AnyMessage] = state["messages"]
+    One per graph: a server that refuses the conversation as too long is reported to the
+    operator once per graph (process), later refusals only at DEBUG.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._reported = False
+
+    async def __call__(
+        self, llm: Runnable[Any, Any], system: str, messages: list[AnyMessage]
+    ) -> AIMessage:
+        budget = self.budget
         window = messages if _fits(messages, budget) else trim_messages(
             messages,
             max_tokens=budget,
@@ -188,28 +198,45 @@ def build_agent(
             allow_partial=False,
         )
         try:
-            reply = await llm.ainvoke([SystemMessage(SYSTEM_PROMPT), *window])
+            reply: AIMessage = await llm.ainvoke([SystemMessage(system), *window])
         except (ContextOverflowError, openai.BadRequestError) as exc:
             overflow, limit = context_overflow(exc)
             if not overflow:
                 raise
-            _report_overflow(limit, first=not reported)
-            reported = True
+            self._report_overflow(limit)
             raise ContextTooLong() from exc
-        return {"messages": [reply]}
+        return reply
 
-    def _report_overflow(limit: int | None, first: bool) -> None:
-        """Tell the operator once per process what to change; later overflows only at DEBUG."""
+    def _report_overflow(self, limit: int | None) -> None:
+        """Tell the operator once what to change; later overflows only at DEBUG."""
         server = f"{limit} tokens" if limit else "smaller (it did not say how small)"
         _log.log(
-            logging.WARNING if first else logging.DEBUG,
+            logging.DEBUG if self._reported else logging.WARNING,
             "the model server refused a conversation as longer than its context: "
             "BACKTRACK_CONTEXT_TOKENS is %d, the server's context is %s; set "
             "BACKTRACK_CONTEXT_TOKENS below the server's context (leave room for the answer and the tools)",
-            budget, server,
+            self.budget, server,
         )
+        self._reported = True
 
-    graph = StateGraph(_state_schema(settings))
+
+def build_agent(
+    settings: Settings,
+    checkpointer: BaseCheckpointSaver[Any],
+    model: BaseChatModel | None = None,
+    tools: list[BaseTool] | None = None,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    tools = build_tools(settings) if tools is None else tools
+    choice = {} if settings.tool_choice == "omit" or not tools else {"tool_choice": settings.tool_choice}
+    llm = (model or build_chat_model(settings)).bind_tools(tools, **choice)
+    call = WindowedCall(settings.context_tokens)
+
+    async def agent(state: Any) -> dict[str, list[AnyMessage]]:
+        messages: list[AnyMessage] = state["messages"]
+        reply = await call(llm, SYSTEM_PROMPT, messages)
+        return {"messages": [reply]}
+
+    graph = StateGraph(state_schema(settings))
     graph.add_node("agent", agent)
     graph.add_node("tools", ToolNode(tools, handle_tool_errors=True))
     graph.add_edge(START, "agent")

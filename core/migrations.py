@@ -115,6 +115,9 @@ MIGRATIONS: Sequence[str] = (
         created_at  timestamptz NOT NULL DEFAULT now()
     );
     """,
+    """
+    ALTER TABLE conversations ADD COLUMN team boolean;
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

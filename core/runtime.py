@@ -17,6 +17,7 @@ from core.migrations import apply_migrations
 from core.model_probe import check_server_context
 from core.pooling import check_pooling
 from core.service import ConversationService
+from core.team import build_team
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -53,7 +54,8 @@ async def open_service(
         checkpointer = PooledPostgresSaver(pool)
         await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
         graph = build_agent(settings, checkpointer, model)
-        service = ConversationService(settings, pool, checkpointer, graph)
+        team = build_team(settings, checkpointer, model)
+        service = ConversationService(settings, pool, checkpointer, graph, team)
         pruning = None
         if maintenance:
             pruning = asyncio.create_task(

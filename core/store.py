@@ -39,6 +39,7 @@ INSERT INTO conversations (key, platform, place, title, last_user, root_checkpoi
 VALUES (%(key)s, %(platform)s, %(place)s, %(title)s, %(user)s, %(root)s)
 ON CONFLICT (key) DO UPDATE
    SET last_active_at = now(), last_user = EXCLUDED.last_user,
+       title = CASE WHEN conversations.title = '' THEN EXCLUDED.title ELSE conversations.title END,
        root_checkpoint_id = coalesce(conversations.root_checkpoint_id, EXCLUDED.root_checkpoint_id)
 """
 

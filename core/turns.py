@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from core.runner import GraphRunner
     from core.settings import Settings
     from core.store import ConversationStore
+    from core.team_modes import TeamModes
 
 __all__ = ["TurnEngine", "clean_message"]
 
@@ -87,6 +88,7 @@ class TurnEngine:
         locks: ConversationLocks,
         runner: GraphRunner,
         on_turn: Callable[[ThreadKey], None],
+        modes: TeamModes,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -95,6 +97,7 @@ class TurnEngine:
         self._locks = locks
         self._runner = runner
         self._on_turn = on_turn
+        self._modes = modes
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._active: set[asyncio.Task[Any]] = set()
         self._draining = False
@@ -165,8 +168,9 @@ class TurnEngine:
                 head = await self._store.begin_conversation(key, question[:80], user, root)
             assert head.checkpoint_id is not None
             metadata = {"user": user, "event_id": event_id, "turn_id": turn_id}
+            agent = await self._modes.agent(key)
             result = await self._runner.ask(
-                key, head.checkpoint_id, question, on_partial, metadata, on_status
+                key, head.checkpoint_id, question, on_partial, metadata, on_status, agent
             )
             answer = await self._record(key, head, question, user, result)
         finally:
@@ -275,7 +279,10 @@ class TurnEngine:
             )
             assert start.checkpoint_id is not None
             metadata = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
-            result = await self._runner.ask(key, start.checkpoint_id, target.question, None, metadata)
+            agent = await self._modes.agent(key)
+            result = await self._runner.ask(
+                key, start.checkpoint_id, target.question, None, metadata, agent=agent
+            )
             answer = await self._record(key, start, target.question, user, result, replacing=current.turn_id)
             await self._store.add_rewind(key, current.turn_id, start.turn_id, user)
             return answer
