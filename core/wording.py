@@ -20,6 +20,7 @@ __all__ = [
     "format_team",
     "format_turn",
     "preview",
+    "progress",
     "team_limit_notice",
     "user_message",
 ]
@@ -42,6 +43,14 @@ def team_limit_notice(steps: int) -> str:
         f"(The team stopped after {steps} delegated step{'s' if steps != 1 else ''}, its limit "
         "for one question; this answer is what it had found by then.)"
     )
+
+
+_PROGRESS = {"research": "researching…", "analyse": "analysing…"}
+
+
+def progress(tool: str | None) -> str | None:
+    """What a team turn is doing, from its status (``OnStatus``): None when it is not delegating."""
+    return _PROGRESS.get(tool or "")
 
 
 def format_team(on: bool, changed: bool) -> str:

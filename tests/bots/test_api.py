@@ -360,3 +360,19 @@ async def test_delete_removes_the_conversation(api: Client, unique: Callable[[st
     assert body["answer"] == "heard: again"  # nothing of the old conversation is left
     _, kept = await api.post("/api/graph/history", {"thread_id": other})
     assert [t["question"] for t in kept["turns"]] == ["stays"]
+
+
+async def test_the_team_field_puts_the_conversation_in_team_mode(
+    api: Client, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    thread = unique("team")
+    status, error = await api.post("/api/graph", {"query": "x", "thread_id": thread, "team": "yes"})
+    assert status == 400 and "team" in error["error"]["message"]
+    fake_llm.queue_for("coordinator", ToolCall("research", {"task": "look"}), Reply("The team's answer."))
+    fake_llm.queue_for("researcher", Reply("Found it."))
+    status, body = await api.post("/api/graph", {"query": "q", "thread_id": thread, "team": True})
+    assert status == 200 and body["answer"] == "The team's answer."
+    status, body = await api.post("/api/graph", {"query": "next", "thread_id": thread})  # it stays on
+    assert body["answer"] == "heard: q | next" and len(fake_llm.requests_of("coordinator")) == 3
+    status, body = await api.post("/api/graph", {"query": "last", "thread_id": thread, "team": False})
+    assert body["answer"] == "heard: q | next | last" and len(fake_llm.requests_of("coordinator")) == 3

@@ -58,8 +58,15 @@ async def test_a_delegated_turn_checkpoints_every_agent_in_its_namespace(
 ) -> None:
     key = ThreadKey.api(unique("team"))
     script_delegation(fake_llm)
-    answer = await team.ask(key, "What is the capital of France?")
+    statuses: list[str | None] = []
+
+    async def on_status(status: str | None) -> None:
+        statuses.append(status)
+
+    answer = await team.ask(key, "What is the capital of France?", on_status=on_status)
     assert answer.text == "Paris, with 2.1 million people [paris.fr]."
+    # what the adapters show: researching…, its search, analysing…, its sum, then the answer
+    assert statuses == ["research", "web_search", "research", None, "analyse", "calculator", "analyse", None]
 
     counts = await checkpoints_by_agent(team, key)
     assert set(counts) == {"", "researcher", "analyst"}  # each agent's steps under its own name
