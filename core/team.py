@@ -21,11 +21,10 @@ sub-agent's searches and reasoning stay in its namespace and never enter the roo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from core.agent import WindowedCall, build_chat_model, state_schema
@@ -97,10 +96,6 @@ class _ConfiguredStep(Protocol):
     async def __call__(self, state: Any, config: RunnableConfig) -> Update: ...
 
 
-class _SubState(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
-
-
 def _this_turn(messages: Sequence[AnyMessage]) -> Sequence[AnyMessage]:
     """The messages since the last human one: what this question has produced so far."""
     for i in range(len(messages) - 1, -1, -1):
@@ -143,7 +138,7 @@ def _sub_agent(
     """A sub-agent: model ⇄ tools. Compiled without a checkpointer, it inherits the team's."""
     choice = {} if settings.tool_choice == "omit" else {"tool_choice": settings.tool_choice}
     think = _thinker(call, model.bind_tools(tools, **choice), model, prompt, settings.team_max_steps)
-    graph = StateGraph(_SubState)
+    graph = StateGraph(state_schema(settings))
     graph.add_node("model", think)
     graph.add_node("tools", ToolNode(tools, handle_tool_errors=True))
     graph.add_edge(START, "model")

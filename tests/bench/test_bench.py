@@ -37,6 +37,8 @@ ROW_PREFIXES = (
     "rewind(1) p50",
     "idle RSS, 10 stored",
     "idle RSS, 200 stored",
+    "team: bytes added per turn, turns 1-",
+    "team: turn latency p50, turns 1-",
 )
 
 
@@ -71,7 +73,7 @@ async def test_quick_benchmark_measures_every_figure_for_every_system(
     for name, row in rows.items():
         on_disk = any(word in name for word in ("storage", "blobs", "bytes"))
         measured: tuple[str, ...] = ("naive", "backtrack") if on_disk else SYSTEMS
-        if "RSS" in name:
+        if "RSS" in name or name.startswith("team:"):
             measured = ("backtrack",)
         for system in measured:
             assert isinstance(row[system], float | int) and row[system] > 0, (name, system)
@@ -80,7 +82,7 @@ async def test_quick_benchmark_measures_every_figure_for_every_system(
     blobs = next(r for n, r in rows.items() if n.startswith("  of which checkpoint blobs"))
     assert storage["naive"] > storage["backtrack"] > 0
     assert blobs["naive"] > blobs["backtrack"]
-    assert len(results["goals"]) == 7
+    assert len(results["goals"]) == 8
 
     checks = results["checks"]
     assert checks["wrong_answers"] == {s: 0 for s in SYSTEMS}
@@ -95,5 +97,6 @@ async def test_quick_benchmark_measures_every_figure_for_every_system(
     assert turns == [head - 2, head - 1, head]
     assert checks["stored_conversations"] == QUICK.rss_large
     assert results["machine"]["postgres"].startswith("PostgreSQL")
+    assert checks["team"] == {"wrong_answers": 0, "turns": QUICK.team_turns, "namespaces": 2 * QUICK.team_turns}
 
     assert await _databases(pg_url) == before, "the benchmark left databases behind"
