@@ -50,6 +50,7 @@ class Console:
         self.out = out
         self.interactive = sys.stdin.isatty()
         self.collected: list[str] | None = None
+        self._progress: str | None = None
         """With ``--json``: what the current line printed, emitted as one object."""
 
     def say(self, text: str) -> None:
@@ -85,7 +86,10 @@ class Console:
 
     async def _status(self, tool: str | None) -> None:
         """A team turn's progress ("researching…"), on a terminal only: piped output stays answers."""
-        if self.interactive and (text := progress(tool)) is not None:
+        if tool is None:  # the coordinator works again: a later delegation shows again
+            self._progress = None
+        elif (text := progress(tool)) is not None and text != self._progress and self.interactive:
+            self._progress = text
             self.say(f"  … {text}")
 
     async def _tell(self, text: str) -> None:
