@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
@@ -41,11 +41,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SNAPSHOT_EVERY",
+    "ModelStep",
     "WindowedCall",
     "build_agent",
     "build_chat_model",
     "context_overflow",
     "state_schema",
+    "tool_loop",
     "window_reducer",
 ]
 
@@ -236,10 +238,23 @@ def build_agent(
         reply = await call(llm, SYSTEM_PROMPT, messages)
         return {"messages": [reply]}
 
-    graph = StateGraph(state_schema(settings))
-    graph.add_node("agent", agent)
+    return tool_loop(settings, "agent", agent, tools).compile(checkpointer=checkpointer)
+
+
+class ModelStep(Protocol):
+    """A graph node that calls the model: the state in, the model's reply as an update out."""
+
+    async def __call__(self, state: Any) -> dict[str, list[AnyMessage]]: ...
+
+
+def tool_loop(
+    settings: Settings, name: str, step: ModelStep, tools: list[BaseTool]
+) -> StateGraph[Any, Any, Any, Any]:
+    """``step`` ⇄ its tools until it answers: the single agent's shape, and each sub-agent's."""
+    graph: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema(settings))
+    graph.add_node(name, step)
     graph.add_node("tools", ToolNode(tools, handle_tool_errors=True))
-    graph.add_edge(START, "agent")
-    graph.add_conditional_edges("agent", tools_condition, ["tools", END])
-    graph.add_edge("tools", "agent")
-    return graph.compile(checkpointer=checkpointer)
+    graph.add_edge(START, name)
+    graph.add_conditional_edges(name, tools_condition, ["tools", END])
+    graph.add_edge("tools", name)
+    return graph

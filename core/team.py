@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
-from langgraph.prebuilt import ToolNode, tools_condition
 
-from core.agent import WindowedCall, build_chat_model, state_schema
+from core.agent import ModelStep, WindowedCall, build_chat_model, state_schema, tool_loop
 from core.approvals import requiring_approval
 from core.calculator import calculator_tool
 from core.tools import build_tools
@@ -88,10 +87,6 @@ _COORDINATOR_TOOLS = [
 Update = dict[str, list[AnyMessage]]
 
 
-class _Step(Protocol):
-    async def __call__(self, state: Any) -> Update: ...
-
-
 class _ConfiguredStep(Protocol):
     async def __call__(self, state: Any, config: RunnableConfig) -> Update: ...
 
@@ -119,7 +114,7 @@ def _pending_call(messages: Sequence[AnyMessage]) -> dict[str, Any] | None:
 
 def _thinker(
     call: WindowedCall, tooled: Runnable[Any, Any], bare: Runnable[Any, Any], prompt: str, limit: int,
-) -> _Step:
+) -> ModelStep:
     """An agent's model step; past ``limit`` tool rounds it gets no tools and must answer."""
 
     async def think(state: Any) -> Update:
@@ -138,13 +133,7 @@ def _sub_agent(
     """A sub-agent: model ⇄ tools. Compiled without a checkpointer, it inherits the team's."""
     choice = {} if settings.tool_choice == "omit" else {"tool_choice": settings.tool_choice}
     think = _thinker(call, model.bind_tools(tools, **choice), model, prompt, settings.team_max_steps)
-    graph = StateGraph(state_schema(settings))
-    graph.add_node("model", think)
-    graph.add_node("tools", ToolNode(tools, handle_tool_errors=True))
-    graph.add_edge(START, "model")
-    graph.add_conditional_edges("model", tools_condition, ["tools", END])
-    graph.add_edge("tools", "model")
-    return graph.compile(name=name)
+    return tool_loop(settings, "model", think, tools).compile(name=name)
 
 
 def _brief(delegation: str, task: str, messages: Sequence[AnyMessage]) -> str:
