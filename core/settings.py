@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     agent: Literal["single", "team"] = Field("single", validation_alias="BACKTRACK_AGENT")
     """What answers a conversation that has not chosen with ``/team on|off``."""
     team_max_steps: int = Field(4, ge=1, le=10, validation_alias="BACKTRACK_TEAM_MAX_STEPS")
-    """Delegations per team turn (and tool rounds per sub-agent) before the answer is due."""
+    """Delegations per team turn (and tool calls per sub-agent run) before the answer is due."""
 
     # conversations
     max_message_chars: int = Field(16000, ge=1, validation_alias="BACKTRACK_MAX_MESSAGE_CHARS")

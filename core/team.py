@@ -100,7 +100,8 @@ def _this_turn(messages: Sequence[AnyMessage]) -> Sequence[AnyMessage]:
 
 
 def _rounds(messages: Sequence[AnyMessage]) -> int:
-    return sum(1 for m in _this_turn(messages) if isinstance(m, AIMessage) and m.tool_calls)
+    """Tool calls made for this question: each delegation (or sub-agent tool call) is a step."""
+    return sum(len(m.tool_calls) for m in _this_turn(messages) if isinstance(m, AIMessage))
 
 
 def _pending_call(messages: Sequence[AnyMessage]) -> dict[str, Any] | None:
@@ -115,7 +116,7 @@ def _pending_call(messages: Sequence[AnyMessage]) -> dict[str, Any] | None:
 def _thinker(
     call: WindowedCall, tooled: Runnable[Any, Any], bare: Runnable[Any, Any], prompt: str, limit: int,
 ) -> ModelStep:
-    """An agent's model step; past ``limit`` tool rounds it gets no tools and must answer."""
+    """An agent's model step; past ``limit`` tool calls it gets no tools and must answer."""
 
     async def think(state: Any) -> Update:
         messages: list[AnyMessage] = state["messages"]

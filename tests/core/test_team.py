@@ -204,3 +204,14 @@ async def test_sigkill_during_the_researcher_step_then_restart(
         assert [t["question"] for t in history["turns"]] == ["hello", "still there?"]
     finally:
         proc.kill()
+
+
+async def test_a_delegation_to_no_team_member_is_answered_as_an_error_and_the_turn_goes_on(
+    team: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    key = ThreadKey.api(unique("bogus"))
+    fake_llm.queue_for("coordinator", ToolCall("summon_wizard", {"task": "magic"}))
+    answer = await team.ask(key, "do magic")
+    assert answer.text == "heard: do magic"
+    sent = roles_sent(fake_llm.requests_of("coordinator")[-1])
+    assert any(role == "tool" and "no 'summon_wizard' in the team" in text for role, text in sent)
