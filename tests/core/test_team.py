@@ -215,3 +215,20 @@ async def test_a_delegation_to_no_team_member_is_answered_as_an_error_and_the_tu
     assert answer.text == "heard: do magic"
     sent = roles_sent(fake_llm.requests_of("coordinator")[-1])
     assert any(role == "tool" and "no 'summon_wizard' in the team" in text for role, text in sent)
+
+
+async def test_replaying_a_team_turn_runs_the_team_again_on_a_new_branch(
+    team: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    key = ThreadKey.api(unique("replay"))
+    script_delegation(fake_llm, answer="first take")
+    first = await team.ask(key, "capital?")
+    assert first.turn is not None
+    script_delegation(fake_llm, answer="second take")
+    again = await team.replay(key, first.turn.checkpoint_id)
+    assert again.text == "second take"
+    assert [t.answer for t in await team.history(key)] == ["second take"]
+    assert len(fake_llm.requests_of("researcher")) == 4  # the whole team ran twice
+    await team.rewind_to(key, first.turn.checkpoint_id)  # the first take is still reachable
+    assert (await team.ask(key, "and?")).text == "heard: capital? | and?"
+    assert ("assistant", "first take") in roles_sent(fake_llm.requests_of("coordinator")[-1])
