@@ -32,6 +32,7 @@ from bench.scenarios import Concurrent, Long, concurrent, long_conversation, p50
 from bench.scripted_model import ScriptedChatModel, question
 from bench.storage import create_database, drop_database
 from bench.systems import BacktrackChat, Chat
+from bench.team import add_rows, team_conversation
 from bench.viewer import page_data
 from core.keys import ThreadKey
 from core.runtime import open_service
@@ -58,12 +59,14 @@ class Plan:
     """Conversations run one at a time, for the single-conversation latency."""
     rss_small: int
     rss_large: int
+    team_turns: int
+    """Length of the team-mode conversation (compared over ``window`` turns too)."""
     processes: tuple[int, ...] = (1, 2, 4)
     """Process counts of the scale-out rows, each driven over HTTP."""
 
 
-FULL = Plan(500, 50, 20, 50, 20, 10, 10, 10_000)
-QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200, (1, 2))
+FULL = Plan(500, 50, 20, 50, 20, 10, 10, 10_000, 150)
+QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200, 30, (1, 2))
 
 
 @dataclass
@@ -131,8 +134,8 @@ async def _idle_memory(url: str, plan: Plan, model: ScriptedChatModel) -> dict[s
 async def run(plan: Plan, admin_url: str, mode: str) -> Report:
     run_id = f"b{uuid.uuid4().hex[:6]}"
     model = ScriptedChatModel()
-    urls = [await create_database(admin_url, f"bench_{n}") for n in ("naive", "backtrack", "rss")]
-    naive_url, backtrack_url, rss_url = urls
+    urls = [await create_database(admin_url, f"bench_{n}") for n in ("naive", "backtrack", "rss", "team")]
+    naive_url, backtrack_url, rss_url, team_url = urls
     results: dict[str, Measured] = {}
     try:
         settings = _settings(backtrack_url, plan.conversations + 10)
@@ -153,6 +156,8 @@ async def run(plan: Plan, admin_url: str, mode: str) -> Report:
             results["backtrack"].viewer = await page_data(service, long_key, plan.repeats)
         _log.warning("scale-out: %s processes over HTTP", ", ".join(map(str, plan.processes)))
         scaled = await scale_out(admin_url, plan.processes, plan.conversations, plan.per_conversation)
+        _log.warning("team: %d-turn conversation", plan.team_turns)
+        team = await team_conversation(team_url, _settings(team_url, 5), plan.team_turns, plan.window)
         _log.warning("idle memory: %d then %d stored conversations", plan.rss_small, plan.rss_large)
         rss = await _idle_memory(rss_url, plan, model)
         async with await psycopg.AsyncConnection.connect(admin_url) as conn:
@@ -161,7 +166,9 @@ async def run(plan: Plan, admin_url: str, mode: str) -> Report:
     finally:
         for url in urls:
             await drop_database(admin_url, url)
-    return build_report(plan, mode, results, rss, machine(version), scaled)
+    report = build_report(plan, mode, results, rss, machine(version), scaled)
+    add_rows(report, team)
+    return report
 
 
 def build_report(

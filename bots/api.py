@@ -191,7 +191,10 @@ async def ask(request: web.Request) -> web.Response:
     body = await _body(request)
     query, thread_id = _field(body, "query", str), _field(body, "thread_id", str)
     user, files = _field(body, "user", str, None), _files(body)
+    team = _field(body, "team", bool, None)
     service, key = request.app[SERVICE], _key(thread_id)
+    if team is not None:  # the conversation's mode from now on, as /team on|off sets it
+        await service.team(key, team, user=user)
     request_id = request.headers.get("Idempotency-Key")
     if request_id is None:
         return _answer(thread_id, await service.ask(key, query, user=user, files=files))

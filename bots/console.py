@@ -24,6 +24,7 @@ from core.logs import configure_logging
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
+from core.wording import progress
 
 __all__ = ["Console", "run"]
 
@@ -37,6 +38,7 @@ HELP = """Commands:
   /reject        refuse it; the assistant is told
   /threads       list console conversations
   /new [NAME]    start a new conversation
+  /team [on|off] show or switch team mode (a coordinator, a researcher, an analyst)
   /help          this help
   /quit          leave (Ctrl-D works too)"""
 
@@ -48,6 +50,7 @@ class Console:
         self.out = out
         self.interactive = sys.stdin.isatty()
         self.collected: list[str] | None = None
+        self._progress: str | None = None
         """With ``--json``: what the current line printed, emitted as one object."""
 
     def say(self, text: str) -> None:
@@ -77,9 +80,17 @@ class Console:
             if text.startswith("/"):
                 go_on = await self._command(text)
             else:
-                answer = await self.service.ask(self.key, text, user="console")
+                answer = await self.service.ask(self.key, text, user="console", on_status=self._status)
                 self.say(f"{answer.text} (/approve or /reject)" if answer.approval else answer.text)
         return go_on
+
+    async def _status(self, tool: str | None) -> None:
+        """A team turn's progress ("researching…"), on a terminal only: piped output stays answers."""
+        if tool is None:  # the coordinator works again: a later delegation shows again
+            self._progress = None
+        elif (text := progress(tool)) is not None and text != self._progress and self.interactive:
+            self._progress = text
+            self.say(f"  … {text}")
 
     async def _tell(self, text: str) -> None:
         self.say(text)

@@ -14,13 +14,21 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict, cast
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage, trim_messages
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    trim_messages,
+)
 from langchain_core.messages.utils import count_tokens_approximately
+from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
 from langgraph.channels.delta import DeltaChannel
 from langgraph.graph import END, START, StateGraph
@@ -40,7 +48,17 @@ if TYPE_CHECKING:
     from core.attachments import Resolve
     from core.settings import Settings
 
-__all__ = ["SNAPSHOT_EVERY", "build_agent", "build_chat_model", "context_overflow", "window_reducer"]
+__all__ = [
+    "SNAPSHOT_EVERY",
+    "ModelStep",
+    "WindowedCall",
+    "build_agent",
+    "build_chat_model",
+    "context_overflow",
+    "state_schema",
+    "tool_loop",
+    "window_reducer",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -120,7 +138,8 @@ def window_reducer(max_tokens: int) -> Reducer:
     return reduce
 
 
-def _state_schema(settings: Settings) -> type[Any]:
+def state_schema(settings: Settings) -> type[Any]:
+    """The conversation's state: the message window, each message stored once (``DeltaChannel``)."""
     channel: DeltaChannel[list[AnyMessage]] = DeltaChannel(
         window_reducer(settings.context_tokens), snapshot_frequency=SNAPSHOT_EVERY
     )
@@ -172,6 +191,55 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
     )
 
 
+class WindowedCall:
+    """The model call every agent node makes: the window trimmed to the budget, overflow typed.
+
+    One per graph: a server that refuses the conversation as too long is reported to the
+    operator once per graph (process), later refusals only at DEBUG.
+    """
+
+    def __init__(self, budget: int, resolve: Resolve | None = None) -> None:
+        self.budget = budget
+        self._resolve = resolve
+        self._reported = False
+
+    async def __call__(
+        self, llm: Runnable[Any, Any], system: str, messages: list[AnyMessage]
+    ) -> AIMessage:
+        budget = self.budget
+        window: list[BaseMessage] = list(messages) if _fits(messages, budget) else trim_messages(
+            messages,
+            max_tokens=budget,
+            token_counter=_count,
+            strategy="last",
+            start_on="human",
+            allow_partial=False,
+        )
+        if self._resolve is not None:  # files reach the model only here, never the checkpoint
+            window = await self._resolve(window)
+        try:
+            reply: AIMessage = await llm.ainvoke([SystemMessage(system), *window])
+        except (ContextOverflowError, openai.BadRequestError) as exc:
+            overflow, limit = context_overflow(exc)
+            if not overflow:
+                raise
+            self._report_overflow(limit)
+            raise ContextTooLong() from exc
+        return reply
+
+    def _report_overflow(self, limit: int | None) -> None:
+        """Tell the operator once what to change; later overflows only at DEBUG."""
+        server = f"{limit} tokens" if limit else "smaller (it did not say how small)"
+        _log.log(
+            logging.DEBUG if self._reported else logging.WARNING,
+            "the model server refused a conversation as longer than its context: "
+            "BACKTRACK_CONTEXT_TOKENS is %d, the server's context is %s; set "
+            "BACKTRACK_CONTEXT_TOKENS below the server's context (leave room for the answer and the tools)",
+            self.budget, server,
+        )
+        self._reported = True
+
+
 def build_agent(
     settings: Settings,
     checkpointer: BaseCheckpointSaver[Any],
@@ -183,48 +251,30 @@ def build_agent(
     tools = build_tools(settings) if tools is None else tools
     choice = {} if settings.tool_choice == "omit" or not tools else {"tool_choice": settings.tool_choice}
     llm = (model or build_chat_model(settings)).bind_tools(tools, **choice)
-    budget = settings.context_tokens
-    reported = False
+    call = WindowedCall(settings.context_tokens, resolve)
 
     async def agent(state: Any) -> dict[str, list[AnyMessage]]:
-        nonlocal reported
         messages: list[AnyMessage] = state["messages"]
-        window: list[BaseMessage] = list(messages) if _fits(messages, budget) else trim_messages(
-            messages,
-            max_tokens=budget,
-            token_counter=_count,
-            strategy="last",
-            start_on="human",
-            allow_partial=False,
-        )
-        if resolve is not None:  # files reach the model only here, never the checkpoint
-            window = await resolve(window)
-        try:
-            reply = await llm.ainvoke([SystemMessage(SYSTEM_PROMPT), *window])
-        except (ContextOverflowError, openai.BadRequestError) as exc:
-            overflow, limit = context_overflow(exc)
-            if not overflow:
-                raise
-            _report_overflow(limit, first=not reported)
-            reported = True
-            raise ContextTooLong() from exc
+        reply = await call(llm, SYSTEM_PROMPT, messages)
         return {"messages": [reply]}
 
-    def _report_overflow(limit: int | None, first: bool) -> None:
-        """Tell the operator once per process what to change; later overflows only at DEBUG."""
-        server = f"{limit} tokens" if limit else "smaller (it did not say how small)"
-        _log.log(
-            logging.WARNING if first else logging.DEBUG,
-            "the model server refused a conversation as longer than its context: "
-            "BACKTRACK_CONTEXT_TOKENS is %d, the server's context is %s; set "
-            "BACKTRACK_CONTEXT_TOKENS below the server's context (leave room for the answer and the tools)",
-            budget, server,
-        )
+    return tool_loop(settings, "agent", agent, tools).compile(checkpointer=checkpointer)
 
-    graph = StateGraph(_state_schema(settings))
-    graph.add_node("agent", agent)
+
+class ModelStep(Protocol):
+    """A graph node that calls the model: the state in, the model's reply as an update out."""
+
+    async def __call__(self, state: Any) -> dict[str, list[AnyMessage]]: ...
+
+
+def tool_loop(
+    settings: Settings, name: str, step: ModelStep, tools: list[BaseTool]
+) -> StateGraph[Any, Any, Any, Any]:
+    """``step`` ⇄ its tools until it answers: the single agent's shape, and each sub-agent's."""
+    graph: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema(settings))
+    graph.add_node(name, step)
     graph.add_node("tools", ToolNode(tools, handle_tool_errors=True))
-    graph.add_edge(START, "agent")
-    graph.add_conditional_edges("agent", tools_condition, ["tools", END])
-    graph.add_edge("tools", "agent")
-    return graph.compile(checkpointer=checkpointer)
+    graph.add_edge(START, name)
+    graph.add_conditional_edges(name, tools_condition, ["tools", END])
+    graph.add_edge("tools", name)
+    return graph

@@ -133,6 +133,9 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX conversation_files_sha256 ON conversation_files (sha256);
     """,
+    """
+    ALTER TABLE conversations ADD COLUMN team boolean;
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

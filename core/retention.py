@@ -22,30 +22,39 @@ LIMIT 500
 """
 
 # Checkpoints off the live branch (abandoned by rewinds, failed or killed turns), oldest
-# first, as many as exceed the cap. The live branch is never touched.
+# first, as many as exceed the cap. The live branch is never touched: the root checkpoints
+# from the head back, and in every other namespace (a team turn's sub-agents, "researcher:<task
+# id>") each checkpoint whose task ran from one of them (LangGraph records that root checkpoint
+# as ``metadata.parents['']``). Rows are (namespace, id) pairs: ids repeat across namespaces.
 _PRUNE_CHECKPOINTS = """
-WITH RECURSIVE live AS (
+WITH RECURSIVE root AS (
     SELECT checkpoint_id, parent_checkpoint_id FROM checkpoints
     WHERE thread_id = %(key)s AND checkpoint_ns = '' AND checkpoint_id = %(head)s
   UNION ALL
     SELECT c.checkpoint_id, c.parent_checkpoint_id FROM checkpoints c
-    JOIN live l ON c.checkpoint_id = l.parent_checkpoint_id
+    JOIN root l ON c.checkpoint_id = l.parent_checkpoint_id
     WHERE c.thread_id = %(key)s AND c.checkpoint_ns = ''
+), live AS (
+    SELECT '' AS checkpoint_ns, checkpoint_id FROM root
+  UNION ALL
+    SELECT checkpoint_ns, checkpoint_id FROM checkpoints
+    WHERE thread_id = %(key)s AND checkpoint_ns <> ''
+      AND metadata -> 'parents' ->> '' IN (SELECT checkpoint_id FROM root)
 ), doomed AS (
-    SELECT checkpoint_id FROM checkpoints
-    WHERE thread_id = %(key)s AND checkpoint_id NOT IN (SELECT checkpoint_id FROM live)
+    SELECT checkpoint_ns, checkpoint_id FROM checkpoints
+    WHERE thread_id = %(key)s AND (checkpoint_ns, checkpoint_id) NOT IN (SELECT * FROM live)
     ORDER BY checkpoint_id
     LIMIT greatest((SELECT count(*) FROM checkpoints WHERE thread_id = %(key)s) - %(cap)s, 0)
 ), gone AS (
     DELETE FROM checkpoints WHERE thread_id = %(key)s
-       AND checkpoint_id IN (SELECT checkpoint_id FROM doomed)
-    RETURNING checkpoint_id
+       AND (checkpoint_ns, checkpoint_id) IN (SELECT * FROM doomed)
+    RETURNING checkpoint_ns, checkpoint_id
 ), writes AS (
     DELETE FROM checkpoint_writes WHERE thread_id = %(key)s
-       AND checkpoint_id IN (SELECT checkpoint_id FROM gone)
+       AND (checkpoint_ns, checkpoint_id) IN (SELECT * FROM gone)
 ), turns_gone AS (
     DELETE FROM turns WHERE conversation_key = %(key)s
-       AND checkpoint_id IN (SELECT checkpoint_id FROM gone)
+       AND checkpoint_id IN (SELECT checkpoint_id FROM gone WHERE checkpoint_ns = '')
 )
 SELECT count(*) AS n FROM gone
 """

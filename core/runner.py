@@ -18,6 +18,7 @@ from core.checkpointer import PooledPostgresSaver
 from core.db import STORAGE_ERRORS
 from core.errors import AgentFailed, BacktrackError
 from core.metrics import MetricsCallback
+from core.team import DELEGATIONS
 from core.types import RunResult
 
 if TYPE_CHECKING:
@@ -32,8 +33,18 @@ _log = logging.getLogger(__name__)
 
 
 class GraphRunner:
-    def __init__(self, graph: CompiledStateGraph[Any, Any, Any, Any], model_name: str) -> None:
+    """Runs the single agent's graph or, for a conversation in team mode, the team's.
+
+    Both share the root state, so each turn may choose; a paused turn resumes on the graph
+    that paused it, which its checkpoint's metadata names (``agent``).
+    """
+
+    def __init__(
+        self, graph: CompiledStateGraph[Any, Any, Any, Any], model_name: str,
+        team: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    ) -> None:
         self._graph = graph
+        self._graphs = {"single": graph, "team": team or graph}
         self._model_name = model_name
 
     async def root(self, key: ThreadKey) -> str:
@@ -50,11 +61,12 @@ class GraphRunner:
 
     async def ask(
         self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
-        metadata: dict[str, Any], on_status: OnStatus | None = None,
+        metadata: dict[str, Any], on_status: OnStatus | None = None, agent: str = "single",
         files: list[dict[str, Any]] | None = None,
     ) -> RunResult:
         """``files`` are references (``core/attachments.py``): the checkpoint keeps them, not the bytes."""
         message = HumanMessage(question, additional_kwargs={REFS: files}) if files else HumanMessage(question)
+        metadata = {**metadata, "agent": agent}
         return await self._run(key, start, {"messages": [message]}, on_partial, metadata, on_status)
 
     async def files_at(self, key: ThreadKey, checkpoint_id: str) -> list[dict[str, Any]]:
@@ -72,7 +84,12 @@ class GraphRunner:
         self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,
         metadata: dict[str, Any], on_status: OnStatus | None = None,
     ) -> RunResult:
-        return await self._run(key, paused, Command(resume=decision), on_partial, metadata, on_status)
+        config: Any = {"configurable": {"thread_id": str(key), "checkpoint_ns": "", "checkpoint_id": paused}}
+        stored = await self._graph.checkpointer.aget_tuple(config)  # type: ignore[union-attr]
+        agent = str(stored.metadata.get("agent") or "single") if stored else "single"
+        return await self._run(
+            key, paused, Command(resume=decision), on_partial, {**metadata, "agent": agent}, on_status
+        )
 
     async def _run(
         self, key: ThreadKey, start: str, graph_input: Any, on_partial: OnPartial | None,
@@ -86,21 +103,26 @@ class GraphRunner:
         }
         partial, last, final, pause = "", None, None, None
         ended: Any = None
+        graph = self._graphs.get(str(metadata.get("agent")), self._graph)
+        subgraphs = graph is not self._graph  # the team: its sub-agents report progress too
         # token streaming costs a callback per chunk: only when someone reads the partials
         modes: Any = ["checkpoints", "updates", *(["messages"] if on_partial else [])]
-        stream: Any = self._graph.astream(graph_input, config, stream_mode=modes)
+        stream: Any = graph.astream(graph_input, config, stream_mode=modes, subgraphs=subgraphs)
         try:
-            async for mode, chunk in stream:
-                if mode == "checkpoints":
+            async for item in stream:
+                namespace, mode, chunk = item if subgraphs else ((), *item)
+                if mode == "updates":
+                    if interrupts := chunk.get("__interrupt__"):
+                        pause = pause or interrupts[0].value
+                    elif on_status is not None and (status := _status(chunk, namespace)) is not None:
+                        await on_status(status or None)
+                elif namespace:
+                    continue  # a sub-agent's own steps: only the coordinator speaks to the user
+                elif mode == "checkpoints":
                     ended = chunk
                     last = chunk["config"]["configurable"]["checkpoint_id"]
                     messages = chunk["values"].get("messages") or []
                     final = messages[-1] if messages else None
-                elif mode == "updates":
-                    if interrupts := chunk.get("__interrupt__"):
-                        pause = interrupts[0].value
-                    elif on_status is not None and (status := _status(chunk)) is not None:
-                        await on_status(status or None)
                 elif (text := _partial(chunk[0], partial)) is not None:
                     partial = text
                     if on_partial is not None and partial:
@@ -116,13 +138,27 @@ class GraphRunner:
             return RunResult(checkpoint_id=last, answer=None, pause=pause)
         if not isinstance(final, AIMessage):
             raise AgentFailed()
-        if isinstance(saver := self._graph.checkpointer, PooledPostgresSaver):
+        if isinstance(saver := graph.checkpointer, PooledPostgresSaver):
             saver.keep_window(ended["config"], ended["values"]["messages"])  # the next turn starts here
         return RunResult(checkpoint_id=last, answer=final.text)
 
 
-def _status(update: dict[str, Any]) -> str | None:
-    """From one node's update: the tool about to run, "" once tools have answered, else None."""
+_WORKING = {agent: delegation for delegation, agent in DELEGATIONS.items()}
+
+
+def _status(update: dict[str, Any], namespace: tuple[str, ...] = ()) -> str | None:
+    """From one node's update: the tool about to run, "" once tools have answered, else None.
+
+    Inside a sub-agent (``namespace`` names it, "researcher:<task id>") its tools show as
+    they run, and between them the delegation itself ("research") rather than "".
+    """
+    status = _tool_status(update)
+    if status == "" and namespace:
+        return _WORKING.get(namespace[0].split(":")[0], "")
+    return status
+
+
+def _tool_status(update: dict[str, Any]) -> str | None:
     for values in update.values():
         messages = values.get("messages") if isinstance(values, dict) else None
         last = messages[-1] if isinstance(messages, list) and messages else None

@@ -18,6 +18,7 @@ from core.migrations import apply_migrations
 from core.model_probe import check_server_context
 from core.pooling import check_pooling
 from core.service import ConversationService
+from core.team import build_team
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -53,8 +54,10 @@ async def open_service(
     try:
         checkpointer = PooledPostgresSaver(pool)
         await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
-        graph = build_agent(settings, checkpointer, model, resolve=FileStore(pool, settings).resolve)
-        service = ConversationService(settings, pool, checkpointer, graph)
+        resolve = FileStore(pool, settings).resolve
+        graph = build_agent(settings, checkpointer, model, resolve=resolve)
+        team = build_team(settings, checkpointer, model, resolve=resolve)
+        service = ConversationService(settings, pool, checkpointer, graph, team)
         pruning = None
         if maintenance:
             pruning = asyncio.create_task(

@@ -29,9 +29,10 @@ from core.retention import Retention
 from core.runner import GraphRunner
 from core.steps import TurnReader
 from core.store import ConversationStore
+from core.team_modes import TeamModes
 from core.turns import TurnEngine
 from core.types import PruneReport, Received
-from core.wording import format_audit, format_history, format_rewind
+from core.wording import format_audit, format_history, format_rewind, format_team
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -73,6 +74,7 @@ class ConversationService:
         pool: Pool,
         checkpointer: AsyncPostgresSaver,
         graph: CompiledStateGraph[Any, Any, Any, Any],
+        team: CompiledStateGraph[Any, Any, Any, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -86,11 +88,12 @@ class ConversationService:
             pool, timeout=settings.lock_timeout, connect_timeout=settings.db_timeout,
             conninfo=settings.lock_database_url,
         )
-        runner = GraphRunner(graph, settings.model)
+        runner = GraphRunner(graph, settings.model, team)
         self._files = FileStore(pool, settings)
+        self._modes = TeamModes(pool, settings.agent if team is not None else "single")
         self._turns = TurnEngine(
             settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember,
-            self._files,
+            self._files, self._modes,
         )
         self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns, self._files)
         self._known: OrderedDict[str, None] = OrderedDict()
@@ -267,6 +270,14 @@ class ConversationService:
         _log.info("new conversation %s after %s", new, key)
         return new
 
+    async def team(self, key: ThreadKey, on: bool | None = None, *, user: str | None = None) -> bool:
+        """Whether the team answers this conversation; ``on`` chooses, for its next turns."""
+        async with storage_errors():
+            if on is not None:
+                await self._modes.choose(key, on, user)
+                self._remember(key)
+            return await self._modes.agent(key) == "team"
+
     # -- reading and moving the branch -----------------------------------------------
 
     async def history(self, key: ThreadKey, limit: int = 10) -> list[Turn]:
@@ -344,6 +355,12 @@ class ConversationService:
         if command.name == "forget":
             await self.forget(key)
             return "Forgot this conversation: every turn and checkpoint of it is deleted."
+        if command.name == "team":
+            arg = command.argument.strip().lower()
+            if arg not in ("", "on", "off"):
+                raise InvalidInput("/team takes on or off, e.g. /team on (or nothing, to show the mode)")
+            choice = arg == "on" if arg else None
+            return format_team(await self.team(key, choice, user=user), changed=choice is not None)
         if command.name == "new":
             await self.start_new(key, user)
             return ("Started a new conversation here. The previous one is kept: it stays in "

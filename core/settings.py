@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     tool_choice: Literal["auto", "none", "omit"] = Field("auto", validation_alias="BACKTRACK_TOOL_CHOICE")
     """Sent with every request that offers tools; ``omit`` for servers that reject the field."""
     tavily_api_key: SecretStr | None = Field(None, validation_alias="TAVILY_API_KEY")
+    agent: Literal["single", "team"] = Field("single", validation_alias="BACKTRACK_AGENT")
+    """What answers a conversation that has not chosen with ``/team on|off``."""
+    team_max_steps: int = Field(4, ge=1, le=10, validation_alias="BACKTRACK_TEAM_MAX_STEPS")
+    """Delegations per team turn (and tool calls per sub-agent run) before the answer is due."""
 
     # conversations
     max_message_chars: int = Field(16000, ge=1, validation_alias="BACKTRACK_MAX_MESSAGE_CHARS")

@@ -39,6 +39,7 @@ INSERT INTO conversations (key, platform, place, title, last_user, root_checkpoi
 VALUES (%(key)s, %(platform)s, %(place)s, %(title)s, %(user)s, %(root)s)
 ON CONFLICT (key) DO UPDATE
    SET last_active_at = now(), last_user = EXCLUDED.last_user,
+       title = CASE WHEN conversations.title = '' THEN EXCLUDED.title ELSE conversations.title END,
        root_checkpoint_id = coalesce(conversations.root_checkpoint_id, EXCLUDED.root_checkpoint_id)
 """
 
@@ -103,7 +104,7 @@ mark AS (
        SET question = EXCLUDED.question, user_id = EXCLUDED.user_id, started_at = now()
 )
 SELECT (SELECT question FROM old) AS abandoned, c.key IS NOT NULL AS exists,
-       c.root_checkpoint_id, t.id AS turn_id, t.seq, t.checkpoint_id,
+       c.root_checkpoint_id, c.team, t.id AS turn_id, t.seq, t.checkpoint_id,
        EXISTS (SELECT 1 FROM approvals a
                WHERE a.conversation_key = %(key)s AND a.status = 'pending') AS pending
 FROM (VALUES (1)) AS one (x)
@@ -138,6 +139,8 @@ class StartedTurn:
     abandoned: str | None
     """The question of a turn a dead process left unanswered."""
     approval_pending: bool
+    team: bool | None = None
+    """The conversation's ``/team`` choice; None: never chosen, the default applies."""
 
 
 def head_from_row(row: dict[str, Any]) -> Head:
@@ -295,6 +298,7 @@ class ConversationStore:
             head=head_from_row(row) if row["exists"] else None,
             abandoned=row["abandoned"],
             approval_pending=row["pending"],
+            team=row["team"],
         )
 
     async def end_turn(self, key: ThreadKey) -> None:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from core.runner import GraphRunner
     from core.settings import Settings
     from core.store import ConversationStore
+    from core.team_modes import TeamModes
 
 __all__ = ["TurnEngine", "clean_message"]
 
@@ -92,6 +93,7 @@ class TurnEngine:
         runner: GraphRunner,
         on_turn: Callable[[ThreadKey], None],
         files: FileStore,
+        modes: TeamModes,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -101,6 +103,7 @@ class TurnEngine:
         self._runner = runner
         self._on_turn = on_turn
         self._files = files
+        self._modes = modes
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._active: set[asyncio.Task[Any]] = set()
         self._draining = False
@@ -177,8 +180,9 @@ class TurnEngine:
             assert head.checkpoint_id is not None
             await self._files.store(key, prepared)
             metadata = {"user": user, "event_id": event_id, "turn_id": turn_id}
+            agent = self._modes.of(start.team)
             result = await self._runner.ask(
-                key, head.checkpoint_id, question, on_partial, metadata, on_status, prepared.refs
+                key, head.checkpoint_id, question, on_partial, metadata, on_status, agent, prepared.refs
             )
             answer = await self._record(key, head, question, user, result)
         finally:
@@ -293,8 +297,9 @@ class TurnEngine:
             assert start.checkpoint_id is not None
             metadata = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
             files = await self._runner.files_at(key, checkpoint_id)  # the same files, asked again
+            agent = await self._modes.agent(key)
             result = await self._runner.ask(
-                key, start.checkpoint_id, target.question, None, metadata, None, files
+                key, start.checkpoint_id, target.question, None, metadata, None, agent, files
             )
             answer = await self._record(key, start, target.question, user, result, replacing=current.turn_id)
             await self._store.add_rewind(key, current.turn_id, start.turn_id, user)

@@ -17,8 +17,11 @@ __all__ = [
     "format_audit",
     "format_history",
     "format_rewind",
+    "format_team",
     "format_turn",
     "preview",
+    "progress",
+    "team_limit_notice",
     "user_message",
 ]
 
@@ -32,6 +35,32 @@ def user_message(error: BacktrackError) -> str:
     """What a chat user sees for an error: short, no internals."""
     text = error.message
     return text[:1].upper() + text[1:] if text else "Something went wrong."
+
+
+def team_limit_notice(steps: int) -> str:
+    """Appended to a team answer the step limit cut short (``BACKTRACK_TEAM_MAX_STEPS``)."""
+    return (
+        f"(The team stopped after {steps} delegated step{'s' if steps != 1 else ''}, its limit "
+        "for one question; this answer is what it had found by then.)"
+    )
+
+
+_PROGRESS = {"research": "researching…", "analyse": "analysing…"}
+
+
+def progress(tool: str | None) -> str | None:
+    """What a team turn is doing, from its status (``OnStatus``): None when it is not delegating."""
+    return _PROGRESS.get(tool or "")
+
+
+def format_team(on: bool, changed: bool) -> str:
+    """The reply to ``/team``: the conversation's mode and how to switch it."""
+    if on:
+        state = "Team mode is on" if changed else "Team mode is on here"
+        return (f"{state}: a coordinator answers, handing research to a researcher and "
+                "calculations to an analyst. /team off switches back to the single assistant.")
+    state = "Team mode is off" if changed else "Team mode is off here"
+    return f"{state}: the single assistant answers. /team on lets a team of agents answer."
 
 
 def preview(text: str, limit: int = _PREVIEW) -> str:

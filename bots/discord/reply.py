@@ -11,6 +11,7 @@ import discord
 
 from bots.discord.buttons import MESSAGE_LIMIT, approval_view
 from core.chunking import split_message
+from core.wording import progress
 
 if TYPE_CHECKING:
     from core.types import Approval
@@ -35,6 +36,7 @@ class StreamingReply:
         self._shown = ""
         self._last = 0.0
         self._pending: asyncio.Task[None] | None = None
+        self._status = ""
 
     async def partial(self, text: str) -> None:
         if self._pending is not None and not self._pending.done():
@@ -44,6 +46,19 @@ class StreamingReply:
         self._last = time.monotonic()
         preview = split_message(text, MESSAGE_LIMIT - len(CURSOR))[0] + CURSOR
         self._pending = asyncio.create_task(self._show(preview))
+
+    async def status(self, tool: str | None) -> None:
+        """``OnStatus``: while a team delegates, the reply says so ("*researching…*").
+
+        Only a team turn's steps show, once each, before its answer streams; a single
+        agent's tools stay behind the typing indicator.
+        """
+        if (text := progress(tool)) is None or (self._shown and self._shown != self._status):
+            return
+        self._status = f"*{text}*"
+        await self._settle()
+        await self._show(self._status)
+        self._last = time.monotonic()
 
     async def finish(
         self, text: str, approval: Approval | None = None, *, footer: discord.ui.View | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
@@ -85,7 +85,7 @@ class Responder:
                 files = await fetch_attachments(message.attachments, self.settings)
                 answer = await self.service.ask(
                     key, received.text, user=str(author.id), on_partial=reply.partial,
-                    event_id=received.event_id, files=files,
+                    event_id=received.event_id, files=files, on_status=reply.status,
                 )
             await reply.finish(answer.text, answer.approval, footer=feedback_view(answer))
 
@@ -146,7 +146,12 @@ def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, .
     async def new(interaction: discord.Interaction[Any]) -> None:
         await responder.on_command(interaction, Command("new"))
 
-    return (history, rewind, forget, new)
+    @app_commands.command(description="Show or switch team mode for this channel's conversation")
+    @app_commands.describe(mode="on: a coordinator, a researcher and an analyst answer; off: one assistant")
+    async def team(interaction: discord.Interaction[Any], mode: Literal["on", "off"] | None = None) -> None:
+        await responder.on_command(interaction, Command("team", mode or ""))
+
+    return (history, rewind, forget, new, team)
 
 
 def _arg(value: int | None) -> str:

@@ -43,7 +43,10 @@ ROLLOVER = 270.0
 _GRACE = 20.0  # seconds a rollover may wait for a clean place to cut
 _APPEND_INTERVAL = 0.5  # seconds between chat.appendStream calls of one stream
 THINKING = "is thinking…"
-_TOOL_STATUS = {"web_search": "is searching the web…", "post_to_webhook": "is posting to the webhook…"}
+_TOOL_STATUS = {
+    "web_search": "is searching the web…", "post_to_webhook": "is posting to the webhook…",
+    "research": "is researching…", "analyse": "is analysing…", "calculator": "is calculating…",
+}
 
 
 class SlackReply(Protocol):

@@ -40,6 +40,8 @@ ROW_PREFIXES = (
     "throughput over HTTP, 5 x 5, 1 process",
     "throughput over HTTP, 5 x 5, 2 processes",
     "viewer: 60-turn conversation page data",
+    "team: bytes added per turn, turns 1-",
+    "team: turn latency p50, turns 1-",
 )
 
 
@@ -74,7 +76,7 @@ async def test_quick_benchmark_measures_every_figure_for_every_system(
     for name, row in rows.items():
         on_disk = any(word in name for word in ("storage", "blobs", "bytes"))
         measured: tuple[str, ...] = ("naive", "backtrack") if on_disk else SYSTEMS
-        if "RSS" in name or "over HTTP" in name or name.startswith("viewer:"):
+        if "RSS" in name or "over HTTP" in name or name.startswith(("viewer:", "team:")):
             measured = ("backtrack",)
         for system in measured:
             assert isinstance(row[system], float | int) and row[system] > 0, (name, system)
@@ -83,7 +85,7 @@ async def test_quick_benchmark_measures_every_figure_for_every_system(
     blobs = next(r for n, r in rows.items() if n.startswith("  of which checkpoint blobs"))
     assert storage["naive"] > storage["backtrack"] > 0
     assert blobs["naive"] > blobs["backtrack"]
-    assert len(results["goals"]) == 8
+    assert len(results["goals"]) == 9
 
     checks = results["checks"]
     assert checks["wrong_answers"] == {s: 0 for s in SYSTEMS}
@@ -98,5 +100,6 @@ async def test_quick_benchmark_measures_every_figure_for_every_system(
     assert turns == [head - 2, head - 1, head]
     assert checks["stored_conversations"] == QUICK.rss_large
     assert results["machine"]["postgres"].startswith("PostgreSQL")
+    assert checks["team"] == {"wrong_answers": 0, "turns": QUICK.team_turns, "namespaces": 2 * QUICK.team_turns}
 
     assert await _databases(pg_url) == before, "the benchmark left databases behind"

@@ -375,3 +375,19 @@ async def test_files_are_sent_as_base64_and_bad_ones_refused_before_the_turn(
                                                  "files": [{"name": "t.csv", "data": "not base64!"}]})
     assert status == 400 and body["error"]["message"] == 'files[0] must be an object with a "name" and base64 "data"'
     assert len(fake_llm.requests) == 1
+
+
+async def test_the_team_field_puts_the_conversation_in_team_mode(
+    api: Client, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    thread = unique("team")
+    status, error = await api.post("/api/graph", {"query": "x", "thread_id": thread, "team": "yes"})
+    assert status == 400 and "team" in error["error"]["message"]
+    fake_llm.queue_for("coordinator", ToolCall("research", {"task": "look"}), Reply("The team's answer."))
+    fake_llm.queue_for("researcher", Reply("Found it."))
+    status, body = await api.post("/api/graph", {"query": "q", "thread_id": thread, "team": True})
+    assert status == 200 and body["answer"] == "The team's answer."
+    status, body = await api.post("/api/graph", {"query": "next", "thread_id": thread})  # it stays on
+    assert body["answer"] == "heard: q | next" and len(fake_llm.requests_of("coordinator")) == 3
+    status, body = await api.post("/api/graph", {"query": "last", "thread_id": thread, "team": False})
+    assert body["answer"] == "heard: q | next | last" and len(fake_llm.requests_of("coordinator")) == 3

@@ -332,6 +332,12 @@ async def test_the_turn_after_an_approval_shows_its_tool_in_the_status_line(
     before = len(hitl.fake.statuses)
     await hitl.click(request, "Approve")
     assert (await hitl.answers(channel, ts, 2))[-1] == "Posted it."
-    shown = [status for c, t, status in hitl.fake.statuses[before:] if (c, t) == (channel, ts)]
+
+    def shown_now() -> list[str]:
+        return [status for c, t, status in hitl.fake.statuses[before:] if (c, t) == (channel, ts)]
+
+    # the line is cleared just after the answer is delivered: wait for it rather than race it
+    await wait_until(lambda: shown_now()[-1:] == [""], what="the status line cleared")
+    shown = shown_now()
     assert shown[0] == THINKING and "is posting to the webhook…" in shown and shown[-1] == ""
     assert len(fake_webhook.posts) == 1

@@ -7,6 +7,10 @@ is kept in ``requests``; ``content_parts`` reads the exact parts of its user mes
 (attached files arrive as ``image_url`` and ``text`` parts).
 
 Like the real servers it refuses a ``tool_choice`` without ``tools`` or of an unknown kind.
+Team mode's agents can be scripted apart: ``queue_for("researcher", ...)`` answers only
+requests whose system prompt names that role ("You are the researcher …"), before the
+shared script; ``requests_of(role)`` lists what that role was sent.
+
 Two behaviours of local servers can be switched on: ``context_limit`` answers a request
 longer than that many tokens (about four characters each) with the 400 that llama-server
 (``overflow_style="llama"``) or OpenAI (``"openai"``) sends, and ``drop_tools_without_choice``
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections import deque
@@ -85,6 +90,8 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.script: deque[Step] = deque()
+        self.roles: dict[str, deque[Step]] = {}
+        """Scripts per role, chosen by the words "You are the <role>" in the system prompt."""
         self.hold: asyncio.Event | None = None
         """When set, every request waits for it: lets a test catch a turn mid-flight."""
         self._runner: web.AppRunner | None = None
@@ -96,6 +103,18 @@ class FakeOpenAI:
     def queue(self, *steps: Step) -> None:
         self.script.extend(steps)
 
+    def queue_for(self, role: str, *steps: Step) -> None:
+        self.roles.setdefault(role, deque()).extend(steps)
+
+    def requests_of(self, role: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if _role_of(r) == role]
+
+    def _next_step(self, body: dict[str, Any]) -> Step | None:
+        role = self.roles.get(_role_of(body) or "")
+        if role:
+            return role.popleft()
+        return self.script.popleft() if self.script else None
+
     async def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
         """Until the model has been asked ``count`` times in all (a turn is then mid-flight)."""
         async with asyncio.timeout(timeout):
@@ -105,6 +124,7 @@ class FakeOpenAI:
     def reset(self) -> None:
         self.requests.clear()
         self.script.clear()
+        self.roles.clear()
         self.hold = None
         self.context_limit = None
         self.overflow_style = "llama"
@@ -129,7 +149,7 @@ class FakeOpenAI:
             await self.hold.wait()
         if (refused := self._refuse(body)) is not None:
             return refused
-        step = self.script.popleft() if self.script else Reply("heard: " + " | ".join(user_texts(body)))
+        step = self._next_step(body) or Reply("heard: " + " | ".join(user_texts(body)))
         if isinstance(step, ToolCall) and not _offers_tools(body, self.drop_tools_without_choice):
             step = Reply(f"(no tools were offered, so I cannot call {step.name})", delay=step.delay)
         if isinstance(step, Fail):
@@ -202,6 +222,13 @@ class FakeOpenAI:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _role_of(body: dict[str, Any]) -> str | None:
+    """The role a system prompt gives ("You are the researcher of …" → "researcher")."""
+    system = next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
+    match = re.match(r"You are the (\w+)", system if isinstance(system, str) else "")
+    return match.group(1) if match else None
 
 
 def _offers_tools(body: dict[str, Any], drop_without_choice: bool) -> bool:
