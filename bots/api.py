@@ -44,7 +44,8 @@ from core.metrics import count_error
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
-from core.types import Answer, Approval, Turn
+from core.types import Answer, Approval, Step, Turn
+from core.wording import preview
 
 __all__ = ["build_app", "run"]
 
@@ -164,6 +165,19 @@ def _turn(turn: Turn) -> dict[str, Any]:
     }
 
 
+def _step(step: Step) -> dict[str, Any]:
+    """One step of a turn, as the audit lists it: who ran, what it called, how long, what it said."""
+    said = [m.content for m in step.added if m.type in ("ai", "tool") and m.content]
+    return {
+        "agent": step.agent,
+        "node": step.node,
+        "tool_calls": [{"name": c["name"], "args": c["args"]} for m in step.added for c in m.tool_calls],
+        "returned": preview(said[-1], 200) if said else None,
+        "started_at": step.started_at.isoformat(),
+        "duration_ms": step.duration_ms,
+    }
+
+
 def _approval(approval: Approval) -> dict[str, Any]:
     return {
         "id": approval.id,
@@ -231,12 +245,15 @@ async def history(request: web.Request) -> web.Response:
     if not _field(body, "all_branches", bool, False):
         turns = await service.history(key, limit)
         return web.json_response({"thread_id": thread_id, "turns": [_turn(t) for t in turns]})
-    audit = await service.audit(key, limit)
+    audit = await service.audit(key, limit, steps=_field(body, "steps", bool, False))
     return web.json_response(
         {
             "thread_id": thread_id,
             "turns": [
-                {**_turn(b.turn), "live": b.live, "parent_checkpoint_id": b.parent_checkpoint_id}
+                {
+                    **_turn(b.turn), "live": b.live, "parent_checkpoint_id": b.parent_checkpoint_id,
+                    **({"steps": [_step(s) for s in b.steps]} if b.steps else {}),
+                }
                 for b in audit.turns
             ],
             "rewinds": [

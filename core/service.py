@@ -27,7 +27,7 @@ from core.locks import ConversationLocks
 from core.metrics import FEEDBACK
 from core.retention import Retention
 from core.runner import GraphRunner
-from core.steps import TurnReader
+from core.steps import TurnReader, with_steps
 from core.store import ConversationStore
 from core.team_modes import TeamModes
 from core.turns import TurnEngine
@@ -284,9 +284,17 @@ class ConversationService:
         """The last ``limit`` turns of the live branch, oldest first."""
         return await self._branches.history(key, limit)
 
-    async def audit(self, key: ThreadKey, limit: int = MAX_HISTORY) -> Audit:
-        """Every turn on every branch (oldest first, live ones marked) and every rewind."""
-        return await self._branches.audit(key, limit)
+    async def audit(self, key: ThreadKey, limit: int = MAX_HISTORY, *, steps: bool = False) -> Audit:
+        """Every turn on every branch (oldest first, live ones marked) and every rewind.
+
+        With ``steps``, the newest turns also say which agents ran and what they did.
+        """
+        audit = await self._branches.audit(key, limit)
+        if not steps:
+            return audit
+        async with storage_errors():
+            start_of = lambda end: self._branches.turn_start(key, end)  # noqa: E731
+            return await with_steps(self._steps, str(key), audit, start_of)
 
     async def rewind(self, key: ThreadKey, steps: int = 1, *, user: str | None = None) -> RewindResult:
         """Move the head back ``steps`` turns; the abandoned turns stay stored."""
@@ -341,7 +349,7 @@ class ConversationService:
         """Run a command of the shared table and word its reply, the same on every platform."""
         if command.name == "history":
             if command.argument.strip() == "--all":
-                return format_audit(await self.audit(key))
+                return format_audit(await self.audit(key, steps=True))
             return format_history(await self.history(key, command.count(10, what="turns to show")))
         if command.name in ("approve", "reject"):
             pending = await self.pending(key)

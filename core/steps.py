@@ -16,22 +16,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from core.types import Step, StepMessage, TurnSteps
+from core.types import Audit, Step, StepMessage, TurnSteps
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
-__all__ = ["MAX_SENT", "MAX_STEPS", "TurnReader", "step_message"]
+__all__ = ["AUDIT_STEPS", "MAX_SENT", "MAX_STEPS", "TurnReader", "step_message", "with_steps"]
 
 MAX_STEPS = 200
 """Steps shown for one turn: checkpoints read before its end one, over all namespaces."""
 MAX_SENT = 50
 """Messages of a model's window shown with its step (the newest ones)."""
+AUDIT_STEPS = 20
+"""Turns of an audit (``/history --all``, the API's ``all_branches``) listed with their steps: the newest."""
 
 LoadWindow = Callable[[str, str], Awaitable[Sequence[BaseMessage]]]
 """(thread id, checkpoint id) -> the main graph's messages at that checkpoint."""
@@ -100,8 +103,8 @@ class TurnReader:
         self._saver = checkpointer
         self._load_window = load_window
 
-    async def steps(self, thread_id: str, start: str | None, end: str) -> TurnSteps:
-        """The steps from ``start`` (exclusive) to ``end``, oldest first."""
+    async def steps(self, thread_id: str, start: str | None, end: str, *, sent: bool = True) -> TurnSteps:
+        """The steps from ``start`` (exclusive) to ``end``, oldest first; ``sent``: with model windows."""
         config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": end}}
         last = await self._saver.aget_tuple(config)
         if last is None:
@@ -117,7 +120,7 @@ class TurnReader:
         for child in sorted(members, key=_id):
             parent_id = _parent_id(child)
             before = found.get((_ns(child), parent_id)) if parent_id else None
-            if before is not None and (step := await self._step(thread_id, before, child)) is not None:
+            if before is not None and (step := await self._step(thread_id, before, child, sent)) is not None:
                 steps.append(step)
         return TurnSteps(steps, truncated=not reached)
 
@@ -151,7 +154,9 @@ class TurnReader:
             oldest, read, page = rows[-1].config, read + len(rows), page * 2
             current = found.get(("", missing))
 
-    async def _step(self, thread_id: str, parent: CheckpointTuple, child: CheckpointTuple) -> Step | None:
+    async def _step(
+        self, thread_id: str, parent: CheckpointTuple, child: CheckpointTuple, with_sent: bool = True
+    ) -> Step | None:
         added: list[StepMessage] = []
         values: dict[str, Any] = {}
         for _task, channel, value in parent.pending_writes or ():
@@ -165,7 +170,7 @@ class TurnReader:
         if not added and not values and pause is None:
             return None  # the input checkpoint itself, or a subgraph's empty start
         sent: list[StepMessage] = []
-        if any(m.type == "ai" for m in added):
+        if with_sent and any(m.type == "ai" for m in added):
             sent = [step_message(m) for m in await self._window(thread_id, parent)]
         started = datetime.fromisoformat(parent.checkpoint["ts"])
         ended = datetime.fromisoformat(child.checkpoint["ts"])
@@ -192,3 +197,20 @@ class TurnReader:
         if _ns(at) != "":
             return []
         return await self._load_window(thread_id, _id(at))
+
+
+async def with_steps(
+    reader: TurnReader, thread_id: str, audit: Audit, start_of: Callable[[str], Awaitable[str | None]]
+) -> Audit:
+    """``audit`` with the steps of its newest ``AUDIT_STEPS`` turns (without the model windows).
+
+    ``start_of`` finds where a first turn started (the conversation's root checkpoint).
+    """
+    turns = list(audit.turns)
+    for i in range(max(len(turns) - AUDIT_STEPS, 0), len(turns)):
+        branch = turns[i]
+        end = branch.turn.checkpoint_id
+        start = branch.parent_checkpoint_id or await start_of(end)
+        read = await reader.steps(thread_id, start, end, sent=False)
+        turns[i] = replace(branch, steps=tuple(read.steps))
+    return replace(audit, turns=turns)

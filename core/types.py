@@ -136,6 +136,8 @@ class BranchTurn:
     turn: Turn
     parent_checkpoint_id: str | None
     live: bool = False
+    steps: tuple[Step, ...] = ()
+    """Which agents ran and what they did (``audit(steps=True)``, the newest turns only)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from core.errors import BacktrackError
-    from core.types import Audit, RewindResult, Turn
+    from core.types import Audit, RewindResult, Step, Turn
 
 __all__ = [
     "SORRY",
@@ -109,9 +111,37 @@ def format_audit(audit: Audit) -> str:
         fork = f" [after turn {after}]" if b.turn.index != after + 1 or not b.live else ""
         rated = _ratings(b.turn)
         lines.append(f"{'*' if b.live else ' '} {format_turn(b.turn)}{fork}{rated} @{b.turn.checkpoint_id}")
+        if b.steps and (summary := format_steps(b.steps)):
+            lines.append(f"    steps: {summary}")
     for r in audit.rewinds:
         start = index.get(r.from_checkpoint_id or "", 0)
         end = index.get(r.to_checkpoint_id or "", 0)
         who = r.user or "someone"
         lines.append(f"Rewound by {who} at {r.at:%Y-%m-%d %H:%M} from turn {start} to turn {end}")
     return "\n".join(lines)
+
+
+def format_steps(steps: Sequence[Step]) -> str:
+    """``researcher: web_search x2 (1.2 s) → analyst: calculator (0.3 s) → coordinator (0.2 s)``.
+
+    One entry per run of consecutive steps by one agent, with the tools it called and the
+    time it took; a single agent's plain answer (one agent, no tools) needs no line.
+    """
+    runs: list[tuple[str, list[str], float]] = []
+    for step in steps:
+        # the main graph's own nodes are "the agent"; a team's are its members (coordinator, …)
+        name = step.node if step.agent == "agent" and step.node not in ("agent", "tools") else step.agent
+        calls = [c["name"] for m in step.added for c in m.tool_calls]
+        if runs and runs[-1][0] == name:
+            runs[-1][1].extend(calls)
+            runs[-1] = (name, runs[-1][1], runs[-1][2] + step.duration_ms)
+        else:
+            runs.append((name, calls, step.duration_ms))
+    if len(runs) == 1 and not runs[0][1]:
+        return ""
+    parts = []
+    for name, calls, ms in runs:
+        named = dict.fromkeys(calls)  # first-call order, once each
+        counted = ", ".join(f"{c} x{calls.count(c)}" if calls.count(c) > 1 else c for c in named)
+        parts.append(f"{name}{': ' + counted if counted else ''} ({ms / 1000:.1f} s)")
+    return " → ".join(parts)

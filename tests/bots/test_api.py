@@ -391,3 +391,20 @@ async def test_the_team_field_puts_the_conversation_in_team_mode(
     assert body["answer"] == "heard: q | next" and len(fake_llm.requests_of("coordinator")) == 3
     status, body = await api.post("/api/graph", {"query": "last", "thread_id": thread, "team": False})
     assert body["answer"] == "heard: q | next | last" and len(fake_llm.requests_of("coordinator")) == 3
+
+
+async def test_all_branches_with_steps_lists_each_step_its_tool_calls_and_what_it_returned(
+    api: Client, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    thread = unique("steps")
+    fake_llm.queue(ToolCall("web_search", {"query": "capital of France"}), Reply("Paris."))
+    await api.post("/api/graph", {"query": "capital of France?", "thread_id": thread})
+    body = {"thread_id": thread, "all_branches": True, "steps": True}
+    status, audit = await api.post("/api/graph/history", body)
+    assert status == 200
+    steps = audit["turns"][0]["steps"]
+    assert [s["agent"] for s in steps] == ["agent"] * len(steps)
+    assert {"name": "web_search", "args": {"query": "capital of France"}} in [c for s in steps for c in s["tool_calls"]]
+    assert steps[-1]["returned"] == "Paris." and all(s["duration_ms"] >= 0 for s in steps)
+    _, plain = await api.post("/api/graph/history", {"thread_id": thread, "all_branches": True})
+    assert "steps" not in plain["turns"][0]  # only when asked: reading steps costs queries

@@ -232,3 +232,25 @@ async def test_replaying_a_team_turn_runs_the_team_again_on_a_new_branch(
     await team.rewind_to(key, first.turn.checkpoint_id)  # the first take is still reachable
     assert (await team.ask(key, "and?")).text == "heard: capital? | and?"
     assert ("assistant", "first take") in roles_sent(fake_llm.requests_of("coordinator")[-1])
+
+
+async def test_history_all_lists_which_agents_ran_what_they_called_and_for_how_long(
+    team: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    key = ThreadKey.api(unique("team-steps"))
+    script_delegation(fake_llm)
+    await team.ask(key, "What is the capital of France?")
+    audit = await team.audit(key, steps=True)
+    (turn,) = audit.turns
+    agents = [s.agent for s in turn.steps]
+    assert "researcher" in agents and "analyst" in agents
+    calls = {(s.agent, c["name"]) for s in turn.steps for m in s.added for c in m.tool_calls}
+    assert {("researcher", "web_search"), ("analyst", "calculator")} <= calls
+    assert all(s.duration_ms >= 0 for s in turn.steps)
+    said = [m.content for s in turn.steps if s.agent == "analyst" for m in s.added if m.type == "ai"]
+    assert "Doubled: 4.2." in said  # what the analyst returned
+
+    shown = await team.run(key, Command("history", "--all"), None)
+    line = next(x for x in shown.splitlines() if x.strip().startswith("steps:"))
+    assert "researcher: web_search" in line and "analyst: calculator" in line
+    assert line.index("researcher") < line.index("analyst") < line.rindex("coordinator")
