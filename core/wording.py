@@ -129,6 +129,8 @@ def format_steps(steps: Sequence[Step]) -> str:
     """
     runs: list[tuple[str, list[str], float]] = []
     for step in steps:
+        if step.node == "input":
+            continue  # the question arriving: not something an agent did
         # the main graph's own nodes are "the agent"; a team's are its members (coordinator, …)
         name = step.node if step.agent == "agent" and step.node not in ("agent", "tools") else step.agent
         calls = [c["name"] for m in step.added for c in m.tool_calls]
