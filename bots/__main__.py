@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # e.g. the port is taken: a sentence, not a traceback
+        print(f"backtrack: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

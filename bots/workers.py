@@ -10,10 +10,11 @@ make several processes one writer per conversation (the same code as several mac
 The supervisor only starts, replaces and stops them. It resolves the database first, so
 with no ``DATABASE_URL`` the embedded PostgreSQL is started once, by the supervisor, and
 every worker gets its URL. A worker that dies is replaced; one that dies within
-``_STARTUP_SECONDS`` of starting (a bad setting, a port in use) stops the whole group,
-since a replacement would fail the same way. SIGTERM/SIGINT are passed to every worker,
-each drains its running turns (``BACKTRACK_SHUTDOWN_GRACE``), and the supervisor exits
-when they have.
+``_STARTUP_SECONDS`` of starting (a bad setting, a port in use), or more than
+``_RESTARTS`` replacements within ``_RESTART_WINDOW`` seconds (a start-up slower than
+that on a loaded machine), stops the whole group, since a replacement would fail the same
+way. SIGTERM/SIGINT are passed to every worker, each drains its running turns
+(``BACKTRACK_SHUTDOWN_GRACE``), and the supervisor exits when they have.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ __all__ = ["supervise"]
 _log = logging.getLogger(__name__)
 
 _STARTUP_SECONDS = 5.0
+_RESTARTS = 3
+_RESTART_WINDOW = 60.0
 MAX_WORKERS = 64
 
 
@@ -79,6 +82,7 @@ async def supervise(settings: Settings, host: str, port: int, workers: int) -> i
         await worker.start()
     _log.info("%d workers serving http://%s:%d", workers, host, port)
     code = 0
+    restarts: list[float] = []
     async with stop_signals() as stop:
         stopping = asyncio.create_task(stop.wait())
         watching = {asyncio.create_task(w.exited()) for w in group}
@@ -89,7 +93,9 @@ async def supervise(settings: Settings, host: str, port: int, workers: int) -> i
                 worker = task.result()
                 assert worker.proc is not None
                 pid, returncode = worker.proc.pid, worker.proc.returncode
-                if time.monotonic() - worker.started < _STARTUP_SECONDS:
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < _RESTART_WINDOW] + [now]
+                if now - worker.started < _STARTUP_SECONDS or len(restarts) > _RESTARTS:
                     _log.error("worker %d exited with %s on start; stopping", pid, returncode)
                     code = 1
                     continue

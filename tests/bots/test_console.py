@@ -109,7 +109,10 @@ async def test_approve_reject_and_the_audit_view(
     assert out[4].startswith("The assistant wants to run `post_to_webhook` with {\"message\": \"spam\"}")
     assert out[5] == "Not posted."
     assert [p["text"] for p in fake_webhook.posts] == ["ship it"]
-    audit = out[out.index("Every turn on every branch (* = live branch):"):]
+    shown = out[out.index("Every turn on every branch (* = live branch):"):]
+    audit = [line for line in shown if not line.startswith("    steps: ")]
+    steps = [line for line in shown if line.startswith("    steps: ")]
+    assert steps and all("agent: post_to_webhook" in line for line in steps)  # the two tool turns
     assert [line[:1] for line in audit[1:5]] == ["*", " ", " ", "*"]
     assert "1. one" in audit[1] and "2. post ship it" in audit[2] and "3. post spam" in audit[3]
     assert "2. three" in audit[4] and "[after turn 1]" not in audit[4]
