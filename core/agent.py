@@ -30,9 +30,12 @@ from langgraph.prebuilt import ToolNode, tools_condition
 
 from core.demo_model import DemoChatModel
 from core.errors import ContextTooLong
+from core.places import PlaceChoice
+from core.speakers import for_model
 from core.tools import build_tools
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -150,12 +153,14 @@ def context_overflow(exc: BaseException) -> tuple[bool, int | None]:
     return True, int(found.group(1)) if found else None
 
 
-def build_chat_model(settings: Settings) -> BaseChatModel:
+def build_chat_model(settings: Settings, name: str | None = None) -> BaseChatModel:
+    """The model ``name`` (default BACKTRACK_MODEL); the offline demo model ignores the name."""
     if settings.offline_model:
         return DemoChatModel()
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
     return ChatOpenAI(
-        model=settings.model,
+        model=name or settings.model,
+        stream_usage=True,  # the token counts of streamed answers (core/usage.py)
         api_key=key,  # type: ignore[arg-type]
         base_url=settings.openai_base_url,
         timeout=settings.llm_timeout,
@@ -172,12 +177,20 @@ def build_agent(
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     tools = build_tools(settings) if tools is None else tools
     choice = {} if settings.tool_choice == "omit" or not tools else {"tool_choice": settings.tool_choice}
-    llm = (model or build_chat_model(settings)).bind_tools(tools, **choice)
+    # One chat model per allowed name, built once; a test's ``model`` stands in for all.
+    llms = {
+        name: (model or build_chat_model(settings, name)).bind_tools(tools, **choice)
+        for name in settings.allowed_models
+    }
     budget = settings.context_tokens
     reported = False
 
-    async def agent(state: Any) -> dict[str, list[AnyMessage]]:
+    async def agent(state: Any, config: RunnableConfig) -> dict[str, list[AnyMessage]]:
         nonlocal reported
+        place = config.get("configurable", {}).get("place")
+        if not isinstance(place, PlaceChoice):
+            place = PlaceChoice(settings.model)
+        llm = llms.get(place.model, llms[settings.model])
         messages: list[AnyMessage] = state["messages"]
         window = messages if _fits(messages, budget) else trim_messages(
             messages,
@@ -188,7 +201,7 @@ def build_agent(
             allow_partial=False,
         )
         try:
-            reply = await llm.ainvoke([SystemMessage(SYSTEM_PROMPT), *window])
+            reply = await llm.ainvoke([SystemMessage(place.persona or SYSTEM_PROMPT), *for_model(window)])
         except (ContextOverflowError, openai.BadRequestError) as exc:
             overflow, limit = context_overflow(exc)
             if not overflow:

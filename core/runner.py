@@ -16,12 +16,14 @@ from langgraph.types import Command
 from core.db import STORAGE_ERRORS
 from core.errors import AgentFailed, BacktrackError
 from core.metrics import MetricsCallback
-from core.types import RunResult
+from core.types import RunResult, Usage
+from core.usage import usage_of
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
     from core.keys import ThreadKey
+    from core.places import PlaceChoice
     from core.types import OnPartial, OnStatus
 
 __all__ = ["GraphRunner"]
@@ -30,9 +32,8 @@ _log = logging.getLogger(__name__)
 
 
 class GraphRunner:
-    def __init__(self, graph: CompiledStateGraph[Any, Any, Any, Any], model_name: str) -> None:
+    def __init__(self, graph: CompiledStateGraph[Any, Any, Any, Any]) -> None:
         self._graph = graph
-        self._model_name = model_name
 
     async def root(self, key: ThreadKey) -> str:
         """A new empty checkpoint for ``key``: what every first turn forks from."""
@@ -42,28 +43,31 @@ class GraphRunner:
 
     async def ask(
         self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
-        metadata: dict[str, Any], on_status: OnStatus | None = None,
+        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice, speaker: str | None = None,
     ) -> RunResult:
-        graph_input = {"messages": [HumanMessage(question)]}
-        return await self._run(key, start, graph_input, on_partial, metadata, on_status)
+        """``speaker`` is stored as the message's name (``core/speakers.py``), never in its text."""
+        graph_input = {"messages": [HumanMessage(question, name=speaker)]}
+        return await self._run(key, start, graph_input, on_partial, metadata, on_status, place)
 
     async def resume(
         self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,
-        metadata: dict[str, Any], on_status: OnStatus | None = None,
+        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice,
     ) -> RunResult:
-        return await self._run(key, paused, Command(resume=decision), on_partial, metadata, on_status)
+        return await self._run(key, paused, Command(resume=decision), on_partial, metadata, on_status, place)
 
     async def _run(
         self, key: ThreadKey, start: str, graph_input: Any, on_partial: OnPartial | None,
-        metadata: dict[str, Any], on_status: OnStatus | None = None,
+        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice,
     ) -> RunResult:
         config: Any = {
-            "configurable": {"thread_id": str(key), "checkpoint_id": start},
-            "metadata": {"platform": key.platform, **metadata},
+            # ``place`` is an object, so LangGraph does not copy it into checkpoint metadata
+            # (it copies plain strings there): the model's name is put there on purpose.
+            "configurable": {"thread_id": str(key), "checkpoint_id": start, "place": place},
+            "metadata": {"platform": key.platform, "model": place.model, **metadata},
             "recursion_limit": 25,
-            "callbacks": [MetricsCallback(self._model_name)],
+            "callbacks": [MetricsCallback(place.model)],
         }
-        partial, last, final, pause = "", None, None, None
+        partial, last, final, pause, usage = "", None, None, None, Usage()
         stream: Any = self._graph.astream(
             graph_input, config, stream_mode=["messages", "checkpoints", "updates"]
         )
@@ -74,6 +78,7 @@ class GraphRunner:
                     messages = chunk["values"].get("messages") or []
                     final = messages[-1] if messages else None
                 elif mode == "updates":
+                    usage += _usage(chunk)
                     if interrupts := chunk.get("__interrupt__"):
                         pause = interrupts[0].value
                     elif on_status is not None and (status := _status(chunk)) is not None:
@@ -90,10 +95,21 @@ class GraphRunner:
         if last is None:
             raise AgentFailed()
         if pause is not None:
-            return RunResult(checkpoint_id=last, answer=None, pause=pause)
+            return RunResult(checkpoint_id=last, answer=None, pause=pause, usage=usage)
         if not isinstance(final, AIMessage):
             raise AgentFailed()
-        return RunResult(checkpoint_id=last, answer=final.text)
+        return RunResult(checkpoint_id=last, answer=final.text, usage=usage)
+
+
+def _usage(update: dict[str, Any]) -> Usage:
+    """The tokens of the model replies in one step's update."""
+    total = Usage()
+    for values in update.values():
+        messages = values.get("messages") if isinstance(values, dict) else None
+        for message in messages if isinstance(messages, list) else ():
+            if isinstance(message, AIMessage):
+                total += usage_of(message)
+    return total
 
 
 def _status(update: dict[str, Any]) -> str | None:

@@ -75,6 +75,18 @@ class Settings(BaseSettings):
     tool_choice: Literal["auto", "none", "omit"] = Field("auto", validation_alias="BACKTRACK_TOOL_CHOICE")
     """Sent with every request that offers tools; ``omit`` for servers that reject the field."""
     tavily_api_key: SecretStr | None = Field(None, validation_alias="TAVILY_API_KEY")
+    models: IdList = Field(frozenset(), validation_alias="BACKTRACK_MODELS")
+    """Models ``/model`` may pick for a place, besides BACKTRACK_MODEL (always allowed)."""
+
+    # per-place settings and usage
+    admins: IdList = Field(frozenset(), validation_alias="BACKTRACK_ADMINS")
+    """Platform user ids that may change a place's persona and model in chat."""
+    daily_tokens_per_user: int | None = Field(
+        None, ge=1, validation_alias="BACKTRACK_DAILY_TOKENS_PER_USER"
+    )
+    daily_tokens_per_place: int | None = Field(
+        None, ge=1, validation_alias="BACKTRACK_DAILY_TOKENS_PER_PLACE"
+    )
 
     # conversations
     max_message_chars: int = Field(16000, ge=1, validation_alias="BACKTRACK_MAX_MESSAGE_CHARS")
@@ -142,6 +154,11 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
             return None
         return value
+
+    @property
+    def allowed_models(self) -> tuple[str, ...]:
+        """BACKTRACK_MODEL first, then the other names of BACKTRACK_MODELS in order."""
+        return (self.model, *sorted(self.models - {self.model}))
 
     @property
     def offline_model(self) -> bool:
