@@ -6,39 +6,19 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
 from core.agent import SYSTEM_PROMPT
-from core.runtime import open_service
 from core.settings import Settings
-from tests.bots.test_discord import Discord, eventually, running, said
-from tests.fakes.discord_server import FakeDiscord
+from tests.bots.test_discord import Discord, eventually, said
+from tests.bots.test_discord_feedback import _world
 from tests.fakes.openai_server import FakeOpenAI
 
 
 @pytest.fixture
 async def bot(make_settings: Callable[..., Settings]) -> AsyncIterator[tuple[Discord, dict[str, Any]]]:
-    fake = FakeDiscord()
-    general = fake.add_place("text", "general")
-    world = Discord(
-        fake=fake, general=general, random=fake.add_place("text", "random"),
-        thread=fake.add_place("thread", "a-thread", parent=general),
-        lounge=fake.add_place("text", "lounge"), dm=fake.add_place("dm", "dm"), ada=fake.user("ada"),
-    )
-    boss = fake.user("boss")
-    await fake.start()
-    endpoints = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-    settings = make_settings(
-        DISCORD_BOT_TOKEN=fake.token, DISCORD_API_BASE_URL=fake.api_url, DISCORD_GATEWAY_URL=fake.gateway_url,
-        BACKTRACK_ADMINS=boss["id"], BACKTRACK_MODELS="gpt-4o-mini,big-model",
-    )
-    try:
-        async with open_service(settings) as service, running(settings, service):
-            yield world, boss
-    finally:
-        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = endpoints
-        await fake.stop()
+    """Ada is an admin; returned with a person who is not."""
+    async with _world(make_settings, None, ada_is_admin=True, BACKTRACK_MODELS="gpt-4o-mini,big-model") as w:
+        yield w, w.fake.user("bob")
 
 
 async def command(w: Discord, user: dict[str, Any], command: str, **options: str) -> tuple[str, bool]:
@@ -70,23 +50,23 @@ async def test_display_names_tell_the_people_of_a_channel_apart(
 async def test_persona_by_an_admin_applies_to_the_channel_and_others_are_refused(
     bot: tuple[Discord, dict[str, Any]], fake_llm: FakeOpenAI
 ) -> None:
-    w, boss = bot
-    refused, private = await command(w, w.ada, "persona", text="Be a pirate.")
+    w, bob = bot
+    refused, private = await command(w, bob, "persona", text="Be a pirate.")
     assert refused == "Only the bot's admins may change the persona here"
-    told, private = await command(w, boss, "persona", text="Be a pirate.")
+    told, private = await command(w, w.ada, "persona", text="Be a pirate.")
     assert told.startswith("Saved") and not private, "the channel sees a changed persona"
     await w.fake.say(w.general, "one", author=w.ada, mention_bot=True)
     await said(w.fake, w.general, "heard: one")
     await w.fake.say(w.random, "two", author=w.ada, mention_bot=True)
     await said(w.fake, w.random, "heard: two")
     assert system_prompts(fake_llm) == ["Be a pirate.", SYSTEM_PROMPT]
-    shown, private = await command(w, w.ada, "persona")
+    shown, private = await command(w, bob, "persona")
     assert "Be a pirate." in shown and private
 
 
 async def test_model_and_usage_commands(bot: tuple[Discord, dict[str, Any]], fake_llm: FakeOpenAI) -> None:
-    w, boss = bot
-    told, _ = await command(w, boss, "model", name="big-model")
+    w, _ = bot
+    told, _ = await command(w, w.ada, "model", name="big-model")
     assert "Model: big-model" in told
     await w.fake.say(w.general, "count me", author=w.ada, mention_bot=True)
     await said(w.fake, w.general, "heard: count me")
