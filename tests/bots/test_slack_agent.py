@@ -332,6 +332,7 @@ async def test_the_turn_after_an_approval_shows_its_tool_in_the_status_line(
     before = len(hitl.fake.statuses)
     await hitl.click(request, "Approve")
     assert (await hitl.answers(channel, ts, 2))[-1] == "Posted it."
+    await hitl.settled(3)  # the status line is cleared after the stream stops
     shown = [status for c, t, status in hitl.fake.statuses[before:] if (c, t) == (channel, ts)]
     assert shown[0] == THINKING and "is posting to the webhook…" in shown and shown[-1] == ""
     assert len(fake_webhook.posts) == 1
