@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.slack.people import People
 from core.agent import SYSTEM_PROMPT
 from core.runtime import open_service
 from core.settings import Settings
@@ -98,3 +100,21 @@ async def test_usage_command_shows_what_the_model_reported(slack: Harness, fake_
 def test_the_manifest_asks_for_the_users_read_scope() -> None:
     manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yaml").read_text())
     assert "users:read" in manifest["oauth_config"]["scopes"]["bot"]
+
+
+async def test_names_are_kept_for_a_while_in_a_bounded_cache(slack: Harness) -> None:
+    now = [0.0]
+    client = AsyncWebClient(token="xoxb-test-token", base_url=slack.fake.api_url)
+    people = People(client, size=2, ttl=60, clock=lambda: now[0])
+    ana, bob, cy = _id("U"), _id("U"), _id("U")
+    for user, name in ((ana, "Ana"), (bob, "Bob"), (cy, "Cy")):
+        slack.fake.add_user(user, name)
+    assert [await people.name(u) for u in (ana, ana, bob)] == ["Ana", "Ana", "Bob"]
+    await people.name(cy)  # a third person pushes out the least recently used (Ana)
+    await people.name(ana)
+    slack.fake.add_user(cy, "Cy B.")  # renamed: seen once the cached name expires
+    assert await people.name(cy) == "Cy"
+    now[0] = 61
+    assert await people.name(cy) == "Cy B."
+    looked_up = [c.params["user"] for c in slack.fake.made("users.info")]
+    assert looked_up == [ana, bob, cy, ana, cy]
