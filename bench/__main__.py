@@ -25,12 +25,14 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from bench.naive import NaiveChat
+from bench.processes import Scaled, scale_out
 from bench.report import Report, machine
 from bench.rss import clone_conversations
 from bench.scenarios import Concurrent, Long, concurrent, long_conversation, p50, percentile
 from bench.scripted_model import ScriptedChatModel, question
 from bench.storage import create_database, drop_database
 from bench.systems import BacktrackChat, Chat
+from bench.viewer import page_data
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.settings import Settings, load_settings
@@ -56,10 +58,12 @@ class Plan:
     """Conversations run one at a time, for the single-conversation latency."""
     rss_small: int
     rss_large: int
+    processes: tuple[int, ...] = (1, 2, 4)
+    """Process counts of the scale-out rows, each driven over HTTP."""
 
 
 FULL = Plan(500, 50, 20, 50, 20, 10, 10, 10_000)
-QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200)
+QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200, (1, 2))
 
 
 @dataclass
@@ -67,6 +71,8 @@ class Measured:
     long: Long
     sequential: Concurrent
     parallel: Concurrent
+    viewer: list[float] | None = None
+    """Seconds per viewer page load of the long conversation (backtrack only)."""
 
 
 def _settings(url: str, pool_max: int) -> Settings:
@@ -142,6 +148,11 @@ async def run(plan: Plan, admin_url: str, mode: str) -> Report:
             results["backtrack"] = await _exercise(
                 BacktrackChat(service), backtrack_url, plan, run_id
             )
+            _log.warning("backtrack: the viewer's page data for the %d-turn conversation", plan.turns)
+            long_key = ThreadKey.api(f"{run_id}-long")
+            results["backtrack"].viewer = await page_data(service, long_key, plan.repeats)
+        _log.warning("scale-out: %s processes over HTTP", ", ".join(map(str, plan.processes)))
+        scaled = await scale_out(admin_url, plan.processes, plan.conversations, plan.per_conversation)
         _log.warning("idle memory: %d then %d stored conversations", plan.rss_small, plan.rss_large)
         rss = await _idle_memory(rss_url, plan, model)
         async with await psycopg.AsyncConnection.connect(admin_url) as conn:
@@ -150,11 +161,12 @@ async def run(plan: Plan, admin_url: str, mode: str) -> Report:
     finally:
         for url in urls:
             await drop_database(admin_url, url)
-    return build_report(plan, mode, results, rss, machine(version))
+    return build_report(plan, mode, results, rss, machine(version), scaled)
 
 
 def build_report(
-    plan: Plan, mode: str, results: dict[str, Measured], rss: dict[str, int], host: dict[str, Any]
+    plan: Plan, mode: str, results: dict[str, Measured], rss: dict[str, int], host: dict[str, Any],
+    scaled: Scaled,
 ) -> Report:
     report = Report(mode=mode, machine=host)
     t, w = plan.turns, plan.window
@@ -194,7 +206,14 @@ def build_report(
     report.add(f"idle RSS, {rss['stored']:,} stored conversations", "MB",
                backtrack=rss["large_kb"] / 1024)
 
+    for processes, per_second in scaled.items():
+        plural = "process" if processes == 1 else "processes"
+        report.add(f"throughput over HTTP, {c} x {k}, {processes} {plural}", "turns/s", backtrack=per_second)
+
     bt = results["backtrack"]
+    assert bt.viewer, "the viewer was not measured"
+    viewer = p50(bt.viewer)
+    report.add(f"viewer: {t}-turn conversation page data", "ms", backtrack=viewer)
     ratio = total["backtrack"] / total["naive"]
     report.goal("storage vs naive", "<= 0.05", ratio, ratio <= 0.05)
     growth = end["backtrack"] / start["backtrack"]
@@ -205,6 +224,7 @@ def build_report(
     report.goal(f"turn latency p50, last {edge} / first {edge}", "<= 1.5", flat, flat <= 1.5)
     report.goal("history p50 (ms)", "<= 10", p50(bt.long.history), p50(bt.long.history) <= 10)
     report.goal("rewind p50 (ms)", "<= 10", p50(bt.long.rewind), p50(bt.long.rewind) <= 10)
+    report.goal(f"viewer: {t}-turn conversation page data (ms)", "< 1000", viewer, viewer < 1000)
     memory = rss["large_kb"] / rss["small_kb"]
     report.goal("idle RSS, many / few conversations", "<= 1.10", memory, memory <= 1.10)
 

@@ -7,6 +7,8 @@ validation never reaches the service, so it changes nothing.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import hmac
 import ipaddress
 import json
@@ -18,6 +20,9 @@ from typing import Any
 from aiohttp import web
 
 from bots.serving import add_health_routes, serve_until_stopped
+from bots.web import add_viewer
+from bots.workers import supervise
+from core.attachments import Attachment
 from core.errors import (
     AgentFailed,
     ApprovalPending,
@@ -128,6 +133,24 @@ def _field(body: dict[str, Any], name: str, kind: type, default: Any = ...) -> A
     return value
 
 
+def _files(body: dict[str, Any]) -> list[Attachment]:
+    """``files``: ``[{"name": "chart.png", "data": "<base64>", "mime": "image/png"}]`` (mime optional)."""
+    files = _field(body, "files", list, [])
+    found = []
+    for n, file in enumerate(files):
+        name, data = file.get("name") if isinstance(file, dict) else None, None
+        mime = file.get("mime") if isinstance(file, dict) else None
+        if isinstance(file, dict) and isinstance(file.get("data"), str):
+            try:
+                data = base64.b64decode(file["data"], validate=True)
+            except (binascii.Error, ValueError):
+                data = None
+        if not (isinstance(name, str) and name.strip()) or data is None or not isinstance(mime, str | None):
+            raise InvalidInput(f"files[{n}] must be an object with a \"name\" and base64 \"data\"")
+        found.append(Attachment(name.strip(), mime, data))
+    return found
+
+
 def _key(thread_id: str) -> ThreadKey:
     return ThreadKey.api(thread_id)
 
@@ -170,14 +193,15 @@ def _answer(thread_id: str, answer: Answer) -> web.Response:
 async def ask(request: web.Request) -> web.Response:
     body = await _body(request)
     query, thread_id = _field(body, "query", str), _field(body, "thread_id", str)
-    user = _field(body, "user", str, None)
+    user, files = _field(body, "user", str, None), _files(body)
     service, key = request.app[SERVICE], _key(thread_id)
     request_id = request.headers.get("Idempotency-Key")
     if request_id is None:
-        return _answer(thread_id, await service.ask(key, query, user=user))
+        return _answer(thread_id, await service.ask(key, query, user=user, files=files))
     if not _REQUEST_ID.fullmatch(request_id):
         raise InvalidInput("the Idempotency-Key header must be 1 to 128 letters, digits, '-', '_' or '.'")
-    return _answer(thread_id, await service.ask_once(key, query, request_id=request_id, user=user))
+    answer = await service.ask_once(key, query, request_id=request_id, user=user, files=files)
+    return _answer(thread_id, answer)
 
 
 async def resume(request: web.Request) -> web.Response:
@@ -319,6 +343,7 @@ def build_app(settings: Settings, service: ConversationService) -> web.Applicati
     app.router.add_get("/api/places/{place}", get_place)
     app.router.add_put("/api/places/{place}", put_place)
     add_health_routes(app, service)  # no token needed: see bots/serving.py
+    add_viewer(app, service)  # /ui; its data calls are under /api/, so the token check covers them
     return app
 
 
@@ -336,6 +361,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     port = settings.port if args.port is None else args.port
     if not settings.api_token and not _is_loopback(host):
         raise SettingsError(f"API_TOKEN must be set to listen on the non-loopback address {host}")
+    if args.workers != 1:
+        return await supervise(settings, host, port, args.workers)
     async with open_service(settings) as service:
-        await serve_until_stopped(build_app(settings, service), host, port, grace=settings.shutdown_grace)
+        app = build_app(settings, service)
+        await serve_until_stopped(app, host, port, grace=settings.shutdown_grace, reuse_port=args.reuse_port)
     return 0

@@ -89,13 +89,18 @@ async def stop_signals() -> AsyncIterator[asyncio.Event]:
                 loop.remove_signal_handler(sig)
 
 
-async def serve_until_stopped(app: web.Application, host: str, port: int, *, grace: float) -> None:
-    """Serve until SIGTERM/SIGINT; then stop listening and let running requests finish (up to ``grace`` s)."""
+async def serve_until_stopped(
+    app: web.Application, host: str, port: int, *, grace: float, reuse_port: bool = False
+) -> None:
+    """Serve until SIGTERM/SIGINT; then stop listening and let running requests finish (up to ``grace`` s).
+
+    ``reuse_port`` lets the workers of ``backtrack api --workers`` share one port (bots/workers.py).
+    """
     runner = web.AppRunner(app, shutdown_timeout=grace, handle_signals=False, access_log=None)
     await runner.setup()
     try:
         async with stop_signals() as stop:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
             _log.info("listening on http://%s:%d", host, port)
             await stop.wait()
             _log.info("stopping: finishing running requests (up to %.0f s)", grace)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict, cast
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, trim_messages
+from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage, trim_messages
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_openai import ChatOpenAI
 from langgraph.channels.delta import DeltaChannel
@@ -28,6 +28,7 @@ from langgraph.graph.message import _messages_delta_reducer
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
+from core.attachments import attachment_tokens
 from core.demo_model import DemoChatModel
 from core.errors import ContextTooLong
 from core.places import PlaceChoice
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
+    from core.attachments import Resolve
     from core.settings import Settings
 
 __all__ = ["SNAPSHOT_EVERY", "build_agent", "build_chat_model", "context_overflow", "window_reducer"]
@@ -65,17 +67,23 @@ def _tokens(message: AnyMessage) -> int:
     """``count_tokens_approximately`` of one message, remembered by id and length.
 
     The reducer recounts the window on every update. This graph never edits a message
-    in place or by id, so a message's count never changes once computed.
+    in place or by id, so a message's count never changes once computed. Attached files
+    count by what the model will read (``attachment_tokens``), never by their bytes.
     """
     if message.id is None or not isinstance(message.content, str):
-        return count_tokens_approximately([message])
+        return count_tokens_approximately([message]) + attachment_tokens(message)
     key = (message.id, message.type, len(message.content))
     count = _TOKEN_CACHE.get(key)
     if count is None:
         if len(_TOKEN_CACHE) >= _TOKEN_CACHE_SIZE:
             _TOKEN_CACHE.clear()
-        count = _TOKEN_CACHE[key] = count_tokens_approximately([message])
+        count = _TOKEN_CACHE[key] = count_tokens_approximately([message]) + attachment_tokens(message)
     return count
+
+
+def _count(messages: list[BaseMessage]) -> int:
+    """The window's size as the reducer counts it, so trimming and the reducer agree."""
+    return sum(_tokens(cast("AnyMessage", m)) for m in messages)
 
 
 def _fits(messages: list[AnyMessage], max_tokens: int) -> bool:
@@ -174,7 +182,9 @@ def build_agent(
     checkpointer: BaseCheckpointSaver[Any],
     model: BaseChatModel | None = None,
     tools: list[BaseTool] | None = None,
+    resolve: Resolve | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The graph; ``resolve`` turns stored file references into content parts for each model call."""
     tools = build_tools(settings) if tools is None else tools
     choice = {} if settings.tool_choice == "omit" or not tools else {"tool_choice": settings.tool_choice}
     # One chat model per allowed name, built once; a test's ``model`` stands in for all.
@@ -192,14 +202,16 @@ def build_agent(
             place = PlaceChoice(settings.model)
         llm = llms.get(place.model, llms[settings.model])
         messages: list[AnyMessage] = state["messages"]
-        window = messages if _fits(messages, budget) else trim_messages(
+        window: list[BaseMessage] = list(messages) if _fits(messages, budget) else trim_messages(
             messages,
             max_tokens=budget,
-            token_counter=count_tokens_approximately,
+            token_counter=_count,
             strategy="last",
             start_on="human",
             allow_partial=False,
         )
+        if resolve is not None:  # files reach the model only here, never the checkpoint
+            window = await resolve(window)
         try:
             reply = await llm.ainvoke([SystemMessage(place.persona or SYSTEM_PROMPT), *for_model(window)])
         except (ContextOverflowError, openai.BadRequestError) as exc:

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 
 from core.db import storage_errors
 from core.errors import ConversationBusy, InvalidInput, RewindOutOfRange
-from core.types import Audit, RewindResult, Turn
+from core.types import Audit, ConversationTree, RewindResult, Turn
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     from core.approval_store import ApprovalStore
+    from core.file_store import FileStore
+    from core.inspect import Inspector
     from core.keys import ThreadKey
     from core.locks import ConversationLocks
     from core.store import ConversationStore
@@ -42,12 +44,14 @@ class Branches:
         locks: ConversationLocks,
         checkpointer: BaseCheckpointSaver[str],
         engine: TurnEngine,
+        files: FileStore,
     ) -> None:
         self._store = store
         self._approvals = approvals
         self._locks = locks
         self._checkpointer = checkpointer
         self._engine = engine
+        self._files = files
 
     async def history(self, key: ThreadKey, limit: int) -> list[Turn]:
         check_limit(limit, "history")
@@ -62,6 +66,33 @@ class Branches:
             live = {t.turn_id for t in await self._store.branch(key, max(head.seq, 1))}
             turns = [replace(b, live=b.turn.turn_id in live) for b in await self._store.all_turns(key, limit)]
             return Audit(turns=turns, rewinds=await self._store.rewinds(key, limit))
+
+    async def tree(
+        self, key: ThreadKey, inspector: Inspector, before: int | None, limit: int
+    ) -> ConversationTree:
+        head = await self._store.existing_head(key)
+        turns, more = await inspector.turns(key, before, limit)
+        return ConversationTree(
+            key=key,
+            title=await inspector.title(key),
+            head_checkpoint_id=head.checkpoint_id if head.turn_id is not None else None,
+            turns=turns,
+            more=more,
+            rewinds=await self._store.rewinds(key, MAX_HISTORY),
+            pending=await self._approvals.pending(key),
+        )
+
+    async def turn_start(self, key: ThreadKey, checkpoint_id: str) -> str | None:
+        """Where the turn (or the paused request) ending at ``checkpoint_id`` started from."""
+        head = await self._store.existing_head(key)
+        turn = await self._store.turn_at(key, checkpoint_id)
+        if turn is not None:
+            parent = await self._store.parent_of(turn)
+            return parent.checkpoint_id if parent else head.root_checkpoint_id
+        pending = await self._approvals.pending(key)
+        if pending is not None and pending.checkpoint_id == checkpoint_id:
+            return (await self._approvals.head_of(pending.id)).checkpoint_id
+        raise RewindOutOfRange("no turn of this conversation ends at that checkpoint")
 
     async def rewind(self, key: ThreadKey, steps: int, user: str | None) -> RewindResult:
         if steps < 1:
@@ -113,3 +144,4 @@ class Branches:
             await self._store.existing_head(key)
             await self._checkpointer.adelete_thread(str(key))
             await self._store.delete(key)
+            await self._files.forget(key)

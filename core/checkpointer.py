@@ -28,29 +28,59 @@ decoding and validating the messages again. Only lists of messages are memoised;
 other value (a counter's int, a flag, a dict) is returned exactly as decoded.
 ``tests/core/test_checkpointer.py`` holds the memo to both, and
 ``tests/core/test_conformance.py`` runs LangGraph's conformance suite on this saver.
+
+**The turn-end cache.** Every turn starts from the checkpoint the previous turn ended
+at, and its first three reads (the checkpoint, then the ``DeltaChannel``'s snapshot and
+the writes since) rebuild a state this process had in hand a moment ago. So the process
+that wrote a turn's last checkpoint keeps it: the tuple as it was stored (captured in
+``aput``) and the message window the run ended with (``keep_window``, called by the
+runner), pickled. A later read of exactly that checkpoint id is answered from memory; any
+other id goes to the database. This is safe across processes without any invalidation
+protocol, because what it keeps is immutable: a checkpoint's row, its ancestors and so
+its rebuilt state never change once written. The one part that can change, writes later
+stored *on* that checkpoint, drops the entry (``aput_writes``); another process's writes
+on it are pending writes of a finished turn, which no run reads as state. The newest-
+checkpoint query (``aget_tuple`` without an id) is never cached: only the database knows.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import langgraph.checkpoint.postgres.aio as _pg_aio
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+    get_serializable_checkpoint_metadata,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from core.db import Pool
 
-__all__ = ["DELTA_PAGE_ROWS", "MEMO_BYTES", "MemoSerializer", "PooledPostgresSaver"]
+__all__ = ["DELTA_PAGE_ROWS", "KEPT_BYTES", "MEMO_BYTES", "MemoSerializer", "PooledPostgresSaver"]
 
 DELTA_PAGE_ROWS = 256
 MEMO_BYTES = 32 * 1024 * 1024
 """What the deserialisation memo may hold: each stored blob and its pickled copy."""
+KEPT_BYTES = 32 * 1024 * 1024
+"""What the turn-end cache may hold (one entry per conversation, its newest turn end)."""
+_MESSAGES = "messages"
+_INLINE = (str, int, float, bool)
+"""Channel values the saver keeps in the checkpoint row itself (anything else is a blob)."""
 
 if hasattr(_pg_aio, "_DELTA_PAGE_SIZE"):  # a private constant: if it goes, only speed suffers
     _pg_aio._DELTA_PAGE_SIZE = DELTA_PAGE_ROWS
@@ -113,10 +143,111 @@ class MemoSerializer(JsonPlusSerializer):
         return value  # freshly decoded: the caller holds the only reference
 
 
+@dataclass
+class _Kept:
+    checkpoint_id: str
+    tuple_bytes: bytes
+    window: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.tuple_bytes) + len(self.window or b"")
+
+
 class PooledPostgresSaver(AsyncPostgresSaver):
     def __init__(self, pool: Pool) -> None:
         super().__init__(pool, serde=MemoSerializer())
         self.lock = _NoLock()  # type: ignore[assignment]
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        self._kept_bytes = 0
+        self.kept_hits = 0
+
+    # -- the turn-end cache ----------------------------------------------------------
+
+    async def aput(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        stored = await super().aput(config, checkpoint, metadata, new_versions)
+        thread = str(stored["configurable"]["thread_id"])
+        if stored["configurable"].get("checkpoint_ns", ""):
+            return stored
+        self._forget_kept(thread)
+        values = checkpoint["channel_values"]
+        if _MESSAGES in values or not all(v is None or isinstance(v, _INLINE) for v in values.values()):
+            return stored  # a snapshot or a blob: not what a turn ends on; read it back instead
+        parent = config["configurable"].get("checkpoint_id")
+        as_read = CheckpointTuple(
+            config=stored,
+            checkpoint=json.loads(json.dumps(checkpoint)),  # as the database hands it back
+            metadata=json.loads(json.dumps(get_serializable_checkpoint_metadata(config, metadata))),
+            parent_config=(
+                {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": parent}}
+                if parent else None
+            ),
+            pending_writes=[],
+        )
+        self._kept[thread] = kept = _Kept(checkpoint["id"], pickle.dumps(as_read, pickle.HIGHEST_PROTOCOL))
+        self._kept_bytes += kept.size
+        self._trim()
+        return stored
+
+    def _trim(self) -> None:
+        while self._kept_bytes > KEPT_BYTES and self._kept:
+            self._forget_kept(next(iter(self._kept)))  # the least recently used conversation
+
+    def _forget_kept(self, thread: str) -> None:
+        if (kept := self._kept.pop(thread, None)) is not None:
+            self._kept_bytes -= kept.size
+
+    def keep_window(self, config: RunnableConfig, messages: Sequence[BaseMessage]) -> None:
+        """The message window at the checkpoint ``config`` names, as the run that wrote it ended."""
+        thread = str(config["configurable"]["thread_id"])
+        kept = self._kept.get(thread)
+        if kept is None or kept.checkpoint_id != config["configurable"].get("checkpoint_id"):
+            return
+        self._kept_bytes -= kept.size
+        kept.window = pickle.dumps(list(messages), pickle.HIGHEST_PROTOCOL)
+        self._kept_bytes += kept.size
+        self._kept.move_to_end(thread)
+        self._trim()
+
+    def _hit(self, config: RunnableConfig) -> _Kept | None:
+        configurable = config["configurable"]
+        if configurable.get("checkpoint_ns", ""):
+            return None
+        kept = self._kept.get(str(configurable["thread_id"]))
+        if kept is None or kept.window is None or kept.checkpoint_id != configurable.get("checkpoint_id"):
+            return None
+        return kept
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        thread = str(config["configurable"]["thread_id"])
+        kept = self._kept.get(thread)
+        if kept is not None and kept.checkpoint_id == config["configurable"].get("checkpoint_id"):
+            self._forget_kept(thread)  # writes stored on it: the kept tuple no longer reads back as stored
+        await super().aput_writes(config, writes, task_id, task_path)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        if (kept := self._hit(config)) is not None:
+            self.kept_hits += 1
+            found: CheckpointTuple = pickle.loads(kept.tuple_bytes)  # our own bytes, made above
+            return found
+        return await super().aget_tuple(config)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        kept = self._hit(config)
+        if kept is None or kept.window is None or list(channels) != [_MESSAGES]:
+            return await super().aget_delta_channel_history(config=config, channels=channels)
+        return {_MESSAGES: {"writes": [], "seed": _DeltaSnapshot(pickle.loads(kept.window))}}
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self._forget_kept(str(thread_id))
+        await super().adelete_thread(thread_id)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         counter = 0 if current is None else int(str(current).split(".")[0])

@@ -116,6 +116,24 @@ MIGRATIONS: Sequence[str] = (
     );
     """,
     """
+    CREATE TABLE files (
+        sha256      text PRIMARY KEY,
+        mime        text NOT NULL,
+        size        integer NOT NULL,
+        data        bytea NOT NULL,
+        text        text,
+        created_at  timestamptz NOT NULL DEFAULT now()
+    );
+    ALTER TABLE files ALTER COLUMN data SET STORAGE EXTERNAL;
+    CREATE TABLE conversation_files (
+        conversation_key  text NOT NULL,
+        sha256            text NOT NULL REFERENCES files (sha256),
+        created_at        timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (conversation_key, sha256)
+    );
+    CREATE INDEX conversation_files_sha256 ON conversation_files (sha256);
+    """,
+    """
     CREATE TABLE place_settings (
         place       text PRIMARY KEY,
         persona     text,

@@ -10,9 +10,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langgraph.types import Command
 
+from core.attachments import REFS, refs_of
+from core.checkpointer import PooledPostgresSaver
 from core.db import STORAGE_ERRORS
 from core.errors import AgentFailed, BacktrackError
 from core.metrics import MetricsCallback
@@ -41,13 +43,33 @@ class GraphRunner:
         root = await self._graph.aupdate_state(config, {"messages": []}, as_node="__input__")
         return str(root["configurable"]["checkpoint_id"])
 
+    async def window(self, thread_id: str, checkpoint_id: str) -> list[BaseMessage]:
+        """The messages in state at a checkpoint (the window a model step there was sent)."""
+        config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_id": checkpoint_id}}
+        snapshot = await self._graph.aget_state(config)
+        return list(snapshot.values.get("messages") or [])
+
     async def ask(
         self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
         metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice, speaker: str | None = None,
+        files: list[dict[str, Any]] | None = None,
     ) -> RunResult:
-        """``speaker`` is stored as the message's name (``core/speakers.py``), never in its text."""
-        graph_input = {"messages": [HumanMessage(question, name=speaker)]}
-        return await self._run(key, start, graph_input, on_partial, metadata, on_status, place)
+        """``speaker`` is stored as the message's name (``core/speakers.py``), never in its text;
+        ``files`` are references (``core/attachments.py``): the checkpoint keeps them, not the bytes."""
+        extra = {"additional_kwargs": {REFS: files}} if files else {}
+        message = HumanMessage(question, name=speaker, **extra)
+        return await self._run(key, start, {"messages": [message]}, on_partial, metadata, on_status, place)
+
+    async def files_at(self, key: ThreadKey, checkpoint_id: str) -> list[dict[str, Any]]:
+        """The file references of the question of the turn that ended at ``checkpoint_id``.
+
+        The state there always keeps that turn's question, its last human message: a
+        replay asks it again with the same files.
+        """
+        config: Any = {"configurable": {"thread_id": str(key), "checkpoint_id": checkpoint_id}}
+        state = await self._graph.aget_state(config)
+        humans = [m for m in state.values.get("messages") or [] if isinstance(m, HumanMessage)]
+        return refs_of(humans[-1]) if humans else []
 
     async def resume(
         self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,
@@ -68,12 +90,14 @@ class GraphRunner:
             "callbacks": [MetricsCallback(place.model)],
         }
         partial, last, final, pause, usage = "", None, None, None, Usage()
-        stream: Any = self._graph.astream(
-            graph_input, config, stream_mode=["messages", "checkpoints", "updates"]
-        )
+        ended: Any = None
+        # token streaming costs a callback per chunk: only when someone reads the partials
+        modes: Any = ["checkpoints", "updates", *(["messages"] if on_partial else [])]
+        stream: Any = self._graph.astream(graph_input, config, stream_mode=modes)
         try:
             async for mode, chunk in stream:
                 if mode == "checkpoints":
+                    ended = chunk
                     last = chunk["config"]["configurable"]["checkpoint_id"]
                     messages = chunk["values"].get("messages") or []
                     final = messages[-1] if messages else None
@@ -98,6 +122,8 @@ class GraphRunner:
             return RunResult(checkpoint_id=last, answer=None, pause=pause, usage=usage)
         if not isinstance(final, AIMessage):
             raise AgentFailed()
+        if isinstance(saver := self._graph.checkpointer, PooledPostgresSaver):
+            saver.keep_window(ended["config"], ended["values"]["messages"])  # the next turn starts here
         return RunResult(checkpoint_id=last, answer=final.text, usage=usage)
 
 

@@ -13,6 +13,7 @@ from core.checkpointer import PooledPostgresSaver
 from core.db import connection_kwargs, database_url, open_pool
 from core.demo_model import OFFLINE_NOTICE
 from core.errors import BacktrackError
+from core.file_store import FileStore
 from core.migrations import apply_migrations
 from core.model_probe import check_server_context
 from core.pooling import check_pooling
@@ -52,7 +53,7 @@ async def open_service(
     try:
         checkpointer = PooledPostgresSaver(pool)
         await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
-        graph = build_agent(settings, checkpointer, model)
+        graph = build_agent(settings, checkpointer, model, resolve=FileStore(pool, settings).resolve)
         service = ConversationService(settings, pool, checkpointer, graph)
         pruning = None
         if maintenance:

@@ -20,13 +20,16 @@ from core.db import storage_errors
 from core.deliveries import Deliveries
 from core.errors import ConversationNotFound, InvalidInput, StaleApproval, StorageUnavailable
 from core.feedback import FeedbackStore
+from core.file_store import FileStore
 from core.generations import Generations
+from core.inspect import MAX_PAGE, MAX_TREE, Inspector
 from core.keys import ThreadKey, place_scopes
 from core.locks import ConversationLocks
 from core.metrics import FEEDBACK
 from core.places import KEEP, Keep, PlaceChoice, Places, PlaceSetting
 from core.retention import Retention
 from core.runner import GraphRunner
+from core.steps import TurnReader
 from core.store import ConversationStore
 from core.turns import TurnEngine
 from core.types import PruneReport, Received
@@ -34,9 +37,12 @@ from core.usage import UsageLedger, UsageReport
 from core.wording import format_audit, format_history, format_rewind, format_usage
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.graph.state import CompiledStateGraph
 
+    from core.attachments import Attachment, Unread
     from core.db import Pool
     from core.settings import Settings
     from core.types import (
@@ -44,12 +50,15 @@ if TYPE_CHECKING:
         Approval,
         Audit,
         ConversationInfo,
+        ConversationPage,
+        ConversationTree,
         Incoming,
         OnDecided,
         OnPartial,
         OnStatus,
         RewindResult,
         Turn,
+        TurnSteps,
     )
 
 __all__ = ["MAX_HISTORY", "ConversationService"]
@@ -80,14 +89,17 @@ class ConversationService:
             conninfo=settings.lock_database_url,
         )
         runner = GraphRunner(graph)
+        self._files = FileStore(pool, settings)
         self._places = Places(pool, settings)
         self._usage = UsageLedger(pool, settings)
         self._turns = TurnEngine(
             settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember,
-            self._places, self._usage,
+            self._files, self._places, self._usage,
         )
-        self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns)
+        self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns, self._files)
         self._known: OrderedDict[str, None] = OrderedDict()
+        self._inspector = Inspector(pool)
+        self._steps = TurnReader(checkpointer, runner.window)
 
     # -- what comes in ---------------------------------------------------------------
 
@@ -167,24 +179,28 @@ class ConversationService:
         on_partial: OnPartial | None = None,
         event_id: str | None = None,
         on_status: OnStatus | None = None,
+        files: Sequence[Attachment | Unread] = (),
         speaker: str | None = None,
     ) -> Answer:
         """Answer ``text``; ``on_partial`` sees the answer grow, ``on_status`` the tools it runs.
 
+        ``files`` are what the message carried (downloaded, or why not): read within the
+        caps, stored once, named in the question; the answer says which were not read.
         ``speaker`` is the asker's display name, for the model (``core/speakers.py``);
         ``user`` (their platform id) stands in when there is none.
         """
-        return await self._turns.ask(key, text, user, on_partial, event_id, on_status, speaker)
+        return await self._turns.ask(key, text, user, on_partial, event_id, on_status, files, speaker)
 
     async def ask_once(
-        self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None
+        self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None,
+        files: Sequence[Attachment | Unread] = (),
     ) -> Answer:
         """``ask``, but a retry of the same request gets the first answer, not a second turn.
 
         For clients that retry after a timeout (the API's ``Idempotency-Key``). A request
         that failed may be retried for real; one still running is refused as busy.
         """
-        return await self._turns.ask_once(key, text, request_id, user)
+        return await self._turns.ask_once(key, text, request_id, user, files)
 
     async def resolve(
         self,
@@ -286,6 +302,32 @@ class ConversationService:
     ) -> list[ConversationInfo]:
         return await self._branches.conversations(platform, place, user, limit)
 
+    # -- the web viewer (bots/web): read-only views, bounded by page sizes --------------
+
+    async def conversations(
+        self, *, search: str | None = None, platform: str | None = None, offset: int = 0, limit: int = 50
+    ) -> ConversationPage:
+        """A page of conversations, most recently active first, with their pending approvals."""
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise InvalidInput(f"a page holds 1 to {MAX_PAGE} conversations, from an offset of 0 or more")
+        async with storage_errors():
+            return await self._inspector.conversations(search, platform, offset, limit)
+
+    async def tree(
+        self, key: ThreadKey, *, before: int | None = None, limit: int = MAX_TREE
+    ) -> ConversationTree:
+        """The newest turns of every branch (older than turn id ``before``), rewinds, the pending request."""
+        if not 1 <= limit <= MAX_TREE:
+            raise InvalidInput(f"the tree loads 1 to {MAX_TREE} turns at a time")
+        async with storage_errors():
+            return await self._branches.tree(key, self._inspector, before, limit)
+
+    async def steps(self, key: ThreadKey, checkpoint_id: str) -> TurnSteps:
+        """The steps of the turn (or the paused request) that ended at ``checkpoint_id``."""
+        async with storage_errors():
+            start = await self._branches.turn_start(key, checkpoint_id)
+            return await self._steps.steps(str(key), start, checkpoint_id)
+
     async def forget(self, key: ThreadKey) -> None:
         """Delete a conversation with every checkpoint and row it has."""
         await self._branches.forget(key)
@@ -350,6 +392,7 @@ class ConversationService:
         settings = self.settings
         async with storage_errors():
             report.events = await self._retention.expire_events(settings.event_ttl_hours * 3600)
+            await self._files.sweep()
             if settings.retention_days is not None:
                 for key in await self._retention.idle_conversations(settings.retention_days * 86400):
                     try:

@@ -100,6 +100,18 @@ class Settings(BaseSettings):
     prune_interval_minutes: float = Field(60.0, gt=0, validation_alias="BACKTRACK_PRUNE_INTERVAL_MINUTES")
     shutdown_grace: float = Field(30.0, ge=0, validation_alias="BACKTRACK_SHUTDOWN_GRACE")
 
+    # attachments
+    vision: Literal["auto", "true", "false"] = Field("auto", validation_alias="BACKTRACK_VISION")
+    """Send images to the model; ``auto``: for models known to read them (gpt-4o*, gpt-4.1*, gpt-5*, o1…)."""
+    attachment_max_bytes: int = Field(10_000_000, ge=1, validation_alias="BACKTRACK_ATTACHMENT_MAX_BYTES")
+    attachments_per_message: int = Field(5, ge=0, validation_alias="BACKTRACK_ATTACHMENTS_PER_MESSAGE")
+    attachments_max_total_bytes: int = Field(
+        20_000_000, ge=1, validation_alias="BACKTRACK_ATTACHMENTS_MAX_TOTAL_BYTES"
+    )
+    attachment_text_chars: int = Field(20_000, ge=100, validation_alias="BACKTRACK_ATTACHMENT_TEXT_CHARS")
+    """How much of one text file or PDF the model reads; the rest is cut, with a note."""
+    download_timeout: float = Field(30.0, gt=0, validation_alias="BACKTRACK_DOWNLOAD_TIMEOUT")
+
     # human in the loop
     webhook_url: str | None = Field(None, validation_alias="BACKTRACK_WEBHOOK_URL")
     approval_tools: IdList = Field(
@@ -121,6 +133,7 @@ class Settings(BaseSettings):
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
     slack_allowed_channels: IdList = Field(frozenset(), validation_alias="SLACK_ALLOWED_CHANNELS")
     slack_allowed_users: IdList = Field(frozenset(), validation_alias="SLACK_ALLOWED_USERS")
+    slack_file_hosts: IdList = Field(frozenset({"files.slack.com"}), validation_alias="SLACK_FILE_HOSTS")
     slack_greeting: str = Field(
         "Hi! Ask me anything. I remember this thread; `!history` lists it and `!rewind N`"
         " takes back the last N turns.",
@@ -144,6 +157,9 @@ class Settings(BaseSettings):
     discord_allowed_channels: NumericIds = Field(frozenset(), validation_alias="DISCORD_ALLOWED_CHANNELS")
     discord_allowed_roles: NumericIds = Field(frozenset(), validation_alias="DISCORD_ALLOWED_ROLES")
     discord_allowed_users: NumericIds = Field(frozenset(), validation_alias="DISCORD_ALLOWED_USERS")
+    discord_file_hosts: IdList = Field(
+        frozenset({"cdn.discordapp.com", "media.discordapp.net"}), validation_alias="DISCORD_FILE_HOSTS"
+    )
 
     log_level: str = Field("INFO", validation_alias="BACKTRACK_LOG_LEVEL")
 

@@ -16,7 +16,7 @@ from core.feedback import RATINGS, ratings
 from core.keys import ThreadKey
 from core.types import BranchTurn, ConversationInfo, Head, Rewind, Turn
 
-__all__ = ["ConversationStore", "StartedTurn", "head_from_row"]
+__all__ = ["ConversationStore", "StartedTurn", "head_from_row", "turn_from_row"]
 
 _HEAD = """
 SELECT c.root_checkpoint_id, t.id AS turn_id, t.seq, t.checkpoint_id
@@ -158,6 +158,10 @@ def _turn(row: dict[str, Any]) -> Turn:
         turn_id=row["id"],
         feedback=ratings(row.get("feedback")),
     )
+
+
+turn_from_row = _turn
+"""A ``turns`` row (with the ``RATINGS`` column) as a ``Turn``, for other readers of the table."""
 
 
 def _conversation(key: ThreadKey, title: str, user: str | None, root: str | None) -> dict[str, Any]:

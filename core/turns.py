@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from core import metrics
 from core.approvals import describe_request
+from core.attachments import Attachment, Prepared, Unread, prepare
 from core.db import STORAGE_ERRORS, storage_errors
 from core.errors import (
     ApprovalPending,
@@ -40,8 +41,11 @@ from core.types import Answer, Approval, Head, OnDecided, OnPartial, OnStatus, R
 from core.wording import preview
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from core.approval_store import ApprovalStore
     from core.deliveries import Deliveries
+    from core.file_store import FileStore
     from core.keys import ThreadKey
     from core.locks import ConversationLocks
     from core.places import PlaceChoice, Places
@@ -89,6 +93,7 @@ class TurnEngine:
         locks: ConversationLocks,
         runner: GraphRunner,
         on_turn: Callable[[ThreadKey], None],
+        files: FileStore,
         places: Places,
         usage: UsageLedger,
     ) -> None:
@@ -99,6 +104,7 @@ class TurnEngine:
         self._locks = locks
         self._runner = runner
         self._on_turn = on_turn
+        self._files = files
         self._places = places
         self._usage = usage
         self._running: dict[str, asyncio.Task[Any]] = {}
@@ -126,10 +132,13 @@ class TurnEngine:
 
     async def ask(
         self, key: ThreadKey, text: str, user: str | None, on_partial: OnPartial | None, event_id: str | None,
-        on_status: OnStatus | None = None, speaker: str | None = None,
+        on_status: OnStatus | None = None, files: Sequence[Attachment | Unread] = (),
+        speaker: str | None = None,
     ) -> Answer:
         async with self._scope(key) as turn_id:
-            question = clean_message(text, self._settings.max_message_chars)
+            text = clean_message(text, self._settings.max_message_chars) if text.strip() or not files else ""
+            prepared = await prepare(files, self._settings)  # a message with files may have no text
+            question = prepared.question(text)
             await self._usage.check(key, user)  # before the turn is marked: a refusal changes nothing
             policy = self._settings.busy_policy
             if policy == "interrupt" and (running := self._running.get(str(key))):
@@ -140,7 +149,7 @@ class TurnEngine:
                 self._running[str(key)] = task
                 try:
                     return await self._question(
-                        key, question, turn_id, user, on_partial, event_id, on_status, speaker
+                        key, question, prepared, turn_id, user, on_partial, event_id, on_status, speaker
                     )
                 except asyncio.CancelledError:
                     if task.cancelling() and policy == "interrupt":
@@ -155,6 +164,7 @@ class TurnEngine:
         self,
         key: ThreadKey,
         question: str,
+        prepared: Prepared,
         turn_id: str,
         user: str | None,
         on_partial: OnPartial | None,
@@ -174,16 +184,20 @@ class TurnEngine:
                 root = await self._runner.root(key)
                 head = await self._store.begin_conversation(key, question[:80], user, root)
             assert head.checkpoint_id is not None
+            await self._files.store(key, prepared)
             metadata = {"user": user, "event_id": event_id, "turn_id": turn_id}
             place = await self._places.choose(key.scopes)
             result = await self._runner.ask(
-                key, head.checkpoint_id, question, on_partial, metadata, on_status, place, speaker or user
+                key, head.checkpoint_id, question, on_partial, metadata, on_status, place, speaker or user,
+                prepared.refs,
             )
             answer = await self._record(key, head, question, user, result, place)
         finally:
             if answer is None or answer.turn is None:  # a recorded turn cleared its mark itself
                 await asyncio.shield(self._end_turn(key))
         _log.info("turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000)
+        if prepared.notes:  # after the answer, so a streamed answer only grows
+            answer = replace(answer, text=answer.text + "\n\n" + "\n".join(prepared.notes))
         if abandoned := start.abandoned:
             notice = (
                 f"(Your earlier message “{preview(abandoned, 60)}” was cut off by a restart;"
@@ -198,13 +212,16 @@ class TurnEngine:
         except STORAGE_ERRORS:
             _log.warning("could not clear the in-flight mark of %s", key)
 
-    async def ask_once(self, key: ThreadKey, text: str, request_id: str, user: str | None) -> Answer:
+    async def ask_once(
+        self, key: ThreadKey, text: str, request_id: str, user: str | None,
+        files: Sequence[Attachment | Unread] = (),
+    ) -> Answer:
         event = f"request:{key}:{request_id}"
         async with storage_errors():
             first = await self._deliveries.claim(event)
         if first:
             try:
-                answer = await self.ask(key, text, user, None, event)
+                answer = await self.ask(key, text, user, None, event, None, files)
             except BaseException:
                 with contextlib.suppress(*STORAGE_ERRORS):
                     await asyncio.shield(self._deliveries.release(event))
@@ -288,9 +305,10 @@ class TurnEngine:
             )
             assert start.checkpoint_id is not None
             metadata = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
+            files = await self._runner.files_at(key, checkpoint_id)  # the same files, asked again
             place = await self._places.choose(key.scopes)
             result = await self._runner.ask(
-                key, start.checkpoint_id, target.question, None, metadata, None, place, target.user
+                key, start.checkpoint_id, target.question, None, metadata, None, place, target.user, files
             )
             answer = await self._record(
                 key, start, target.question, user, result, place, replacing=current.turn_id

@@ -18,6 +18,9 @@ __all__ = [
     "Audit",
     "BranchTurn",
     "ConversationInfo",
+    "ConversationPage",
+    "ConversationSummary",
+    "ConversationTree",
     "Feedback",
     "Head",
     "Incoming",
@@ -30,7 +33,11 @@ __all__ = [
     "Rewind",
     "RewindResult",
     "RunResult",
+    "Step",
+    "StepMessage",
+    "TreeTurn",
     "Turn",
+    "TurnSteps",
     "Usage",
 ]
 
@@ -146,6 +153,89 @@ class Rewind:
 class Audit:
     turns: list[BranchTurn]
     rewinds: list[Rewind]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    """A row of the web viewer's conversation list."""
+
+    key: ThreadKey
+    title: str
+    turns: int
+    last_active_at: datetime
+    pending: bool
+    """A tool call waits for someone's approval."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    conversations: list[ConversationSummary]
+    more: bool
+    """Further rows exist past this page."""
+
+
+@dataclass(frozen=True, slots=True)
+class TreeTurn:
+    """A turn of the viewer's tree: its parent, whether it is live, what it replayed."""
+
+    turn: Turn
+    parent_checkpoint_id: str | None
+    live: bool
+    replay_of: str | None
+    """The checkpoint of the turn this one asked again (a replay), else None."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationTree:
+    key: ThreadKey
+    title: str
+    head_checkpoint_id: str | None
+    turns: list[TreeTurn]
+    """The newest turns of every branch, oldest first; ``more``: older ones were left out."""
+    more: bool
+    rewinds: list[Rewind]
+    pending: Approval | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepMessage:
+    """One message a step added or a model was sent, as plain text and values."""
+
+    type: str
+    """human, ai, tool or system."""
+    content: str
+    name: str | None = None
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One checkpoint of a turn: which agent and node wrote it, when, and what it added."""
+
+    checkpoint_id: str
+    agent: str
+    """``agent`` for the main graph; a subgraph's node name for its checkpoints."""
+    node: str
+    started_at: datetime
+    duration_ms: float
+    added: tuple[StepMessage, ...]
+    values: dict[str, Any]
+    """Other state channels the step wrote, as JSON-ready values."""
+    sent: tuple[StepMessage, ...] = ()
+    """For a model step: the newest messages of the window the model was sent."""
+    sent_omitted: int = 0
+    pause: dict[str, Any] | None = None
+    """What an ``interrupt()`` after this step asked for (an approval request)."""
+    decision: dict[str, Any] | None = None
+    """The answer the paused run was resumed with (approved or not, by whom)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSteps:
+    steps: list[Step]
+    truncated: bool
+    """The turn has more checkpoints than the limit; the newest ones are shown."""
 
 
 @dataclass

@@ -1,8 +1,7 @@
 """A real PgBouncer in transaction pooling mode in front of the suite's PostgreSQL.
 
-Debian's ``pgbouncer`` is installed on first use if it is not on PATH (as the browser is
-for the UI tests); a machine where that fails fails the tests that need it, with the
-reason, rather than skipping them. PgBouncer refuses to run as root, so as root it runs as
+Debian's ``pgbouncer`` is installed on first use if it is not on PATH (``tests/apt.py``,
+as the browser is for the viewer's tests). PgBouncer refuses to run as root, so as root it runs as
 the unprivileged user owning the server's socket directory (``pgserver`` for the embedded
 server, whose data directory is private), else ``postgres``.
 """
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from tests.apt import apt_install
 from tests.processes import free_port
 
 __all__ = ["PgBouncer", "pgbouncer"]
@@ -43,24 +43,6 @@ class PgBouncer:
         if dbname:
             params["dbname"] = dbname
         return make_conninfo(**params)  # type: ignore[arg-type]
-
-
-def _binary() -> str:
-    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/bin")
-    if found:
-        return found
-    steps = (["apt-get", "update"], ["apt-get", "install", "-y", "pgbouncer"])
-    for step in steps:
-        try:
-            done = subprocess.run(step, capture_output=True, text=True, timeout=600, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.fail(f"could not install pgbouncer ({' '.join(step)}): {exc}", pytrace=False)
-        if done.returncode != 0:
-            pytest.fail(f"could not install pgbouncer ({' '.join(step)}): {done.stderr[-1500:]}", pytrace=False)
-    found = shutil.which("pgbouncer", path="/usr/sbin:/usr/bin")
-    if not found:
-        pytest.fail("apt-get installed pgbouncer but no pgbouncer binary was found", pytrace=False)
-    return found
 
 
 def _config(workdir: Path, port: int, direct_url: str) -> Path:
@@ -103,7 +85,7 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path, timeout
 @pytest.fixture(scope="session")
 def pgbouncer(pg_url: str) -> Iterator[PgBouncer]:
     """PgBouncer (transaction mode, trust) on a free 127.0.0.1 port, stopped at the end."""
-    binary = _binary()
+    binary = apt_install("pgbouncer", "pgbouncer")
     workdir = Path(tempfile.mkdtemp(prefix="bt-pgbouncer-"))
     workdir.chmod(0o755)
     port = free_port()

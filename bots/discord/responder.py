@@ -11,6 +11,7 @@ from discord import app_commands
 
 from bots.discord.access import Gate, channel_ids, conversation_key
 from bots.discord.feedback import feedback_view
+from bots.discord.files import fetch_attachments
 from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
 from core.boundary import boundary
 from core.chunking import split_message
@@ -38,6 +39,7 @@ class Responder:
     def __init__(self, client: discord.Client, settings: Settings, service: ConversationService):
         self.client = client
         self.service = service
+        self.settings = settings
         self.gate = Gate.from_settings(settings)
 
     # -- messages ------------------------------------------------------------------------
@@ -64,8 +66,8 @@ class Responder:
         places = channel_ids(message.channel)
         called = self._called(message, guild_id, me)
         text = re.sub(rf"<@!?{me.id}>", " ", message.content).strip()
-        if not called and not (text and self.gate.open_channels & places):
-            return  # not for the bot (in an open channel: nothing to answer, e.g. an image)
+        if not called and not ((text or message.attachments) and self.gate.open_channels & places):
+            return  # not for the bot (in an open channel: nothing to answer, e.g. a sticker)
         if not self.gate.admits(guild_id, places, author):
             _log.info("ignored message %s from %s: not on the allow-lists", message.id, author.id)
             return
@@ -81,9 +83,10 @@ class Responder:
             key = received.key
             _log.info("message %s on %s", message.id, key)
             async with message.channel.typing():
+                files = await fetch_attachments(message.attachments, self.settings)
                 answer = await self.service.ask(
                     key, received.text, user=str(author.id), on_partial=reply.partial,
-                    event_id=received.event_id, speaker=speaker_name(author.display_name),
+                    event_id=received.event_id, files=files, speaker=speaker_name(author.display_name),
                 )
             await reply.finish(answer.text, answer.approval, footer=feedback_view(answer))
 

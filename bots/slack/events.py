@@ -26,6 +26,7 @@ from core.types import Incoming
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bots.slack.files import SlackFiles
     from bots.slack.people import People
     from bots.slack.stream import SlackReply
     from core.keys import ThreadKey
@@ -51,6 +52,8 @@ class SlackMessage:
     text: str
     """The text without the bot's mention, with Slack's &amp;/&lt;/&gt; decoded."""
     mentioned: bool
+    files: tuple[dict[str, Any], ...] = ()
+    """Slack's file objects, when the message shares files (``file_share``)."""
 
     @property
     def key(self) -> ThreadKey:
@@ -66,10 +69,15 @@ def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | No
     if event.get("bot_id") or event.get("subtype") not in _ANSWERED_SUBTYPES:
         return None
     team = body.get("team_id") or event.get("team")
-    fields = (team, event.get("channel"), event.get("user"), event.get("ts"), event.get("text"))
+    raw_files = event.get("files")
+    files = tuple(f for f in raw_files if isinstance(f, dict)) if isinstance(raw_files, list) else ()
+    text = event.get("text") or ""
+    fields = (team, event.get("channel"), event.get("user"), event.get("ts"))
     if not all(isinstance(f, str) and f for f in fields) or event.get("user") == bot_user:
         return None
-    team, channel, user, ts, text = (str(f) for f in fields)
+    if not (isinstance(text, str) and (text or files)):  # only a message with files may have no text
+        return None
+    team, channel, user, ts = (str(f) for f in fields)
     thread_ts = event.get("thread_ts")
     mention = re.compile(rf"<@{re.escape(bot_user)}(?:\|[^>]*)?>") if bot_user else None
     mentioned = event.get("type") == "app_mention" or bool(mention and mention.search(text))
@@ -83,14 +91,18 @@ def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | No
         thread_ts=thread_ts if isinstance(thread_ts, str) and thread_ts else None,
         text=html.unescape(text).strip(),
         mentioned=mentioned,
+        files=files,
     )
 
 
 class MessageHandler:
-    def __init__(self, service: ConversationService, access: Access, clock: Clock, people: People) -> None:
+    def __init__(
+        self, service: ConversationService, access: Access, clock: Clock, files: SlackFiles, people: People
+    ) -> None:
         self._service = service
         self._access = access
         self._clock = clock
+        self._files = files
         self._people = people
 
     async def handle(
@@ -134,9 +146,10 @@ class MessageHandler:
             await post_text(client, message.channel, message.reply_to, text)
             return
         await reply.start()
+        files = await self._files.fetch(message.files)  # only once the message is surely answered
         answer = await self._service.ask(
             key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id,
-            on_status=reply.status, speaker=await self._people.name(message.user),
+            on_status=reply.status, files=files, speaker=await self._people.name(message.user),
         )
         await reply.finish(answer.text, answer.approval, footer=feedback_block(answer))
         await name_thread(client, message.channel, message.thread_ts, received.text, answer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import signal
 import subprocess
 import sys
@@ -360,3 +361,17 @@ async def test_delete_removes_the_conversation(api: Client, unique: Callable[[st
     assert body["answer"] == "heard: again"  # nothing of the old conversation is left
     _, kept = await api.post("/api/graph/history", {"thread_id": other})
     assert [t["question"] for t in kept["turns"]] == ["stays"]
+
+
+async def test_files_are_sent_as_base64_and_bad_ones_refused_before_the_turn(
+    api: Client, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    thread = unique("files")
+    csv = base64.b64encode(b"a,b\n1,2\n").decode()
+    status, body = await api.post("/api/graph", {"query": "sum it", "thread_id": thread,
+                                                 "files": [{"name": "t.csv", "data": csv}]})
+    assert status == 200 and body["answer"].startswith("heard: [attached: t.csv] sum it --- t.csv ---\na,b\n1,2")
+    status, body = await api.post("/api/graph", {"query": "x", "thread_id": thread,
+                                                 "files": [{"name": "t.csv", "data": "not base64!"}]})
+    assert status == 400 and body["error"]["message"] == 'files[0] must be an object with a "name" and base64 "data"'
+    assert len(fake_llm.requests) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 from uuid import uuid4
 
@@ -23,10 +24,16 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer
 
+from core.agent import SNAPSHOT_EVERY, build_agent
 from core.checkpointer import PooledPostgresSaver
 from core.db import Pool, open_pool
+from core.keys import ThreadKey
 from core.migrations import apply_migrations
+from core.places import PlaceChoice
+from core.runner import GraphRunner
 from core.settings import Settings
+from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
+from tests.processes import BacktrackProcess, instances
 
 
 @pytest.fixture
@@ -146,3 +153,54 @@ async def _state(graph: Any, config: RunnableConfig) -> list[AnyMessage]:
 
 async def _history(graph: Any, config: RunnableConfig) -> list[AnyMessage]:
     return [m async for s in graph.aget_state_history(config) for m in s.values.get("messages", [])]
+
+
+# -- the turn-end cache ------------------------------------------------------------------
+
+
+async def test_each_turn_starts_from_the_kept_state_and_it_is_what_the_database_rebuilds(
+    pool: Pool, settings: Settings, fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    """Past a snapshot, with tool turns and a fork: every kept read equals a cold read."""
+    kept, cold = PooledPostgresSaver(pool), PooledPostgresSaver(pool)
+    runner = GraphRunner(build_agent(settings, kept))
+    cold_graph = build_agent(settings, cold)
+    key = ThreadKey.api(unique("kept"))
+    ends = [await runner.root(key)]
+    turns = SNAPSHOT_EVERY // 2 + 5  # about two message updates a turn: one snapshot on the way
+    for turn in range(turns):
+        if turn % 7 == 3:
+            fake_llm.queue(ToolCall("current_datetime", {}), Reply(f"answer {turn}"))
+        start = ends[-3] if turn == turns - 1 else ends[-1]  # the last turn forks from an older end
+        result = await runner.ask(key, start, f"q{turn}", None, {}, None, PlaceChoice(settings.model))
+        ends.append(result.checkpoint_id)
+        config: RunnableConfig = {"configurable": {"thread_id": str(key), "checkpoint_id": result.checkpoint_id}}
+        warm, stored = await runner._graph.aget_state(config), await cold_graph.aget_state(config)
+        assert warm.values == stored.values and warm.metadata == stored.metadata
+        assert warm.parent_config == stored.parent_config and warm.next == stored.next == ()
+    # every turn's end was kept and read twice (the next turn, the check) except the
+    # first turn's start (the root) and the snapshot turn's end (a snapshot is read back)
+    assert 2 * turns - 4 <= kept.kept_hits < 2 * turns
+    assert cold.kept_hits == 0
+
+
+async def test_two_processes_alternating_on_one_conversation_never_answer_from_a_stale_state(
+    pg_url: str, fake_llm: FakeOpenAI, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    env = {"DATABASE_URL": pg_url, "OPENAI_BASE_URL": fake_llm.url, "OPENAI_API_KEY": "k"}
+    thread = unique("alternate")
+    async with instances(env, tmp_path) as (a, b):
+        async def ask(proc: BacktrackProcess, question: str) -> str:
+            status, body = await proc.post("/api/graph", {"query": question, "thread_id": thread})
+            assert status == 200, body
+            return str(body["answer"])
+
+        assert await ask(a, "q1") == "heard: q1"
+        assert await ask(b, "q2") == "heard: q1 | q2"  # a keeps the end of q1; b moved on
+        assert await ask(a, "q3") == "heard: q1 | q2 | q3"  # a's kept q1 end is not the head
+        assert await ask(b, "q4") == "heard: q1 | q2 | q3 | q4"
+        status, _ = await b.post("/api/graph/rewind", {"thread_id": thread, "steps_back": 1})
+        assert status == 200
+        assert await ask(a, "q5") == "heard: q1 | q2 | q3 | q5"  # from a's kept end of q3
+        assert await ask(b, "q6") == "heard: q1 | q2 | q3 | q5 | q6"
+        assert await ask(a, "q7") == "heard: q1 | q2 | q3 | q5 | q6 | q7"

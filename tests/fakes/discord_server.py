@@ -7,6 +7,10 @@ heartbeats, then dispatches a test injects: messages, slash commands, button cli
 Every REST call is recorded, and messages are kept with their edits applied, so a test
 asserts what a user in the channel would finally see.
 
+Attachments: ``attachment`` makes the payload a message carries and serves its bytes at
+``/attachments/...`` on the fake's own host, as Discord's CDN does: only with the signed
+query (``ex``, ``is``, ``hm``), else "This content is no longer available." (404).
+
 Two details matter to discord.py: it parses a REST reply as JSON only when Content-Type
 is exactly ``application/json``, and it retries a 429 only when the reply carries a
 ``Via`` header (without one it assumes a Cloudflare ban).
@@ -143,6 +147,9 @@ class FakeDiscord:
         self._gateways: list[_Gateway] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self._cdn: dict[str, tuple[bytes, str | None, str | None]] = {}
+        self.downloads: list[str] = []
+        """The file name of every attachment download, in order."""
 
     # -- ids and payloads --------------------------------------------------------------
 
@@ -158,6 +165,20 @@ class FakeDiscord:
             "avatar": None,
             "bot": bot,
         }
+
+    def attachment(
+        self, filename: str, data: bytes, content_type: str | None, *, size: int | None = None,
+        redirect: str | None = None, url: str | None = None,
+    ) -> dict[str, Any]:
+        """An attachment's payload; ``redirect``: the CDN answers 302 there; ``url``: it lives elsewhere."""
+        attachment_id = str(self.snowflake())
+        self._cdn[attachment_id] = (data, content_type, redirect)
+        signed = f"{self.url}/attachments/1/{attachment_id}/{filename}?ex=6a0b2c3d&is=6a09dabd&hm=ab12cd"
+        payload = {"id": attachment_id, "filename": filename, "size": len(data) if size is None else size,
+                   "url": url or signed, "proxy_url": url or signed}
+        if content_type is not None:
+            payload["content_type"] = content_type
+        return payload
 
     def add_place(self, kind: str, name: str, *, parent: int | None = None) -> int:
         """A text channel, category, thread (``parent`` is its channel) or DM channel."""
@@ -279,10 +300,11 @@ class FakeDiscord:
         reply_to: int | None = None,
         ping: bool = False,
         roles: list[int] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> int:
         """A user posts a message (``ping``: a reply that notifies the replied-to author)."""
         author = author or self.user("ada")
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"attachments": attachments or []}
         if mention_bot:
             content = f"<@{self.bot['id']}> {content}"
             extra["mentions"] = [self.bot]
@@ -433,6 +455,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        app.router.add_get(r"/attachments/{channel}/{attachment_id}/{filename}", self._attachment)
         self._runner, self.url = await start_app(app)
 
     async def stop(self) -> None:
@@ -478,6 +501,16 @@ class FakeDiscord:
             payload = self._guild_create()
             await ws.send_json({"op": 0, "t": "GUILD_CREATE", "s": next(gateway.seq), "d": payload})
         self._gateways.append(gateway)
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        found = self._cdn.get(request.match_info["attachment_id"])
+        if found is None or not {"ex", "is", "hm"} <= request.query.keys():
+            return web.Response(status=404, text="This content is no longer available.")
+        data, content_type, redirect = found
+        self.downloads.append(request.match_info["filename"])
+        if redirect:
+            raise web.HTTPFound(redirect)
+        return web.Response(body=data, content_type=content_type or "application/octet-stream")
 
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["path"]

@@ -2,7 +2,9 @@
 
 Tests queue scripted replies (text, tool calls, failures); with nothing queued it answers
 ``heard: <every user message it was sent>``, which lets a test see exactly what context
-the model received. Streaming requests get real server-sent events.
+the model received. Streaming requests get real server-sent events. Every request body
+is kept in ``requests``; ``content_parts`` reads the exact parts of its user messages
+(attached files arrive as ``image_url`` and ``text`` parts).
 
 Like the real servers it refuses a ``tool_choice`` without ``tools`` or of an unknown kind,
 a message ``name`` outside OpenAI's pattern, and ``stream_options`` on a request that does
@@ -32,7 +34,7 @@ from aiohttp import web
 
 from tests.fakes.http import start_app
 
-__all__ = ["Fail", "FakeOpenAI", "Reply", "ToolCall"]
+__all__ = ["Fail", "FakeOpenAI", "Reply", "ToolCall", "content_parts", "user_texts"]
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,22 @@ Step = Reply | ToolCall | Fail
 
 
 def user_texts(request: dict[str, Any]) -> list[str]:
+    """Each user message's text; of a message with content parts, its text parts, and
+    ``[image]`` for each image part (never a whole ``data:`` URL in an answer)."""
     return [
-        m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
+        m["content"] if isinstance(m["content"], str) else " ".join(
+            p["text"] if p.get("type") == "text" else "[image]" if p.get("type") == "image_url"
+            else f"[{p.get('type')}]" for p in m["content"]
+        )
+        for m in request["messages"]
+        if m["role"] == "user"
+    ]
+
+
+def content_parts(request: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The exact content parts of each user message of a request (a text-only one: one text part)."""
+    return [
+        [{"type": "text", "text": m["content"]}] if isinstance(m["content"], str) else m["content"]
         for m in request["messages"]
         if m["role"] == "user"
     ]
@@ -103,7 +119,7 @@ class FakeOpenAI:
         self.drop_tools_without_choice = False
 
     async def start(self) -> str:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # images arrive as data: URLs
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_get("/props", self._props)
         self._runner, base = await start_app(app, shutdown_timeout=0.5)  # never wait on a held reply

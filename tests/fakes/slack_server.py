@@ -16,6 +16,11 @@ started (by ``clock``, which a test may replace to simulate time), ``markdown_te
 limited to 12,000 characters. ``refuse_streaming`` makes ``chat.startStream`` fail as in a
 workspace without it; ``refuse_status`` makes ``assistant.threads.*`` fail as for an app
 without the agent feature. ``statuses``, ``prompts`` and ``titles`` record what they set.
+
+Files: ``add_file`` makes the file object an event carries and serves its bytes at its
+``url_private(_download)``, as Slack does, only with a bearer token: without one Slack
+redirects to its login page (on another host). ``downloads`` records each download and
+its token.
 """
 
 from __future__ import annotations
@@ -109,6 +114,9 @@ class FakeSlack:
         self.titles: dict[tuple[str, str], str] = {}
         self.users: dict[str, dict[str, Any]] = {}
         """The workspace's people, by id, as ``users.info`` returns them (``add_user``)."""
+        self._files: dict[str, _File] = {}
+        self.downloads: list[tuple[str, str | None]] = []
+        """(file name, bearer token or None) of every file download."""
 
     # -- test controls ---------------------------------------------------------------
 
@@ -176,6 +184,25 @@ class FakeSlack:
         await self._sockets[-1].send_str(json.dumps(envelope))
         return envelope_id
 
+    def add_file(
+        self, name: str, data: bytes, mimetype: str, *, redirect: str | None = None,
+        size: int | None = None, chunked: bool = False, url: str | None = None,
+    ) -> dict[str, Any]:
+        """A hosted file's object as events carry it. ``redirect``: its download answers 302
+        there; ``size``: what the object claims; ``chunked``: sent without a length;
+        ``url``: the file lives at that URL instead (another host)."""
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        self._files[file_id] = _File(name, data, mimetype, redirect, chunked)
+        base = url or f"{self.url}/files-pri/{self.team}-{file_id}"
+        return {
+            "id": file_id, "created": int(time.time()), "timestamp": int(time.time()), "name": name,
+            "title": name, "mimetype": mimetype, "filetype": name.rsplit(".", 1)[-1], "user": "U0",
+            "size": len(data) if size is None else size, "mode": "hosted", "is_external": False,
+            "url_private": base if url else f"{base}/{name}",
+            "url_private_download": base if url else f"{base}/download/{name}",
+            "permalink": f"https://fake.slack.com/files/U0/{file_id}/{name}",
+        }
+
     # -- server ----------------------------------------------------------------------
 
     async def start(self) -> str:
@@ -184,6 +211,7 @@ class FakeSlack:
         app.router.add_get("/api/{method}", self._api)  # slack-sdk sends some reads (users.info) as GET
         app.router.add_post("/response/{name}", self._response_url)
         app.router.add_get("/socket", self._socket)
+        app.router.add_get(r"/files-pri/{team}-{file_id}/{rest:.*}", self._file)
         self._runner, self.url = await start_app(app, access_log=None)
         return self.url
 
@@ -344,6 +372,30 @@ class FakeSlack:
                 posted.blocks = _blocks(params)
         return {"ok": True, "channel": posted.channel, "ts": posted.ts}
 
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        file = self._files.get(request.match_info["file_id"])
+        if file is None or request.match_info["team"] != self.team:
+            return web.Response(status=404, text="file not found")
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        self.downloads.append((file.name, token))
+        if token is None:  # Slack sends a browser to its sign-in page
+            raise web.HTTPFound(f"https://{self.team.lower()}.slack.com/?redir={request.path}")
+        if file.redirect:
+            raise web.HTTPFound(file.redirect)
+        if not file.chunked:
+            return web.Response(body=file.data, content_type=file.mimetype)
+        response = web.StreamResponse(headers={"Content-Type": file.mimetype})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            for i in range(0, len(file.data), 16384):
+                await response.write(file.data[i:i + 16384])
+        except ConnectionResetError:  # the bot stopped reading at its cap
+            return response
+        await response.write_eof()
+        return response
+
     async def _response_url(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in self.responses:
@@ -367,6 +419,15 @@ class FakeSlack:
         finally:
             self._sockets.remove(ws)
         return ws
+
+
+@dataclass
+class _File:
+    name: str
+    data: bytes
+    mimetype: str
+    redirect: str | None
+    chunked: bool
 
 
 _AGENT_METHODS = frozenset({

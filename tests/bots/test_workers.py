@@ -1,0 +1,107 @@
+"""``backtrack api --workers N``: several processes on one port behave as one server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bots.workers import _STARTUP_SECONDS
+from tests.fakes.openai_server import FakeOpenAI
+from tests.processes import BacktrackProcess, check_one_writer
+
+
+@pytest.fixture
+def env(pg_url: str, fake_llm: FakeOpenAI) -> dict[str, str]:
+    return {"DATABASE_URL": pg_url, "OPENAI_BASE_URL": fake_llm.url, "OPENAI_API_KEY": "k"}
+
+
+def _workers(supervisor: BacktrackProcess) -> list[int]:
+    assert supervisor.proc is not None
+    pid = supervisor.proc.pid
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+async def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    for _ in range(int(timeout * 10)):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+async def test_two_workers_share_the_port_and_one_conversation_has_one_writer(
+    env: dict[str, str], fake_llm: FakeOpenAI, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    supervisor = BacktrackProcess(env, tmp_path / "workers.log", "api", "--workers", "2")
+    await supervisor.start()
+    try:
+        await _until(lambda: len(_workers(supervisor)) == 2)
+        await check_one_writer([supervisor], unique("workers"), fake_llm.requests)
+        workers = _workers(supervisor)
+        supervisor.signal(signal.SIGTERM)
+        assert await supervisor.wait_exit() == 0
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        supervisor.kill()
+
+
+async def test_a_worker_that_dies_is_replaced_and_the_server_keeps_answering(
+    env: dict[str, str], fake_llm: FakeOpenAI, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    supervisor = BacktrackProcess(env, tmp_path / "replace.log", "api", "--workers", "2")
+    await supervisor.start()
+    try:
+        await _until(lambda: len(_workers(supervisor)) == 2)
+        await asyncio.sleep(_STARTUP_SECONDS)  # past start-up: a crash now is replaced, not fatal
+        victim = _workers(supervisor)[0]
+        os.kill(victim, signal.SIGKILL)
+        await _until(lambda: len(_workers(supervisor)) == 2 and victim not in _workers(supervisor))
+        await supervisor.wait_healthy(30)
+        thread = unique("replaced")
+        for n in range(4):  # new connections land on either worker, the new one included
+            status, body = await supervisor.post("/api/graph", {"query": f"q{n}", "thread_id": thread})
+            assert status == 200, body
+        assert "starting a new one" in supervisor.log.read_text()
+    finally:
+        supervisor.kill()
+
+
+def test_workers_that_cannot_start_stop_the_group_with_a_clear_exit(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:  # a listener without SO_REUSEPORT: the workers cannot bind
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "bots", "api", "--workers", "2", "--port", str(port)],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+            cwd=Path(__file__).parents[2],
+        )
+    assert done.returncode == 1
+    assert "on start; stopping" in done.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--workers", "0", "--port", "8080"], "--workers takes a number from 1 to 64"),
+    (["--workers", "2", "--port", "0"], "--workers needs a fixed --port"),
+])
+def test_bad_worker_arguments_are_refused_with_a_sentence(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bots", "api", *args], env={**os.environ, **env},
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr
