@@ -38,9 +38,11 @@ from core.errors import (
     StaleApproval,
     StorageUnavailable,
     TurnInterrupted,
+    UsageCapReached,
 )
 from core.keys import ThreadKey
 from core.metrics import count_error
+from core.places import KEEP, Keep
 from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
@@ -63,6 +65,7 @@ _STATUS: dict[type[BacktrackError], int] = {
     ApprovalPending: 409,
     StaleApproval: 409,
     RewindOutOfRange: 422,
+    UsageCapReached: 429,
     AgentFailed: 502,
     StorageUnavailable: 503,
     ShuttingDown: 503,
@@ -300,6 +303,50 @@ async def forget(request: web.Request) -> web.Response:
     return web.json_response({"thread_id": request.match_info["thread_id"], "deleted": True})
 
 
+def _optional_text(body: dict[str, Any], name: str) -> str | Keep | None:
+    """A field that may be a string (set it), null (reset it) or absent (keep it)."""
+    if name not in body:
+        return KEEP
+    value = body[name]
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"field {name!r} must be a string, or null to reset it")
+    return value
+
+
+async def _place(request: web.Request, place: str) -> web.Response:
+    own, choice = await request.app[SERVICE].place(place)
+    return web.json_response({
+        "place": place,
+        "persona": own.persona if own else None,
+        "model": own.model if own else None,
+        "updated_by": own.updated_by if own else None,
+        "updated_at": own.updated_at.isoformat() if own else None,
+        "effective": {
+            "persona": choice.persona,
+            "persona_from": choice.persona_from.place if choice.persona_from else None,
+            "model": choice.model,
+            "model_from": choice.model_from.place if choice.model_from else None,
+        },
+    })
+
+
+async def get_place(request: web.Request) -> web.Response:
+    """A place's own persona and model, and what its turns run with (a guild's, the default)."""
+    return await _place(request, request.match_info["place"])
+
+
+async def put_place(request: web.Request) -> web.Response:
+    """Set (a string) or reset (null) a place's ``persona`` and ``model``; absent fields stay."""
+    body = await _body(request)
+    persona, model = _optional_text(body, "persona"), _optional_text(body, "model")
+    if persona is KEEP and model is KEEP:
+        raise InvalidInput("give 'persona' or 'model' (a string to set it, null to reset it)")
+    user = _field(body, "user", str, "api")
+    place = request.match_info["place"]
+    await request.app[SERVICE].change_place(place, user, persona=persona, model=model)
+    return await _place(request, place)
+
+
 def build_app(settings: Settings, service: ConversationService) -> web.Application:
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app = web.Application(
@@ -313,6 +360,8 @@ def build_app(settings: Settings, service: ConversationService) -> web.Applicati
     app.router.add_post("/api/graph/replay", replay)
     app.router.add_post("/api/graph/feedback", feedback)
     app.router.add_delete("/api/graph/{thread_id}", forget)
+    app.router.add_get("/api/places/{place}", get_place)
+    app.router.add_put("/api/places/{place}", put_place)
     add_health_routes(app, service)  # no token needed: see bots/serving.py
     add_viewer(app, service)  # /ui; its data calls are under /api/, so the token check covers them
     return app

@@ -36,6 +36,9 @@ HELP = """Commands:
   /forget        delete this conversation
   /approve       run the action the assistant is waiting to run
   /reject        refuse it; the assistant is told
+  /persona [TEXT|reset]  show or set the system prompt of the console
+  /model [NAME|reset]    show or pick the model (from BACKTRACK_MODELS)
+  /usage         tokens used today and this month (UTC)
   /threads       list console conversations
   /new [NAME]    start a new conversation
   /team [on|off] show or switch team mode (a coordinator, a researcher, an analyst)

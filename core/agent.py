@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict, cast
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
@@ -39,9 +39,12 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from core.attachments import attachment_tokens
 from core.demo_model import DemoChatModel
 from core.errors import ContextTooLong
+from core.places import PlaceChoice
+from core.speakers import for_model
 from core.tools import build_tools
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -177,12 +180,14 @@ def context_overflow(exc: BaseException) -> tuple[bool, int | None]:
     return True, int(found.group(1)) if found else None
 
 
-def build_chat_model(settings: Settings) -> BaseChatModel:
+def build_chat_model(settings: Settings, name: str | None = None) -> BaseChatModel:
+    """The model ``name`` (default BACKTRACK_MODEL); the offline demo model ignores the name."""
     if settings.offline_model:
         return DemoChatModel()
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
     return ChatOpenAI(
-        model=settings.model,
+        model=name or settings.model,
+        stream_usage=True,  # the token counts of streamed answers (core/usage.py)
         api_key=key,  # type: ignore[arg-type]
         base_url=settings.openai_base_url,
         timeout=settings.llm_timeout,
@@ -218,7 +223,7 @@ class WindowedCall:
         if self._resolve is not None:  # files reach the model only here, never the checkpoint
             window = await self._resolve(window)
         try:
-            reply: AIMessage = await llm.ainvoke([SystemMessage(system), *window])
+            reply: AIMessage = await llm.ainvoke([SystemMessage(system), *for_model(window)])
         except (ContextOverflowError, openai.BadRequestError) as exc:
             overflow, limit = context_overflow(exc)
             if not overflow:
@@ -250,21 +255,27 @@ def build_agent(
     """The graph; ``resolve`` turns stored file references into content parts for each model call."""
     tools = build_tools(settings) if tools is None else tools
     choice = {} if settings.tool_choice == "omit" or not tools else {"tool_choice": settings.tool_choice}
-    llm = (model or build_chat_model(settings)).bind_tools(tools, **choice)
+    # One chat model per allowed name, built once; a test's ``model`` stands in for all.
+    llms = {
+        name: (model or build_chat_model(settings, name)).bind_tools(tools, **choice)
+        for name in settings.allowed_models
+    }
     call = WindowedCall(settings.context_tokens, resolve)
 
-    async def agent(state: Any) -> dict[str, list[AnyMessage]]:
+    async def agent(state: Any, config: RunnableConfig) -> dict[str, list[AnyMessage]]:
+        place = config.get("configurable", {}).get("place")
+        if not isinstance(place, PlaceChoice):
+            place = PlaceChoice(settings.model)
+        llm = llms.get(place.model, llms[settings.model])
         messages: list[AnyMessage] = state["messages"]
-        reply = await call(llm, SYSTEM_PROMPT, messages)
+        reply = await call(llm, place.persona or SYSTEM_PROMPT, messages)
         return {"messages": [reply]}
 
     return tool_loop(settings, "agent", agent, tools).compile(checkpointer=checkpointer)
 
 
-class ModelStep(Protocol):
-    """A graph node that calls the model: the state in, the model's reply as an update out."""
-
-    async def __call__(self, state: Any) -> dict[str, list[AnyMessage]]: ...
+ModelStep = Callable[..., Awaitable[dict[str, list[AnyMessage]]]]
+"""A graph node that calls the model: the state (and its config) in, the model's reply as an update out."""
 
 
 def tool_loop(

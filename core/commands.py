@@ -14,7 +14,7 @@ from core.errors import InvalidInput
 
 __all__ = ["COMMANDS", "Command", "parse_command"]
 
-COMMANDS = ("history", "rewind", "forget", "approve", "reject", "new", "team")
+COMMANDS = ("history", "rewind", "forget", "approve", "reject", "new", "team", "persona", "model", "usage")
 
 
 @dataclass(frozen=True, slots=True)

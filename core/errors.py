@@ -22,6 +22,7 @@ __all__ = [
     "StaleApproval",
     "StorageUnavailable",
     "TurnInterrupted",
+    "UsageCapReached",
 ]
 
 
@@ -122,3 +123,12 @@ class ShuttingDown(BacktrackError):
 
     def __init__(self, message: str = "I'm restarting; please send that again in a minute.") -> None:
         super().__init__(message)
+
+
+class UsageCapReached(BacktrackError):
+    """A new question after today's token cap (per person or per place) is used up.
+
+    Only new questions are refused: history, rewind and approvals go on as before.
+    """
+
+    code = "usage_cap"

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from core.errors import InvalidKey
 
-__all__ = ["ThreadKey"]
+__all__ = ["ThreadKey", "place_scopes"]
 
 _SLACK_ID = r"[A-Z0-9]{1,32}"
 _GENERATION = r"(?:-\d{1,6})?"  # "-2": the place's second conversation after ``/new``
@@ -105,5 +105,43 @@ class ThreadKey:
         """The key without its last part: the channel or workspace a conversation lives in."""
         return ":".join((self.platform, *self.parts[:-1])) if len(self.parts) > 1 else self.platform
 
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The places whose settings (persona, model) apply here, most specific first.
+
+        A Slack channel (or DM); a Discord channel or thread (every ``/new`` generation
+        alike), then its guild; the console and the API are one place each. The first
+        is also where the conversation's token usage is counted.
+        """
+        if self.platform == "discord":
+            return place_scopes(f"discord:{self.parts[0]}:{self.parts[1].split('-', 1)[0]}")
+        return (self.place,)
+
+    @staticmethod
+    def check_place(place: object) -> str:
+        """``place`` if it is a place id as ``scopes`` names them; a clear refusal otherwise."""
+        if isinstance(place, str) and len(place) <= 256 and re.fullmatch(_PLACE, place):
+            return place
+        shown = place[:80] if isinstance(place, str) else type(place).__name__
+        raise InvalidKey(
+            f"invalid place {shown!r}: expected slack:TEAM:CHANNEL, discord:GUILD, "
+            "discord:GUILD:CHANNEL, discord:dm:CHANNEL, console or api"
+        )
+
     def __str__(self) -> str:
         return self.encode()
+
+
+def place_scopes(place: str) -> tuple[str, ...]:
+    """A place and the wider places whose settings it falls back to: a Discord channel's guild."""
+    platform, _, rest = place.partition(":")
+    guild, _, channel = rest.partition(":")
+    if platform == "discord" and channel and guild != "dm":
+        return (place, f"discord:{guild}")
+    return (place,)
+
+
+_PLACE = (
+    rf"slack:{_SLACK_ID}:{_SLACK_ID}|discord:{_SNOWFLAKE}(?::{_SNOWFLAKE})?"
+    rf"|discord:dm:{_SNOWFLAKE}|console|api"
+)

@@ -34,6 +34,7 @@ __all__ = [
     "FEEDBACK",
     "LLM_SECONDS",
     "PENDING_APPROVALS",
+    "TOKENS",
     "TOOL_ERRORS",
     "TOOL_SECONDS",
     "TURNS",
@@ -95,6 +96,12 @@ FEEDBACK = Counter(
     "backtrack_feedback_total",
     "Ratings of answers stored or changed (a repeated click is not counted), by platform and value.",
     ["platform", "value"],
+)
+
+TOKENS = Counter(
+    "backtrack_tokens_total",
+    "Tokens the model reported, by platform, the model that ran and kind (input or output).",
+    ["platform", "model", "kind"],
 )
 
 

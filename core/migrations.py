@@ -136,6 +136,27 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE conversations ADD COLUMN team boolean;
     """,
+    """
+    CREATE TABLE place_settings (
+        place       text PRIMARY KEY,
+        persona     text,
+        model       text,
+        updated_by  text,
+        updated_at  timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE token_usage (
+        day            date NOT NULL,
+        platform       text NOT NULL,
+        place          text NOT NULL,
+        user_id        text NOT NULL DEFAULT '',
+        model          text NOT NULL,
+        input_tokens   bigint NOT NULL DEFAULT 0,
+        output_tokens  bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (place, day, user_id, model)
+    );
+    CREATE INDEX token_usage_user ON token_usage (platform, user_id, day);
+    ALTER TABLE turns ADD COLUMN input_tokens integer, ADD COLUMN output_tokens integer;
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

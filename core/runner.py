@@ -19,12 +19,14 @@ from core.db import STORAGE_ERRORS
 from core.errors import AgentFailed, BacktrackError
 from core.metrics import MetricsCallback
 from core.team import DELEGATIONS
-from core.types import RunResult
+from core.types import RunResult, Usage
+from core.usage import usage_of
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
     from core.keys import ThreadKey
+    from core.places import PlaceChoice
     from core.types import OnPartial, OnStatus
 
 __all__ = ["GraphRunner"]
@@ -40,12 +42,11 @@ class GraphRunner:
     """
 
     def __init__(
-        self, graph: CompiledStateGraph[Any, Any, Any, Any], model_name: str,
+        self, graph: CompiledStateGraph[Any, Any, Any, Any],
         team: CompiledStateGraph[Any, Any, Any, Any] | None = None,
     ) -> None:
         self._graph = graph
         self._graphs = {"single": graph, "team": team or graph}
-        self._model_name = model_name
 
     async def root(self, key: ThreadKey) -> str:
         """A new empty checkpoint for ``key``: what every first turn forks from."""
@@ -61,13 +62,15 @@ class GraphRunner:
 
     async def ask(
         self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
-        metadata: dict[str, Any], on_status: OnStatus | None = None, agent: str = "single",
-        files: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice, speaker: str | None = None,
+        files: list[dict[str, Any]] | None = None, agent: str = "single",
     ) -> RunResult:
-        """``files`` are references (``core/attachments.py``): the checkpoint keeps them, not the bytes."""
-        message = HumanMessage(question, additional_kwargs={REFS: files}) if files else HumanMessage(question)
+        """``speaker`` is stored as the message's name (``core/speakers.py``), never in its text;
+        ``files`` are references (``core/attachments.py``): the checkpoint keeps them, not the bytes."""
+        extra = {"additional_kwargs": {REFS: files}} if files else {}
+        message = HumanMessage(question, name=speaker, **extra)
         metadata = {**metadata, "agent": agent}
-        return await self._run(key, start, {"messages": [message]}, on_partial, metadata, on_status)
+        return await self._run(key, start, {"messages": [message]}, on_partial, metadata, on_status, place)
 
     async def files_at(self, key: ThreadKey, checkpoint_id: str) -> list[dict[str, Any]]:
         """The file references of the question of the turn that ended at ``checkpoint_id``.
@@ -82,26 +85,28 @@ class GraphRunner:
 
     async def resume(
         self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,
-        metadata: dict[str, Any], on_status: OnStatus | None = None,
+        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice,
     ) -> RunResult:
         config: Any = {"configurable": {"thread_id": str(key), "checkpoint_ns": "", "checkpoint_id": paused}}
         stored = await self._graph.checkpointer.aget_tuple(config)  # type: ignore[union-attr]
         agent = str(stored.metadata.get("agent") or "single") if stored else "single"
         return await self._run(
-            key, paused, Command(resume=decision), on_partial, {**metadata, "agent": agent}, on_status
+            key, paused, Command(resume=decision), on_partial, {**metadata, "agent": agent}, on_status, place
         )
 
     async def _run(
         self, key: ThreadKey, start: str, graph_input: Any, on_partial: OnPartial | None,
-        metadata: dict[str, Any], on_status: OnStatus | None = None,
+        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice,
     ) -> RunResult:
         config: Any = {
-            "configurable": {"thread_id": str(key), "checkpoint_id": start},
-            "metadata": {"platform": key.platform, **metadata},
+            # ``place`` is an object, so LangGraph does not copy it into checkpoint metadata
+            # (it copies plain strings there): the model's name is put there on purpose.
+            "configurable": {"thread_id": str(key), "checkpoint_id": start, "place": place},
+            "metadata": {"platform": key.platform, "model": place.model, **metadata},
             "recursion_limit": 25,
-            "callbacks": [MetricsCallback(self._model_name)],
+            "callbacks": [MetricsCallback(place.model)],
         }
-        partial, last, final, pause = "", None, None, None
+        partial, last, final, pause, usage = "", None, None, None, Usage()
         ended: Any = None
         graph = self._graphs.get(str(metadata.get("agent")), self._graph)
         subgraphs = graph is not self._graph  # the team: its sub-agents report progress too
@@ -112,6 +117,7 @@ class GraphRunner:
             async for item in stream:
                 namespace, mode, chunk = item if subgraphs else ((), *item)
                 if mode == "updates":
+                    usage += _usage(chunk)  # every agent's model calls, sub-agents' too
                     if interrupts := chunk.get("__interrupt__"):
                         pause = pause or interrupts[0].value
                     elif on_status is not None and (status := _status(chunk, namespace)) is not None:
@@ -135,12 +141,23 @@ class GraphRunner:
         if last is None:
             raise AgentFailed()
         if pause is not None:
-            return RunResult(checkpoint_id=last, answer=None, pause=pause)
+            return RunResult(checkpoint_id=last, answer=None, pause=pause, usage=usage)
         if not isinstance(final, AIMessage):
             raise AgentFailed()
         if isinstance(saver := graph.checkpointer, PooledPostgresSaver):
             saver.keep_window(ended["config"], ended["values"]["messages"])  # the next turn starts here
-        return RunResult(checkpoint_id=last, answer=final.text)
+        return RunResult(checkpoint_id=last, answer=final.text, usage=usage)
+
+
+def _usage(update: dict[str, Any]) -> Usage:
+    """The tokens of the model replies in one step's update."""
+    total = Usage()
+    for values in update.values():
+        messages = values.get("messages") if isinstance(values, dict) else None
+        for message in messages if isinstance(messages, list) else ():
+            if isinstance(message, AIMessage):
+                total += usage_of(message)
+    return total
 
 
 _WORKING = {agent: delegation for delegation, agent in DELEGATIONS.items()}

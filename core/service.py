@@ -23,8 +23,10 @@ from core.feedback import FeedbackStore
 from core.file_store import FileStore
 from core.generations import Generations
 from core.inspect import MAX_PAGE, MAX_TREE, Inspector
+from core.keys import ThreadKey, place_scopes
 from core.locks import ConversationLocks
 from core.metrics import FEEDBACK
+from core.places import KEEP, Keep, PlaceChoice, Places, PlaceSetting
 from core.retention import Retention
 from core.runner import GraphRunner
 from core.steps import TurnReader, with_steps
@@ -32,7 +34,8 @@ from core.store import ConversationStore
 from core.team_modes import TeamModes
 from core.turns import TurnEngine
 from core.types import PruneReport, Received
-from core.wording import format_audit, format_history, format_rewind, format_team
+from core.usage import UsageLedger, UsageReport
+from core.wording import format_audit, format_history, format_rewind, format_team, format_usage
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,7 +45,6 @@ if TYPE_CHECKING:
 
     from core.attachments import Attachment, Unread
     from core.db import Pool
-    from core.keys import ThreadKey
     from core.settings import Settings
     from core.types import (
         Answer,
@@ -88,12 +90,14 @@ class ConversationService:
             pool, timeout=settings.lock_timeout, connect_timeout=settings.db_timeout,
             conninfo=settings.lock_database_url,
         )
-        runner = GraphRunner(graph, settings.model, team)
+        runner = GraphRunner(graph, team)
         self._files = FileStore(pool, settings)
         self._modes = TeamModes(pool, settings.agent if team is not None else "single")
+        self._places = Places(pool, settings)
+        self._usage = UsageLedger(pool, settings)
         self._turns = TurnEngine(
             settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember,
-            self._files, self._modes,
+            self._files, self._modes, self._places, self._usage,
         )
         self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns, self._files)
         self._known: OrderedDict[str, None] = OrderedDict()
@@ -179,13 +183,16 @@ class ConversationService:
         event_id: str | None = None,
         on_status: OnStatus | None = None,
         files: Sequence[Attachment | Unread] = (),
+        speaker: str | None = None,
     ) -> Answer:
         """Answer ``text``; ``on_partial`` sees the answer grow, ``on_status`` the tools it runs.
 
         ``files`` are what the message carried (downloaded, or why not): read within the
         caps, stored once, named in the question; the answer says which were not read.
+        ``speaker`` is the asker's display name, for the model (``core/speakers.py``);
+        ``user`` (their platform id) stands in when there is none.
         """
-        return await self._turns.ask(key, text, user, on_partial, event_id, on_status, files)
+        return await self._turns.ask(key, text, user, on_partial, event_id, on_status, files, speaker)
 
     async def ask_once(
         self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None,
@@ -373,7 +380,34 @@ class ConversationService:
             await self.start_new(key, user)
             return ("Started a new conversation here. The previous one is kept: it stays in "
                     "the conversation list, its history and the web viewer.")
+        if command.name in ("persona", "model"):
+            async with storage_errors():
+                return await self._places.command(key, command, user)
+        if command.name == "usage":
+            return format_usage(await self.usage(key, user))
         raise InvalidInput(f"unknown command /{command.name}")
+
+    # -- per-place settings and usage ----------------------------------------------
+
+    async def place(self, place: str) -> tuple[PlaceSetting | None, PlaceChoice]:
+        """A place's own settings (None: it has set nothing) and what its turns run with."""
+        scopes = place_scopes(ThreadKey.check_place(place))
+        async with storage_errors():
+            found = await self._places.read(scopes[:1])
+            return (found[0] if found else None), await self._places.choose(scopes)
+
+    async def change_place(
+        self, place: str, user: str | None, *,
+        persona: str | Keep | None = KEEP, model: str | Keep | None = KEEP,
+    ) -> PlaceSetting:
+        """Set or reset a place's persona and model, for callers that are trusted (the API)."""
+        async with storage_errors():
+            return await self._places.change(place, user, persona=persona, model=model)
+
+    async def usage(self, key: ThreadKey, user: str | None) -> UsageReport:
+        """``user``'s tokens (on this platform) and those of ``key``'s place, today and this month."""
+        async with storage_errors():
+            return await self._usage.report(key, user)
 
     # -- operations ------------------------------------------------------------------
 

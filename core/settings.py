@@ -79,6 +79,18 @@ class Settings(BaseSettings):
     """What answers a conversation that has not chosen with ``/team on|off``."""
     team_max_steps: int = Field(4, ge=1, le=10, validation_alias="BACKTRACK_TEAM_MAX_STEPS")
     """Delegations per team turn (and tool calls per sub-agent run) before the answer is due."""
+    models: IdList = Field(frozenset(), validation_alias="BACKTRACK_MODELS")
+    """Models ``/model`` may pick for a place, besides BACKTRACK_MODEL (always allowed)."""
+
+    # per-place settings and usage
+    admins: IdList = Field(frozenset(), validation_alias="BACKTRACK_ADMINS")
+    """Platform user ids that may change a place's persona and model in chat."""
+    daily_tokens_per_user: int | None = Field(
+        None, ge=1, validation_alias="BACKTRACK_DAILY_TOKENS_PER_USER"
+    )
+    daily_tokens_per_place: int | None = Field(
+        None, ge=1, validation_alias="BACKTRACK_DAILY_TOKENS_PER_PLACE"
+    )
 
     # conversations
     max_message_chars: int = Field(16000, ge=1, validation_alias="BACKTRACK_MAX_MESSAGE_CHARS")
@@ -162,6 +174,11 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
             return None
         return value
+
+    @property
+    def allowed_models(self) -> tuple[str, ...]:
+        """BACKTRACK_MODEL first, then the other names of BACKTRACK_MODELS in order."""
+        return (self.model, *sorted(self.models - {self.model}))
 
     @property
     def offline_model(self) -> bool:

@@ -48,10 +48,12 @@ if TYPE_CHECKING:
     from core.file_store import FileStore
     from core.keys import ThreadKey
     from core.locks import ConversationLocks
+    from core.places import PlaceChoice, Places
     from core.runner import GraphRunner
     from core.settings import Settings
     from core.store import ConversationStore
     from core.team_modes import TeamModes
+    from core.usage import UsageLedger
 
 __all__ = ["TurnEngine", "clean_message"]
 
@@ -94,6 +96,8 @@ class TurnEngine:
         on_turn: Callable[[ThreadKey], None],
         files: FileStore,
         modes: TeamModes,
+        places: Places,
+        usage: UsageLedger,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -104,6 +108,8 @@ class TurnEngine:
         self._on_turn = on_turn
         self._files = files
         self._modes = modes
+        self._places = places
+        self._usage = usage
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._active: set[asyncio.Task[Any]] = set()
         self._draining = False
@@ -130,11 +136,13 @@ class TurnEngine:
     async def ask(
         self, key: ThreadKey, text: str, user: str | None, on_partial: OnPartial | None, event_id: str | None,
         on_status: OnStatus | None = None, files: Sequence[Attachment | Unread] = (),
+        speaker: str | None = None,
     ) -> Answer:
         async with self._scope(key) as turn_id:
             text = clean_message(text, self._settings.max_message_chars) if text.strip() or not files else ""
             prepared = await prepare(files, self._settings)  # a message with files may have no text
             question = prepared.question(text)
+            await self._usage.check(key, user)  # before the turn is marked: a refusal changes nothing
             policy = self._settings.busy_policy
             if policy == "interrupt" and (running := self._running.get(str(key))):
                 running.cancel()
@@ -144,7 +152,7 @@ class TurnEngine:
                 self._running[str(key)] = task
                 try:
                     return await self._question(
-                        key, question, prepared, turn_id, user, on_partial, event_id, on_status
+                        key, question, prepared, turn_id, user, on_partial, event_id, on_status, speaker
                     )
                 except asyncio.CancelledError:
                     if task.cancelling() and policy == "interrupt":
@@ -165,6 +173,7 @@ class TurnEngine:
         on_partial: OnPartial | None,
         event_id: str | None,
         on_status: OnStatus | None = None,
+        speaker: str | None = None,
     ) -> Answer:
         started = time.perf_counter()
         start = await self._store.start_turn(key, question, user)
@@ -181,10 +190,12 @@ class TurnEngine:
             await self._files.store(key, prepared)
             metadata = {"user": user, "event_id": event_id, "turn_id": turn_id}
             agent = self._modes.of(start.team)
+            place = await self._places.choose(key.scopes)
             result = await self._runner.ask(
-                key, head.checkpoint_id, question, on_partial, metadata, on_status, agent, prepared.refs
+                key, head.checkpoint_id, question, on_partial, metadata, on_status, place, speaker or user,
+                prepared.refs, agent,
             )
-            answer = await self._record(key, head, question, user, result)
+            answer = await self._record(key, head, question, user, result, place)
         finally:
             if answer is None or answer.turn is None:  # a recorded turn cleared its mark itself
                 await asyncio.shield(self._end_turn(key))
@@ -260,10 +271,11 @@ class TurnEngine:
             head = await self._approvals.head_of(approval_id)
             decision = {"approved": approve, "by": user}
             metadata = {"user": user, "turn_id": turn_id, "approval_id": approval_id}
+            place = await self._places.choose(key.scopes)
             result = await self._runner.resume(
-                key, approval.checkpoint_id, decision, on_partial, metadata, on_status
+                key, approval.checkpoint_id, decision, on_partial, metadata, on_status, place
             )
-            return await self._record(key, head, approval.question, approval.requested_by, result)
+            return await self._record(key, head, approval.question, approval.requested_by, result, place)
 
     def _check_approver(self, approval: Approval, user: str | None) -> None:
         approvers = self._settings.approvers
@@ -282,6 +294,7 @@ class TurnEngine:
 
     async def replay(self, key: ThreadKey, checkpoint_id: str, user: str | None) -> Answer:
         async with self._scope(key) as turn_id, self._locks.hold(key):
+            await self._usage.check(key, user)
             current = await self._store.existing_head(key)
             if pending := await self._approvals.pending(key):
                 raise _still_waiting(pending)
@@ -298,10 +311,14 @@ class TurnEngine:
             metadata = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
             files = await self._runner.files_at(key, checkpoint_id)  # the same files, asked again
             agent = await self._modes.agent(key)
+            place = await self._places.choose(key.scopes)
             result = await self._runner.ask(
-                key, start.checkpoint_id, target.question, None, metadata, None, agent, files
+                key, start.checkpoint_id, target.question, None, metadata, None, place, target.user, files,
+                agent,
             )
-            answer = await self._record(key, start, target.question, user, result, replacing=current.turn_id)
+            answer = await self._record(
+                key, start, target.question, user, result, place, replacing=current.turn_id
+            )
             await self._store.add_rewind(key, current.turn_id, start.turn_id, user)
             return answer
 
@@ -314,12 +331,17 @@ class TurnEngine:
         question: str,
         user: str | None,
         result: RunResult,
+        place: PlaceChoice,
         replacing: int | Literal["head"] | None = "head",
     ) -> Answer:
-        """Append a finished run as a turn after ``head``, or record the approval it paused for."""
+        """Append a finished run as a turn after ``head``, or record the approval it paused for.
+
+        Its tokens count for ``user`` (the asker, also when someone else approved).
+        """
         if result.pause is not None:
             tool, args = str(result.pause.get("tool")), dict(result.pause.get("args") or {})
             approval = await self._approvals.add(key, head, result.checkpoint_id, question, tool, args, user)
+            await self._usage.record(key, user, place.model, result.usage)
             await self.count_pending()
             return Answer(key=key, text=describe_request(tool, args), turn=None, approval=approval)
         assert result.answer is not None
@@ -332,6 +354,7 @@ class TurnEngine:
             question=question,
             answer=result.answer,
         )
+        await self._usage.record(key, user, place.model, result.usage, turn.turn_id if turn else None)
         if turn is None:  # only if the cross-process lock was lost mid-turn
             raise ConversationBusy("The conversation moved on while answering; please ask again.")
         return Answer(key=key, text=result.answer, turn=turn)

@@ -38,6 +38,7 @@ __all__ = [
     "TreeTurn",
     "Turn",
     "TurnSteps",
+    "Usage",
 ]
 
 OnPartial = Callable[[str], Awaitable[None]]
@@ -258,12 +259,29 @@ class Head:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens the model reported for one or more of its calls."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     checkpoint_id: str
     answer: str | None
     """The final answer; None when the run paused."""
     pause: dict[str, Any] | None = None
     """What an ``interrupt()`` asked for (tool and arguments) when the run paused."""
+    usage: Usage = field(default_factory=Usage)
+    """Summed over the run's model calls, as the model reported them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,21 +6,27 @@ without importing each other; an adapter only decides where the text goes.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from core.errors import BacktrackError
-    from core.types import Audit, RewindResult, Step, Turn
+    from core.places import PlaceChoice, PlaceSetting
+    from core.types import Audit, RewindResult, Step, Turn, Usage
+    from core.usage import UsageReport
 
 __all__ = [
     "SORRY",
     "format_audit",
     "format_history",
+    "format_model",
+    "format_persona",
     "format_rewind",
     "format_team",
     "format_turn",
+    "format_usage",
     "preview",
     "progress",
     "team_limit_notice",
@@ -147,3 +153,51 @@ def format_steps(steps: Sequence[Step]) -> str:
         counted = ", ".join(f"{c} x{calls.count(c)}" if calls.count(c) > 1 else c for c in named)
         parts.append(f"{name}{': ' + counted if counted else ''} ({ms / 1000:.1f} s)")
     return " → ".join(parts)
+
+
+# -- per-place settings and usage ------------------------------------------------------
+
+_SAVED = "Saved; it applies from the next message in this place."
+
+
+def _origin(setting: PlaceSetting, place: str) -> str:
+    """Where a setting comes from and who made it, e.g. "here, by U1 on 2026-12-02 11:50 UTC"."""
+    where = "here" if setting.place == place else "for the whole server"
+    by = f" by {setting.updated_by}" if setting.updated_by else ""
+    return f"{where}{by} on {setting.updated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def format_persona(choice: PlaceChoice, place: str, *, changed: bool) -> str:
+    lines = [_SAVED] if changed else []
+    if choice.persona is None or choice.persona_from is None:
+        lines.append("This place uses the built-in persona.")
+    else:
+        lines += [f"Persona (set {_origin(choice.persona_from, place)}):", choice.persona]
+    if not changed:
+        lines.append("Admins change it with /persona <text>, or go back with /persona reset.")
+    return "\n".join(lines)
+
+
+def format_model(choice: PlaceChoice, place: str, allowed: tuple[str, ...], *, changed: bool) -> str:
+    lines = [_SAVED] if changed else []
+    origin = f"set {_origin(choice.model_from, place)}" if choice.model_from else "the default"
+    lines += [f"Model: {choice.model} ({origin}).", f"Allowed: {', '.join(allowed)}."]
+    if not changed:
+        lines.append("Admins change it with /model <name>, or go back with /model reset.")
+    return "\n".join(lines)
+
+
+def _tokens(usage: Usage) -> str:
+    return f"{usage.total:,} ({usage.input_tokens:,} in, {usage.output_tokens:,} out)"
+
+
+def format_usage(report: UsageReport) -> str:
+    lines = ["Tokens used (days and months in UTC):"]
+    if report.user_today is not None and report.user_month is not None:
+        lines.append(f"You: today {_tokens(report.user_today)}, this month {_tokens(report.user_month)}")
+    lines.append(f"This place: today {_tokens(report.place_today)}, this month {_tokens(report.place_month)}")
+    limits = ((report.user_cap, "person"), (report.place_cap, "place"))
+    caps = [f"{cap:,} per {who}" for cap, who in limits if cap]
+    if caps:
+        lines.append(f"Daily caps: {', '.join(caps)}.")
+    return "\n".join(lines)

@@ -17,6 +17,7 @@ from core.boundary import boundary
 from core.chunking import split_message
 from core.commands import Command
 from core.errors import NotPermitted
+from core.speakers import speaker_name
 from core.types import Incoming
 
 if TYPE_CHECKING:
@@ -86,15 +87,19 @@ class Responder:
                 answer = await self.service.ask(
                     key, received.text, user=str(author.id), on_partial=reply.partial,
                     event_id=received.event_id, files=files, on_status=reply.status,
+                    speaker=speaker_name(author.display_name),
                 )
             await reply.finish(answer.text, answer.approval, footer=feedback_view(answer))
 
     # -- slash commands ------------------------------------------------------------------
 
     async def on_command(self, interaction: discord.Interaction[Any], command: Command) -> None:
-        """``/history`` answers only the asker; ``/rewind`` and ``/forget`` change the
-        conversation for everyone in the channel, so the channel sees them."""
-        private = command.name == "history"
+        """``/history``, ``/usage`` and a shown ``/persona`` or ``/model`` answer only the
+        asker; ``/rewind``, ``/forget`` and a changed persona or model change the channel
+        for everyone, so the channel sees them."""
+        private = command.name in ("history", "usage") or (
+            command.name in ("persona", "model") and not command.argument
+        )
 
         async def tell(text: str) -> None:
             for piece in split_message(text, MESSAGE_LIMIT):
@@ -151,7 +156,21 @@ def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, .
     async def team(interaction: discord.Interaction[Any], mode: Literal["on", "off"] | None = None) -> None:
         await responder.on_command(interaction, Command("team", mode or ""))
 
-    return (history, rewind, forget, new, team)
+    @app_commands.command(description="Show this channel's persona (system prompt); admins set or reset it")
+    @app_commands.describe(text="the new persona, or reset for the built-in one")
+    async def persona(interaction: discord.Interaction[Any], text: str | None = None) -> None:
+        await responder.on_command(interaction, Command("persona", (text or "").strip()))
+
+    @app_commands.command(description="Show this channel's model and the allowed ones; admins pick one")
+    @app_commands.describe(name="a model from the allowed list, or reset for the default")
+    async def model(interaction: discord.Interaction[Any], name: str | None = None) -> None:
+        await responder.on_command(interaction, Command("model", (name or "").strip()))
+
+    @app_commands.command(description="Your tokens and this channel's, today and this month (UTC)")
+    async def usage(interaction: discord.Interaction[Any]) -> None:
+        await responder.on_command(interaction, Command("usage"))
+
+    return (history, rewind, forget, new, team, persona, model, usage)
 
 
 def _arg(value: int | None) -> str:

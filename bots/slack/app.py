@@ -30,6 +30,7 @@ from bots.slack.events import MessageHandler
 from bots.slack.feedback import FEEDBACK, REWIND_HERE, FeedbackHandler
 from bots.slack.files import SlackFiles
 from bots.slack.home import HomeTab
+from bots.slack.people import People
 from bots.slack.places import Access
 from core.commands import COMMANDS
 from core.errors import SettingsError
@@ -79,7 +80,9 @@ class SlackBot:
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))  # a 500 blip
         access = Access(settings.slack_allowed_channels, settings.slack_allowed_users)
-        self._messages = MessageHandler(service, access, clock, SlackFiles(settings, token))
+        self._messages = MessageHandler(
+            service, access, clock, SlackFiles(settings, token), People(self.client)
+        )
         self._commands = CommandHandler(service, access)
         self._approvals = ApprovalHandler(service, access, clock)
         self._feedback = FeedbackHandler(service, access)

@@ -1,9 +1,10 @@
-"""Slash commands: ``/history``, ``/rewind`` and ``/forget``, answered only to the invoker.
+"""Slash commands: ``/history``, ``/rewind``, ``/forget``, …, answered only to the invoker.
 
 A slash command carries no thread, so it acts on the invoker's most recently active
 conversation in the channel, or on the thread of a message link pasted as argument. A
 link to another channel is refused: people act only on conversations of the place they
-are in, which is also where Slack has told us they are.
+are in, which is also where Slack has told us they are. ``/persona``, ``/model`` and
+``/usage`` concern the channel itself, not one conversation in it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ __all__ = ["CommandHandler"]
 
 _log = logging.getLogger(__name__)
 
+_PLACE_COMMANDS = frozenset({"persona", "model", "usage"})
+
 
 class CommandHandler:
     def __init__(self, service: ConversationService, access: Access) -> None:
@@ -46,6 +49,9 @@ class CommandHandler:
         team, channel, user = (str(command.get(f, "")) for f in ("team_id", "channel_id", "user_id"))
         if not self._access.allows(channel, user):
             raise NotPermitted("backtrack is not enabled for you in this channel")
+        if name in _PLACE_COMMANDS:
+            text = str(command.get("text", "")).strip()
+            return await self._service.run(ThreadKey.slack(team, channel, None), Command(name, text), user)
         if name == "new":
             if not is_dm(channel):
                 raise InvalidInput(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bots.slack.files import SlackFiles
+    from bots.slack.people import People
     from bots.slack.stream import SlackReply
     from core.keys import ThreadKey
     from core.service import ConversationService
@@ -95,11 +96,14 @@ def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | No
 
 
 class MessageHandler:
-    def __init__(self, service: ConversationService, access: Access, clock: Clock, files: SlackFiles) -> None:
+    def __init__(
+        self, service: ConversationService, access: Access, clock: Clock, files: SlackFiles, people: People
+    ) -> None:
         self._service = service
         self._access = access
         self._clock = clock
         self._files = files
+        self._people = people
 
     async def handle(
         self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, bot_user: str | None
@@ -145,7 +149,7 @@ class MessageHandler:
         files = await self._files.fetch(message.files)  # only once the message is surely answered
         answer = await self._service.ask(
             key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id,
-            on_status=reply.status, files=files,
+            on_status=reply.status, files=files, speaker=await self._people.name(message.user),
         )
         await reply.finish(answer.text, answer.approval, footer=feedback_block(answer))
         await name_thread(client, message.channel, message.thread_ts, received.text, answer)

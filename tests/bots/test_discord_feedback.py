@@ -8,7 +8,7 @@ as Discord sends it, so discord.py's own ``CommandTree`` routes it to the contex
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 
 from bots.discord import conversation_key
 from bots.discord.feedback import REWIND_HERE
+from core.runtime import open_service
 from core.service import ConversationService
 from core.settings import Settings
 from tests.bots.test_discord import Discord, ask, eventually, running, said
@@ -26,8 +27,10 @@ from tests.fakes.discord_server import FakeDiscord
 
 @asynccontextmanager
 async def _world(
-    make_settings: Callable[..., Settings], service: ConversationService, only_ada: bool = False
+    make_settings: Callable[..., Settings], service: ConversationService | None, only_ada: bool = False,
+    ada_is_admin: bool = False, **env: str,
 ) -> AsyncIterator[Discord]:
+    """A fake Discord with the bot connected; with no ``service``, one of these settings."""
     fake = FakeDiscord()
     general = fake.add_place("text", "general")
     world = Discord(
@@ -40,9 +43,13 @@ async def _world(
     settings = make_settings(
         DISCORD_BOT_TOKEN=fake.token, DISCORD_API_BASE_URL=fake.api_url, DISCORD_GATEWAY_URL=fake.gateway_url,
         DISCORD_ALLOWED_USERS=world.ada["id"] if only_ada else "",
+        BACKTRACK_ADMINS=world.ada["id"] if ada_is_admin else "", **env,
     )
     try:
-        async with running(settings, service):
+        async with AsyncExitStack() as stack:
+            if service is None:
+                service = await stack.enter_async_context(open_service(settings))
+            await stack.enter_async_context(running(settings, service))
             yield world
     finally:
         Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = endpoints

@@ -73,6 +73,7 @@ class Harness:
         self.url = url
         self.session = session
         self.user = _id("U")
+        fake.add_user(self.user, self.user)  # a member of the workspace, as users.info sees them
 
     # -- building payloads -----------------------------------------------------------
 

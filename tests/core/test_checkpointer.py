@@ -29,6 +29,7 @@ from core.checkpointer import PooledPostgresSaver
 from core.db import Pool, open_pool
 from core.keys import ThreadKey
 from core.migrations import apply_migrations
+from core.places import PlaceChoice
 from core.runner import GraphRunner
 from core.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
@@ -162,7 +163,7 @@ async def test_each_turn_starts_from_the_kept_state_and_it_is_what_the_database_
 ) -> None:
     """Past a snapshot, with tool turns and a fork: every kept read equals a cold read."""
     kept, cold = PooledPostgresSaver(pool), PooledPostgresSaver(pool)
-    runner = GraphRunner(build_agent(settings, kept), "m")
+    runner = GraphRunner(build_agent(settings, kept))
     cold_graph = build_agent(settings, cold)
     key = ThreadKey.api(unique("kept"))
     ends = [await runner.root(key)]
@@ -171,7 +172,7 @@ async def test_each_turn_starts_from_the_kept_state_and_it_is_what_the_database_
         if turn % 7 == 3:
             fake_llm.queue(ToolCall("current_datetime", {}), Reply(f"answer {turn}"))
         start = ends[-3] if turn == turns - 1 else ends[-1]  # the last turn forks from an older end
-        result = await runner.ask(key, start, f"q{turn}", None, {})
+        result = await runner.ask(key, start, f"q{turn}", None, {}, None, PlaceChoice(settings.model))
         ends.append(result.checkpoint_id)
         config: RunnableConfig = {"configurable": {"thread_id": str(key), "checkpoint_id": result.checkpoint_id}}
         warm, stored = await runner._graph.aget_state(config), await cold_graph.aget_state(config)

@@ -24,7 +24,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -331,14 +331,14 @@ class FakeDiscord:
         self,
         channel_id: int,
         name: str,
-        options: dict[str, int | bool] | None = None,
+        options: Mapping[str, int | bool | str] | None = None,
         *,
         user: dict[str, Any] | None = None,
     ) -> str:
         """A user runs an application command; returns the interaction token.
 
         As Discord's client does, only options the command registered can be given, each
-        sent with its registered type (4 integer, 5 boolean).
+        sent with its registered type (3 string, 4 integer, 5 boolean).
         """
         place = self.places[channel_id]
         scope = str(place.guild_id) if str(place.guild_id) in self.commands else "global"

@@ -6,7 +6,12 @@ the model received. Streaming requests get real server-sent events. Every reques
 is kept in ``requests``; ``content_parts`` reads the exact parts of its user messages
 (attached files arrive as ``image_url`` and ``text`` parts).
 
-Like the real servers it refuses a ``tool_choice`` without ``tools`` or of an unknown kind.
+Like the real servers it refuses a ``tool_choice`` without ``tools`` or of an unknown kind,
+a message ``name`` outside OpenAI's pattern, and ``stream_options`` on a request that does
+not stream. Every answer reports its usage as OpenAI does (in the body, or in a last chunk
+with no choices when a stream asks ``stream_options.include_usage``): prompt tokens are
+the request's messages at about four characters a token, completion tokens the answer's;
+``reported`` keeps each (prompt, completion) pair it sent, so a test can add them up.
 Team mode's agents can be scripted apart: ``queue_for("researcher", ...)`` answers only
 requests whose system prompt names that role ("You are the researcher …"), before the
 shared script; ``requests_of(role)`` lists what that role was sent.
@@ -99,6 +104,7 @@ class FakeOpenAI:
         self.context_limit: int | None = None
         self.overflow_style: str = "llama"
         self.drop_tools_without_choice = False
+        self.reported: list[tuple[int, int]] = []
 
     def queue(self, *steps: Step) -> None:
         self.script.extend(steps)
@@ -123,6 +129,7 @@ class FakeOpenAI:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.reported.clear()
         self.script.clear()
         self.roles.clear()
         self.hold = None
@@ -159,9 +166,11 @@ class FakeOpenAI:
             )
         if step.delay:
             await asyncio.sleep(step.delay)
+        usage = _usage(body, step)
         if body.get("stream"):
-            return await self._stream(request, body, step)
-        return web.json_response(_completion(body, step))
+            return await self._stream(request, body, step, usage)
+        self.reported.append((usage["prompt_tokens"], usage["completion_tokens"]))
+        return web.json_response({**_completion(body, step), "usage": usage})
 
     async def _props(self, request: web.Request) -> web.Response:
         """llama-server's ``/props``, which states the context only when one is set here."""
@@ -171,6 +180,15 @@ class FakeOpenAI:
 
     def _refuse(self, body: dict[str, Any]) -> web.Response | None:
         """The 400s the real servers send for a malformed or too-long request."""
+        for n, message in enumerate(body["messages"]):
+            if "name" in message and not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", str(message["name"])):
+                return _bad_request(
+                    f"Invalid 'messages[{n}].name': string does not match pattern. Expected a string "
+                    "that matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.", f"messages[{n}].name", "invalid_value",
+                )
+        if "stream_options" in body and not body.get("stream"):
+            return _bad_request("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                                "stream_options")
         choice = body.get("tool_choice")
         if choice is not None and not body.get("tools"):
             return _bad_request("'tool_choice' is only allowed when 'tools' are specified", "tool_choice")
@@ -190,7 +208,9 @@ class FakeOpenAI:
             "type": "exceed_context_size_error", "n_prompt_tokens": tokens, "n_ctx": self.context_limit,
         }}, status=400)
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], step: Step) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], step: Step, usage: dict[str, int]
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
@@ -219,6 +239,10 @@ class FakeOpenAI:
                 if step.chunk_delay:
                     await asyncio.sleep(step.chunk_delay)
             await send({}, "stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            last = {**base, "choices": [], "usage": usage}
+            await response.write(f"data: {json.dumps(last)}\n\n".encode())
+            self.reported.append((usage["prompt_tokens"], usage["completion_tokens"]))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
@@ -244,6 +268,13 @@ def _bad_request(message: str, param: str, code: str | None = None) -> web.Respo
     )
 
 
+def _usage(body: dict[str, Any], step: Step) -> dict[str, int]:
+    """What an answer costs, in OpenAI's terms."""
+    written = json.dumps(step.args) if isinstance(step, ToolCall) else getattr(step, "text", "")
+    prompt, completion = len(json.dumps(body["messages"])) // 4, len(written) // 4 + 1
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
 def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
     if isinstance(step, ToolCall):
         message: dict[str, Any] = {"role": "assistant", "content": step.text or None, "tool_calls": [
@@ -257,5 +288,4 @@ def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
         "model": body.get("model", "fake"),
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }

@@ -112,6 +112,8 @@ class FakeSlack:
         self.statuses: list[tuple[str, str, str]] = []
         self.prompts: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.titles: dict[tuple[str, str], str] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        """The workspace's people, by id, as ``users.info`` returns them (``add_user``)."""
         self._files: dict[str, _File] = {}
         self.downloads: list[tuple[str, str | None]] = []
         """(file name, bearer token or None) of every file download."""
@@ -136,6 +138,13 @@ class FakeSlack:
     def fail(self, method: str, times: int = 1, status: int = 500) -> None:
         """Answer the next ``times`` calls of ``method`` with an HTTP error, posting nothing."""
         self._failing[method] = (times, status)
+
+    def add_user(self, user: str, display_name: str, real_name: str = "") -> None:
+        self.users[user] = {
+            "id": user, "team_id": self.team, "name": user.lower(), "deleted": False,
+            "real_name": real_name or display_name, "is_bot": False,
+            "profile": {"display_name": display_name, "real_name": real_name or display_name},
+        }
 
     def made(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -199,6 +208,7 @@ class FakeSlack:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack-sdk sends some reads (users.info) as GET
         app.router.add_post("/response/{name}", self._response_url)
         app.router.add_get("/socket", self._socket)
         app.router.add_get(r"/files-pri/{team}-{file_id}/{rest:.*}", self._file)
@@ -235,11 +245,11 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "internal_error"}, status=status)
         if not token:
             return web.json_response({"ok": False, "error": "not_authed"})
-        answer = self._answer(method, params)
+        answer = self._answer(method, params, token)
         call.error = None if answer.get("ok") else str(answer.get("error"))
         return web.json_response(answer)
 
-    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, method: str, params: dict[str, Any], token: str) -> dict[str, Any]:
         if method == "auth.test":
             return {
                 "ok": True,
@@ -251,6 +261,11 @@ class FakeSlack:
                 "bot_id": self.bot_id,
                 "is_enterprise_install": False,
             }
+        if method == "users.info":  # a bot token with users:read, and a user of this workspace
+            if not token.startswith("xoxb-"):
+                return {"ok": False, "error": "not_allowed_token_type"}
+            found = self.users.get(str(params.get("user", "")))
+            return {"ok": True, "user": found} if found else {"ok": False, "error": "user_not_found"}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.url.replace("http://", "ws://") + "/socket"}
         if method in ("chat.postMessage", "chat.update") and (error := _check_blocks(_blocks(params))):

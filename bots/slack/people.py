@@ -1,0 +1,58 @@
+"""Who a Slack user is, by name: ``users.info`` once per person, then a bounded cache.
+
+The name goes to the model so it can tell people apart in a shared thread
+(``core/speakers.py``). A failed lookup (no ``users:read`` scope, a deleted user, Slack
+down) falls back to the user id and is not cached, so the next message tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from bots.slack.replies import SLACK_ERRORS
+from core.speakers import speaker_name
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from slack_sdk.web.async_client import AsyncWebClient
+
+__all__ = ["People"]
+
+_log = logging.getLogger(__name__)
+
+
+class People:
+    """Display names by user id, at most ``size`` of them, each kept ``ttl`` seconds."""
+
+    def __init__(
+        self, client: AsyncWebClient, *, size: int = 2000, ttl: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._size = size
+        self._ttl = ttl
+        self._clock = clock
+        self._names: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    async def name(self, user: str) -> str:
+        cached = self._names.get(user)
+        if cached is not None and self._clock() - cached[1] < self._ttl:
+            self._names.move_to_end(user)
+            return cached[0]
+        try:
+            found = (await self._client.users_info(user=user)).get("user") or {}
+        except SLACK_ERRORS as exc:
+            _log.info("no name for %s (%s); using the id", user, type(exc).__name__)
+            return user
+        profile = found.get("profile") or {}
+        shown = profile.get("display_name") or profile.get("real_name") or found.get("name")
+        name = speaker_name(shown if isinstance(shown, str) else None, user) or user
+        self._names[user] = (name, self._clock())
+        self._names.move_to_end(user)
+        while len(self._names) > self._size:
+            self._names.popitem(last=False)
+        return name
