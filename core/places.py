@@ -21,6 +21,8 @@ from core.turns import clean_message
 from core.wording import format_model, format_persona
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from core.commands import Command
     from core.db import Pool
     from core.settings import Settings
@@ -73,7 +75,9 @@ class PlaceChoice:
 
 
 def _setting(row: dict[str, Any]) -> PlaceSetting:
-    return PlaceSetting(row["place"], row["persona"], row["model"], row["updated_by"], row["updated_at"])
+    at = row["updated_at"]  # a datetime, or its ISO text when read as JSON with the turn start
+    when = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return PlaceSetting(row["place"], row["persona"], row["model"], row["updated_by"], when)
 
 
 class Places:
@@ -94,7 +98,14 @@ class Places:
         A stored model the operator no longer allows (BACKTRACK_MODELS changed) gives way
         to the default rather than failing the turn.
         """
-        found = await self.read(scopes)
+        return self.choice(await self.read(scopes))
+
+    def of(self, rows: Sequence[dict[str, Any]], scopes: tuple[str, ...]) -> PlaceChoice:
+        """``choose`` from rows already read (the turn start reads them with its own statement)."""
+        found = {row["place"]: _setting(row) for row in rows}
+        return self.choice([found[p] for p in scopes if p in found])
+
+    def choice(self, found: list[PlaceSetting]) -> PlaceChoice:
         persona = next((s for s in found if s.persona is not None), None)
         allowed = self._settings.allowed_models
         model = next((s for s in found if s.model is not None and s.model in allowed), None)

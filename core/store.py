@@ -106,7 +106,9 @@ mark AS (
 SELECT (SELECT question FROM old) AS abandoned, c.key IS NOT NULL AS exists,
        c.root_checkpoint_id, c.team, t.id AS turn_id, t.seq, t.checkpoint_id,
        EXISTS (SELECT 1 FROM approvals a
-               WHERE a.conversation_key = %(key)s AND a.status = 'pending') AS pending
+               WHERE a.conversation_key = %(key)s AND a.status = 'pending') AS pending,
+       (SELECT coalesce(json_agg(p), '[]'::json) FROM place_settings p
+        WHERE p.place = ANY(%(scopes)s)) AS places
 FROM (VALUES (1)) AS one (x)
 LEFT JOIN conversations c ON c.key = %(key)s
 LEFT JOIN turns t ON t.id = c.head_turn_id
@@ -141,6 +143,8 @@ class StartedTurn:
     approval_pending: bool
     team: bool | None = None
     """The conversation's ``/team`` choice; None: never chosen, the default applies."""
+    places: tuple[dict[str, Any], ...] = ()
+    """The stored settings of the key's places (core/places.py), read in the same statement."""
 
 
 def head_from_row(row: dict[str, Any]) -> Head:
@@ -290,7 +294,7 @@ class ConversationStore:
 
     async def start_turn(self, key: ThreadKey, question: str, user: str | None) -> StartedTurn:
         """Mark a turn in flight; returns its head and what a dead process left behind."""
-        params = {"key": str(key), "question": question, "user": user}
+        params = {"key": str(key), "question": question, "user": user, "scopes": list(key.scopes)}
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_START_TURN, params)).fetchone()
         assert row is not None
@@ -299,6 +303,7 @@ class ConversationStore:
             abandoned=row["abandoned"],
             approval_pending=row["pending"],
             team=row["team"],
+            places=tuple(row["places"]),
         )
 
     async def end_turn(self, key: ThreadKey) -> None:

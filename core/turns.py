@@ -190,7 +190,7 @@ class TurnEngine:
             await self._files.store(key, prepared)
             metadata = {"user": user, "event_id": event_id, "turn_id": turn_id}
             agent = self._modes.of(start.team)
-            place = await self._places.choose(key.scopes)
+            place = self._places.of(start.places, key.scopes)
             result = await self._runner.ask(
                 key, head.checkpoint_id, question, on_partial, metadata, on_status, place, speaker or user,
                 prepared.refs, agent,
