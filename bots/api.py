@@ -7,6 +7,7 @@ validation never reaches the service, so it changes nothing.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import binascii
 import hmac
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from bots.serving import add_health_routes, serve_until_stopped
 from bots.web import add_viewer
-from bots.workers import supervise
+from bots.workers import supervise, watch_supervisor
 from core.attachments import Attachment
 from core.errors import (
     AgentFailed,
@@ -383,7 +384,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         raise SettingsError(f"API_TOKEN must be set to listen on the non-loopback address {host}")
     if args.workers != 1:
         return await supervise(settings, host, port, args.workers)
+    watching = asyncio.create_task(watch_supervisor()) if args.reuse_port else None
     async with open_service(settings) as service:
         app = build_app(settings, service)
         await serve_until_stopped(app, host, port, grace=settings.shutdown_grace, reuse_port=args.reuse_port)
+    if watching is not None:
+        watching.cancel()
     return 0

@@ -35,7 +35,7 @@ from core.errors import SettingsError
 if TYPE_CHECKING:
     from core.settings import Settings
 
-__all__ = ["supervise"]
+__all__ = ["supervise", "watch_supervisor"]
 
 _log = logging.getLogger(__name__)
 
@@ -111,3 +111,18 @@ async def supervise(settings: Settings, host: str, port: int, workers: int) -> i
             await asyncio.wait(watching)
         stopping.cancel()
     return code
+
+
+async def watch_supervisor() -> None:
+    """In a worker: stop (as on SIGTERM, draining) once the supervisor is gone.
+
+    A supervisor killed with SIGKILL cannot stop its workers; orphaned, a worker is
+    re-parented, and that is what it notices, within a second.
+    """
+    supervisor = os.getppid()
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != supervisor:
+            break
+    _log.warning("the supervisor (%d) is gone; stopping", supervisor)
+    os.kill(os.getpid(), signal.SIGTERM)

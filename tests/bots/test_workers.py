@@ -30,7 +30,11 @@ def _workers(supervisor: BacktrackProcess) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+    """Running: a process that exited but was not reaped yet (a zombie) does not count."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 async def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -106,3 +110,17 @@ def test_bad_worker_arguments_are_refused_with_a_sentence(
     )
     assert done.returncode == 1
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    supervisor = BacktrackProcess(env, tmp_path / "orphans.log", "api", "--workers", "2")
+    await supervisor.start()
+    try:
+        await _until(lambda: len(_workers(supervisor)) == 2)
+        workers = _workers(supervisor)
+        supervisor.kill()  # SIGKILL: it cannot pass anything on
+        await _until(lambda: not any(_alive(pid) for pid in workers), timeout=60)
+    finally:
+        supervisor.kill()
