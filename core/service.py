@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from core.approval_store import ApprovalStore
 from core.branches import MAX_HISTORY, Branches
+from core.command_runner import run_command
 from core.commands import Command, parse_command
 from core.db import storage_errors
 from core.deliveries import Deliveries
-from core.errors import ConversationNotFound, InvalidInput, StaleApproval, StorageUnavailable
+from core.errors import ConversationNotFound, InvalidInput, StorageUnavailable
 from core.feedback import FeedbackStore
 from core.file_store import FileStore
 from core.generations import Generations
@@ -35,7 +36,6 @@ from core.team_modes import TeamModes
 from core.turns import TurnEngine
 from core.types import PruneReport, Received
 from core.usage import UsageLedger, UsageReport
-from core.wording import format_audit, format_history, format_rewind, format_team, format_usage
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -354,38 +354,12 @@ class ConversationService:
 
     async def run(self, key: ThreadKey, command: Command, user: str | None) -> str:
         """Run a command of the shared table and word its reply, the same on every platform."""
-        if command.name == "history":
-            if command.argument.strip() == "--all":
-                return format_audit(await self.audit(key, steps=True))
-            return format_history(await self.history(key, command.count(10, what="turns to show")))
-        if command.name in ("approve", "reject"):
-            pending = await self.pending(key)
-            if pending is None:
-                raise StaleApproval("Nothing here is waiting for approval.")
-            answer = await self.resolve(key, pending.id, command.name == "approve", user=user)
-            return answer.text
-        if command.name == "rewind":
-            steps = command.count(1, what="turns to go back")
-            return format_rewind(await self.rewind(key, steps, user=user))
-        if command.name == "forget":
-            await self.forget(key)
-            return "Forgot this conversation: every turn and checkpoint of it is deleted."
-        if command.name == "team":
-            arg = command.argument.strip().lower()
-            if arg not in ("", "on", "off"):
-                raise InvalidInput("/team takes on or off, e.g. /team on (or nothing, to show the mode)")
-            choice = arg == "on" if arg else None
-            return format_team(await self.team(key, choice, user=user), changed=choice is not None)
-        if command.name == "new":
-            await self.start_new(key, user)
-            return ("Started a new conversation here. The previous one is kept: it stays in "
-                    "the conversation list, its history and the web viewer.")
-        if command.name in ("persona", "model"):
-            async with storage_errors():
-                return await self._places.command(key, command, user)
-        if command.name == "usage":
-            return format_usage(await self.usage(key, user))
-        raise InvalidInput(f"unknown command /{command.name}")
+        return await run_command(self, key, command, user)
+
+    async def place_command(self, key: ThreadKey, command: Command, user: str | None) -> str:
+        """``/persona`` and ``/model`` for ``key``'s place, with the admin check."""
+        async with storage_errors():
+            return await self._places.command(key, command, user)
 
     # -- per-place settings and usage ----------------------------------------------
 
