@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--port", type=int, help="listen port (default: BACKTRACK_PORT or 8080)")
         if name == "api":
             sub.add_argument("--workers", type=int, default=1, help="processes sharing the port (default: 1)")
-            sub.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # for the workers
+            sub.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)  # a worker's supervisor pid
         if name == "console":
             sub.add_argument("--thread", default="default", help="conversation name (default: default)")
             sub.add_argument("--json", action="store_true", help="print one JSON object per input line")

@@ -384,10 +384,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         raise SettingsError(f"API_TOKEN must be set to listen on the non-loopback address {host}")
     if args.workers != 1:
         return await supervise(settings, host, port, args.workers)
-    watching = asyncio.create_task(watch_supervisor()) if args.reuse_port else None
+    worker = args.supervisor is not None  # started by ``--workers``: shares the port
+    watching = asyncio.create_task(watch_supervisor(args.supervisor)) if worker else None
     async with open_service(settings) as service:
         app = build_app(settings, service)
-        await serve_until_stopped(app, host, port, grace=settings.shutdown_grace, reuse_port=args.reuse_port)
+        await serve_until_stopped(app, host, port, grace=settings.shutdown_grace, reuse_port=worker)
     if watching is not None:
         watching.cancel()
     return 0

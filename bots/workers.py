@@ -76,7 +76,8 @@ async def supervise(settings: Settings, host: str, port: int, workers: int) -> i
         raise SettingsError("--workers needs a fixed --port: with port 0 every worker would pick its own")
     url = await asyncio.to_thread(database_url, settings)  # the embedded server, if any, is ours
     env = {**os.environ, "DATABASE_URL": url}
-    command = [sys.executable, "-m", "bots", "api", "--host", host, "--port", str(port), "--reuse-port"]
+    command = [sys.executable, "-m", "bots", "api", "--host", host, "--port", str(port),
+               "--supervisor", str(os.getpid())]
     group = [_Worker(command, env) for _ in range(workers)]
     for worker in group:
         await worker.start()
@@ -113,16 +114,16 @@ async def supervise(settings: Settings, host: str, port: int, workers: int) -> i
     return code
 
 
-async def watch_supervisor() -> None:
-    """In a worker: stop (as on SIGTERM, draining) once the supervisor is gone.
+async def watch_supervisor(supervisor: int) -> None:
+    """In a worker: stop (as on SIGTERM, draining) once the supervisor ``supervisor`` is gone.
 
     A supervisor killed with SIGKILL cannot stop its workers; orphaned, a worker is
-    re-parented, and that is what it notices, within a second.
+    re-parented, and that is what it notices, within a second. The pid comes from the
+    supervisor itself, so a worker orphaned before it could look still notices.
     """
-    supervisor = os.getppid()
     while True:
-        await asyncio.sleep(1.0)
         if os.getppid() != supervisor:
             break
+        await asyncio.sleep(1.0)
     _log.warning("the supervisor (%d) is gone; stopping", supervisor)
     os.kill(os.getpid(), signal.SIGTERM)

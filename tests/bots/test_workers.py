@@ -15,7 +15,7 @@ import pytest
 
 from bots.workers import _STARTUP_SECONDS
 from tests.fakes.openai_server import FakeOpenAI
-from tests.processes import BacktrackProcess, check_one_writer
+from tests.processes import BacktrackProcess, check_one_writer, free_port
 
 
 @pytest.fixture
@@ -23,10 +23,13 @@ def env(pg_url: str, fake_llm: FakeOpenAI) -> dict[str, str]:
     return {"DATABASE_URL": pg_url, "OPENAI_BASE_URL": fake_llm.url, "OPENAI_API_KEY": "k"}
 
 
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def _workers(supervisor: BacktrackProcess) -> list[int]:
     assert supervisor.proc is not None
-    pid = supervisor.proc.pid
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return _children(supervisor.proc.pid)
 
 
 def _alive(pid: int) -> bool:
@@ -124,3 +127,22 @@ async def test_workers_stop_when_their_supervisor_is_killed(
         await _until(lambda: not any(_alive(pid) for pid in workers), timeout=60)
     finally:
         supervisor.kill()
+
+
+async def test_workers_orphaned_while_starting_stop_too(env: dict[str, str], tmp_path: Path) -> None:
+    """The supervisor dies before its workers are up: they must not look for it too late."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots", "api", "--workers", "2", "--port", str(port),
+        env={**os.environ, **env}, cwd=Path(__file__).parents[2],
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await _until(lambda: len(_children(proc.pid)) == 2)
+        workers = _children(proc.pid)
+        proc.kill()
+        await proc.wait()
+        await _until(lambda: not any(_alive(pid) for pid in workers), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
