@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from core.approval_store import ApprovalStore
@@ -300,8 +301,7 @@ class ConversationService:
         if not steps:
             return audit
         async with storage_errors():
-            start_of = lambda end: self._branches.turn_start(key, end)  # noqa: E731
-            return await with_steps(self._steps, str(key), audit, start_of)
+            return await with_steps(self._steps, str(key), audit, partial(self._branches.turn_start, key))
 
     async def rewind(self, key: ThreadKey, steps: int = 1, *, user: str | None = None) -> RewindResult:
         """Move the head back ``steps`` turns; the abandoned turns stay stored."""
