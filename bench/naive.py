@@ -17,8 +17,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from core.agent import SYSTEM_PROMPT
-from core.tools import build_tools
+from core.agents.agent import SYSTEM_PROMPT
+from core.agents.tools import build_tools
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -14,7 +14,7 @@ import uuid
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from core.demo_model import RuleChatModel
+from core.agents.demo_model import RuleChatModel
 
 __all__ = [
     "ANSWER_CHARS",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.keys import ThreadKey
 
 if TYPE_CHECKING:
-    from core.service import ConversationService
+    from core.conversations.service import ConversationService
 
 __all__ = ["BacktrackChat", "Chat"]
 

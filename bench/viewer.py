@@ -16,8 +16,8 @@ from aiohttp import web
 from bots.api import build_app
 
 if TYPE_CHECKING:
+    from core.conversations.service import ConversationService
     from core.keys import ThreadKey
-    from core.service import ConversationService
 
 __all__ = ["page_data"]
 

@@ -23,7 +23,9 @@ from aiohttp import web
 from bots.serving import add_health_routes, serve_until_stopped
 from bots.web import add_viewer
 from bots.workers import supervise, watch_supervisor
-from core.attachments import Attachment
+from core.agents.attachments import Attachment
+from core.conversations.service import ConversationService
+from core.conversations.wording import preview
 from core.errors import (
     AgentFailed,
     ApprovalPending,
@@ -43,12 +45,10 @@ from core.errors import (
 )
 from core.keys import ThreadKey
 from core.metrics import count_error
-from core.places import KEEP, Keep
 from core.runtime import open_service
-from core.service import ConversationService
 from core.settings import Settings
+from core.storage.places import KEEP, Keep
 from core.types import Answer, Approval, Step, Turn
-from core.wording import preview
 
 __all__ = ["build_app", "run"]
 

@@ -16,15 +16,15 @@ import sys
 import time
 from typing import TextIO
 
-from core.boundary import boundary
-from core.commands import parse_command
+from core.conversations.boundary import boundary
+from core.conversations.commands import parse_command
+from core.conversations.service import ConversationService
+from core.conversations.wording import progress
 from core.errors import InvalidInput
 from core.keys import ThreadKey
 from core.logs import configure_logging
 from core.runtime import open_service
-from core.service import ConversationService
 from core.settings import Settings
-from core.wording import progress
 
 __all__ = ["Console", "run"]
 

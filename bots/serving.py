@@ -20,7 +20,7 @@ from aiohttp import web
 from core.metrics import register_pool, register_queue, render
 
 if TYPE_CHECKING:
-    from core.service import ConversationService
+    from core.conversations.service import ConversationService
     from core.settings import Settings
 
 __all__ = ["add_health_routes", "serve_health", "serve_until_stopped", "stop_signals"]

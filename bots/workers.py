@@ -29,8 +29,8 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from bots.serving import stop_signals
-from core.db import database_url
 from core.errors import SettingsError
+from core.storage.db import database_url
 
 if TYPE_CHECKING:
     from core.settings import Settings

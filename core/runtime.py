@@ -8,17 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from core.agent import build_agent
-from core.checkpointer import PooledPostgresSaver
-from core.db import connection_kwargs, database_url, open_pool
-from core.demo_model import OFFLINE_NOTICE
+from core.agents.agent import build_agent
+from core.agents.demo_model import OFFLINE_NOTICE
+from core.agents.model_probe import check_server_context
+from core.agents.team import build_team
+from core.conversations.service import ConversationService
 from core.errors import BacktrackError
-from core.file_store import FileStore
-from core.migrations import apply_migrations
-from core.model_probe import check_server_context
-from core.pooling import check_pooling
-from core.service import ConversationService
-from core.team import build_team
+from core.storage.checkpointer import PooledPostgresSaver
+from core.storage.db import connection_kwargs, database_url, open_pool
+from core.storage.files import FileStore
+from core.storage.migrations import apply_migrations
+from core.storage.pooling import check_pooling
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.keys import ThreadKey
 
 if TYPE_CHECKING:
-    from core.commands import Command
+    from core.conversations.commands import Command
 
 __all__ = [
     "Answer",

@@ -1,0 +1,5 @@
+"""backtrack's test suite; ``ROOT`` is the repository it tests."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent

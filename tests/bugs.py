@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from core.service import ConversationService
+from core.conversations.service import ConversationService
 
 __all__ = ["BUG", "Bug", "break_verb", "internal_errors", "logged_bug"]
 

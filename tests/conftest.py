@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from core.conversations.service import ConversationService
 from core.runtime import open_service
-from core.service import ConversationService
 from core.settings import Settings, load_settings
 from tests.fakes.http import serving
 from tests.fakes.openai_server import FakeOpenAI
-from tests.pgbouncer import pgbouncer  # noqa: F401  (a session fixture, used by tests/core/test_pgbouncer.py)
+from tests.pgbouncer import pgbouncer  # noqa: F401  (a session fixture, used by tests/core/storage/test_pgbouncer.py)
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,10 @@ from bots.discord.access import conversation_key
 from bots.discord.buttons import decided_text
 from bots.discord.feedback import feedback_view
 from bots.discord.reply import StreamingReply
-from core.boundary import boundary
+from core.conversations.boundary import boundary
 
 if TYPE_CHECKING:
-    from core.service import ConversationService
+    from core.conversations.service import ConversationService
     from core.types import Approval
 
 __all__ = ["Approvals"]

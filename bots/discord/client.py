@@ -18,7 +18,7 @@ from bots.discord.responder import Responder, slash_commands
 from core.errors import SettingsError
 
 if TYPE_CHECKING:
-    from core.service import ConversationService
+    from core.conversations.service import ConversationService
     from core.settings import Settings
 
 __all__ = ["BacktrackClient", "ShardedBacktrackClient", "build_client"]

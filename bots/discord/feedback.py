@@ -1,7 +1,7 @@
 """👍/👎 buttons under every answer, and the "Rewind to here" message context menu.
 
 The buttons are discord.py dynamic items whose ``custom_id`` names the answer's turn:
-its conversation's generation (see ``core/generations.py``) and the checkpoint the
+its conversation's generation (see ``core/storage/generations.py``) and the checkpoint the
 answer ended at. A click needs nothing kept in memory, and the same ids are how the
 context menu knows which turn a message is: a message of the bot without them (an
 error, a command's reply, an approval request) is no answer to rewind to. Both tell
@@ -18,13 +18,13 @@ import discord
 from discord import app_commands
 
 from bots.discord.access import Gate, channel_ids, conversation_key
-from core.boundary import boundary
+from core.conversations.boundary import boundary
+from core.conversations.wording import format_rewind
 from core.errors import InvalidInput, NotPermitted
-from core.wording import format_rewind
 
 if TYPE_CHECKING:
+    from core.conversations.service import ConversationService
     from core.keys import ThreadKey
-    from core.service import ConversationService
     from core.types import Answer
 
 __all__ = ["REWIND_HERE", "FeedbackButton", "Ratings", "answer_turn", "feedback_view", "rewind_here_menu"]

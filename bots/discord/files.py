@@ -2,21 +2,21 @@
 
 Discord hands out signed attachment URLs on ``cdn.discordapp.com`` (or
 ``media.discordapp.net``); ``DISCORD_FILE_HOSTS`` names the hosts allowed and
-``core/downloads.py`` fetches within the caps. No token is sent: the URLs are signed.
+``bots/downloads.py`` fetches within the caps. No token is sent: the URLs are signed.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.downloads import Offer, download_all
+from bots.downloads import Offer, download_all
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import discord
 
-    from core.attachments import Attachment, Unread
+    from core.agents.attachments import Attachment, Unread
     from core.settings import Settings
 
 __all__ = ["fetch_attachments"]

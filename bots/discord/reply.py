@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bots.chunking import split_message
 from bots.discord.buttons import MESSAGE_LIMIT, approval_view
-from core.chunking import split_message
-from core.wording import progress
+from core.conversations.wording import progress
 
 if TYPE_CHECKING:
     from core.types import Approval

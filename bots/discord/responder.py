@@ -9,21 +9,21 @@ from typing import TYPE_CHECKING, Any, Literal
 import discord
 from discord import app_commands
 
+from bots.chunking import split_message
 from bots.discord.access import Gate, channel_ids, conversation_key
 from bots.discord.feedback import feedback_view
 from bots.discord.files import fetch_attachments
 from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
-from core.boundary import boundary
-from core.chunking import split_message
-from core.commands import Command
+from core.agents.speakers import speaker_name
+from core.conversations.boundary import boundary
+from core.conversations.commands import Command
 from core.errors import NotPermitted
-from core.speakers import speaker_name
 from core.types import Incoming
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from core.service import ConversationService
+    from core.conversations.service import ConversationService
     from core.settings import Settings
 
 __all__ = ["Responder", "slash_commands"]

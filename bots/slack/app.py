@@ -32,7 +32,7 @@ from bots.slack.files import SlackFiles
 from bots.slack.home import HomeTab
 from bots.slack.people import People
 from bots.slack.places import Access
-from core.commands import COMMANDS
+from core.conversations.commands import COMMANDS
 from core.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from slack_bolt.context.respond.async_respond import AsyncRespond
 
     from bots.slack.stream import Clock
-    from core.service import ConversationService
+    from core.conversations.service import ConversationService
     from core.settings import Settings
 
 __all__ = ["EVENTS_PATH", "SlackBot", "require_tokens"]

@@ -20,15 +20,15 @@ from bots.slack.feedback import feedback_block
 from bots.slack.places import Access, reply_thread, thread_key
 from bots.slack.replies import APPROVE, REJECT, SLACK_ERRORS, escape, section
 from bots.slack.stream import Clock, open_reply
-from core.boundary import boundary
+from core.conversations.boundary import boundary
 from core.errors import NotPermitted
 
 if TYPE_CHECKING:
     from slack_bolt.context.respond.async_respond import AsyncRespond
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from core.conversations.service import ConversationService
     from core.keys import ThreadKey
-    from core.service import ConversationService
     from core.types import Approval
 
 __all__ = ["ACTIONS", "ApprovalHandler", "Click", "read_click", "show_decision"]

@@ -18,7 +18,7 @@ from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 
 from bots.slack.places import Access, is_dm
 from bots.slack.replies import SLACK_ERRORS, escape
-from core.wording import preview
+from core.conversations.wording import preview
 
 if TYPE_CHECKING:
     from slack_bolt.context.say.async_say import AsyncSay

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from bots.slack.places import Access, find_link, is_dm
 from bots.slack.replies import escape
-from core.boundary import boundary
-from core.commands import Command
+from core.conversations.boundary import boundary
+from core.conversations.commands import Command
 from core.errors import ConversationNotFound, InvalidInput, NotPermitted
 from core.keys import ThreadKey
 
 if TYPE_CHECKING:
     from slack_bolt.context.respond.async_respond import AsyncRespond
 
-    from core.service import ConversationService
+    from core.conversations.service import ConversationService
 
 __all__ = ["CommandHandler"]
 

@@ -20,7 +20,7 @@ from bots.slack.feedback import feedback_block
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
 from bots.slack.replies import post_text
 from bots.slack.stream import Clock, open_reply
-from core.boundary import boundary
+from core.conversations.boundary import boundary
 from core.types import Incoming
 
 if TYPE_CHECKING:
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from bots.slack.files import SlackFiles
     from bots.slack.people import People
     from bots.slack.stream import SlackReply
+    from core.conversations.service import ConversationService
     from core.keys import ThreadKey
-    from core.service import ConversationService
     from core.types import Received
 
 __all__ = ["MessageHandler", "SlackMessage", "read_message"]

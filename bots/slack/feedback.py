@@ -1,7 +1,7 @@
 """👍/👎 under every answer, and the "Rewind to here" message shortcut.
 
 The feedback block under an answer's last message carries the answer's turn: its
-conversation's generation (see ``core/generations.py``) and the checkpoint the answer
+conversation's generation (see ``core/storage/generations.py``) and the checkpoint the answer
 ended at, as ``"<generation>:<checkpoint id>"`` in both buttons' values. A click is
 stored from that alone, on any instance and after a restart. The same value is how the
 shortcut knows which turn a message is: a message of the bot without the block (an
@@ -20,15 +20,15 @@ from slack_sdk.models.blocks import ContextActionsBlock, FeedbackButtonObject, F
 
 from bots.slack.places import Access, thread_key
 from bots.slack.replies import SLACK_ERRORS, escape
-from core.boundary import Tell, boundary
+from core.conversations.boundary import Tell, boundary
+from core.conversations.wording import format_rewind
 from core.errors import InvalidInput, NotPermitted
-from core.wording import format_rewind
 
 if TYPE_CHECKING:
     from slack_bolt.context.respond.async_respond import AsyncRespond
 
+    from core.conversations.service import ConversationService
     from core.keys import ThreadKey
-    from core.service import ConversationService
     from core.types import Answer
 
 __all__ = ["FEEDBACK", "REWIND_HERE", "FeedbackHandler", "answer_turn", "feedback_block"]

@@ -2,19 +2,19 @@
 
 Slack serves a file only with the bot token (the ``files:read`` scope), from
 ``url_private_download`` or ``url_private`` on ``files.slack.com``; ``SLACK_FILE_HOSTS``
-names the hosts allowed, and ``core/downloads.py`` fetches within the caps.
+names the hosts allowed, and ``bots/downloads.py`` fetches within the caps.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.downloads import Offer, download_all
+from bots.downloads import Offer, download_all
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from core.attachments import Attachment, Unread
+    from core.agents.attachments import Attachment, Unread
     from core.settings import Settings
 
 __all__ = ["SlackFiles", "offers"]

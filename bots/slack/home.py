@@ -12,12 +12,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bots.slack.replies import SLACK_ERRORS, escape
-from core.boundary import boundary
+from core.conversations.boundary import boundary
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from core.service import ConversationService
+    from core.conversations.service import ConversationService
     from core.types import ConversationInfo
 
 __all__ = ["SHOWN", "HomeTab", "home_view"]

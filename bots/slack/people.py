@@ -1,7 +1,7 @@
 """Who a Slack user is, by name: ``users.info`` once per person, then a bounded cache.
 
 The name goes to the model so it can tell people apart in a shared thread
-(``core/speakers.py``). A failed lookup (no ``users:read`` scope, a deleted user, Slack
+(``core/agents/speakers.py``). A failed lookup (no ``users:read`` scope, a deleted user, Slack
 down) falls back to the user id and is not cached, so the next message tries again.
 """
 
@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from bots.slack.replies import SLACK_ERRORS
-from core.speakers import speaker_name
+from core.agents.speakers import speaker_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from core.chunking import split_message
+from bots.chunking import split_message
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 
+from bots.chunking import open_fence, split_first
 from bots.slack.replies import LIMIT, SLACK_ERRORS, StreamingReply, escape, section
-from core.chunking import open_fence, split_first
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient

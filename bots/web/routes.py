@@ -18,7 +18,7 @@ from core.errors import InvalidInput, StaleApproval
 from core.keys import ThreadKey
 
 if TYPE_CHECKING:
-    from core.service import ConversationService
+    from core.conversations.service import ConversationService
 
 __all__ = ["WEB_USER", "add_viewer"]
 

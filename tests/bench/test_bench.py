@@ -18,8 +18,8 @@ import psycopg
 
 from bench.__main__ import QUICK
 from bench.scripted_model import tag_of
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ("in_memory", "naive", "backtrack")
 ROW_PREFIXES = (
     "storage added by a",

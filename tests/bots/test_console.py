@@ -7,19 +7,17 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
 from bots.console import Console
-from core.service import ConversationService
-from core.wording import SORRY
+from core.conversations.service import ConversationService
+from core.conversations.wording import SORRY
+from tests import ROOT
 from tests.bugs import BUG, break_verb, internal_errors
 from tests.conftest import FakeWebhook
 from tests.fakes.openai_server import FakeOpenAI
-
-ROOT = Path(__file__).parents[2]
 
 
 class Run(NamedTuple):

@@ -25,14 +25,14 @@ from bots.discord import run as run_discord
 from bots.serving import serve_health
 from bots.slack import run as run_slack
 from bots.slack.app import SlackBot
-from core.agent import build_agent
-from core.checkpointer import PooledPostgresSaver
-from core.db import open_pool
-from core.service import ConversationService
+from core.agents.agent import build_agent
+from core.conversations.service import ConversationService
 from core.settings import Settings
-from tests.bots.test_discord import Discord, said
-from tests.bots.test_discord import discord_settings as discord_settings
-from tests.bots.test_discord import world as world
+from core.storage.checkpointer import PooledPostgresSaver
+from core.storage.db import open_pool
+from tests.bots.discord.harness import Discord, said
+from tests.bots.discord.harness import discord_settings as discord_settings  # a fixture, shared
+from tests.bots.discord.harness import world as world  # a fixture, shared
 from tests.fakes.http import serving
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_server import FakeSlack, wait_until

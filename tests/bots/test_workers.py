@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bots.workers import _STARTUP_SECONDS
+from tests import ROOT
 from tests.fakes.openai_server import FakeOpenAI
 from tests.processes import BacktrackProcess, check_one_writer, free_port
 
@@ -93,7 +94,7 @@ def test_workers_that_cannot_start_stop_the_group_with_a_clear_exit(env: dict[st
         done = subprocess.run(
             [sys.executable, "-m", "bots", "api", "--workers", "2", "--port", str(port)],
             env={**os.environ, **env}, capture_output=True, text=True, timeout=240,
-            cwd=Path(__file__).parents[2],
+            cwd=ROOT,
         )
     assert done.returncode == 1
     assert "on start; stopping" in done.stderr
@@ -109,7 +110,7 @@ def test_bad_worker_arguments_are_refused_with_a_sentence(
 ) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bots", "api", *args], env={**os.environ, **env},
-        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert done.returncode == 1
     assert message in done.stderr and "Traceback" not in done.stderr
@@ -134,7 +135,7 @@ async def test_workers_orphaned_while_starting_stop_too(env: dict[str, str], tmp
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bots", "api", "--workers", "2", "--port", str(port),
-        env={**os.environ, **env}, cwd=Path(__file__).parents[2],
+        env={**os.environ, **env}, cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
     try:

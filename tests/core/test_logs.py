@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from core.conversations.service import ConversationService
 from core.keys import ThreadKey
 from core.logs import configure_logging, log_context
-from core.service import ConversationService
 
 Capture = Callable[..., io.StringIO]
 
@@ -131,6 +131,6 @@ async def test_the_service_tags_its_turn_lines(
     stream = capture(json_output=True)
     key = ThreadKey.api(unique("log"))
     await service.ask(key, "hello")
-    done = [x for x in lines(stream) if x["logger"] == "core.turns" and "done in" in x["message"]]
+    done = [x for x in lines(stream) if x["logger"] == "core.conversations.turns" and "done in" in x["message"]]
     assert len(done) == 1
     assert done[0]["conversation"] == str(key) and done[0]["turn"] in done[0]["message"]

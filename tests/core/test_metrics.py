@@ -13,11 +13,11 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bots.api import build_app
+from core.conversations.service import ConversationService
 from core.errors import AgentFailed, InvalidInput
 from core.keys import ThreadKey
 from core.metrics import observe_turn
 from core.runtime import open_service
-from core.service import ConversationService
 from core.settings import Settings
 from tests.fakes.http import serving
 from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall

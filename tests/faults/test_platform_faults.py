@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.service import ConversationService
-from tests.bots.test_discord import Discord, ask, bot, discord_settings, said, world
-from tests.bots.test_slack import Harness, _id, fake_slack, slack, slack_settings
+from core.conversations.service import ConversationService
+from tests.bots.discord.harness import Discord, ask, bot, discord_settings, said, world
+from tests.bots.slack.harness import Harness, _id, fake_slack, slack, slack_settings
 
 # the scenario tests' own fixtures, shared rather than copied
 __all__ = ["bot", "discord_settings", "fake_slack", "slack", "slack_settings", "world"]

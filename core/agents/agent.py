@@ -1,0 +1,291 @@
+"""The agent graph: LLM → tools → LLM, every step a checkpoint.
+
+Every message is stored once, as the write of the step that produced it: the message
+channel is a ``DeltaChannel``, so a checkpoint holds no copy of the list and storage
+grows linearly with the conversation (the README's Performance section has the numbers). The state
+itself keeps only the context window the model can be sent, so loading a turn costs the
+same at turn 500 as at turn 5; the whole conversation stays in the stored writes and the
+turn table. What the model receives is unchanged: the window is trimmed again at call
+time, oldest turns first, never splitting a tool call from its result.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict, cast
+
+import openai
+from langchain_core.exceptions import ContextOverflowError
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    trim_messages,
+)
+from langchain_core.messages.utils import count_tokens_approximately
+from langchain_core.runnables import Runnable
+from langchain_openai import ChatOpenAI
+from langgraph.channels.delta import DeltaChannel
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import _messages_delta_reducer
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+from core.agents.attachments import attachment_tokens
+from core.agents.demo_model import DemoChatModel
+from core.agents.speakers import for_model
+from core.agents.tools import build_tools
+from core.errors import ContextTooLong
+from core.storage.places import PlaceChoice
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+    from langchain_core.tools import BaseTool
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    from core.agents.attachments import Resolve
+    from core.settings import Settings
+
+__all__ = [
+    "SNAPSHOT_EVERY",
+    "ModelStep",
+    "WindowedCall",
+    "build_agent",
+    "build_chat_model",
+    "context_overflow",
+    "state_schema",
+    "tool_loop",
+    "window_reducer",
+]
+
+_log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You are backtrack, a helpful assistant in a team chat. Answer concisely. "
+    "Use web_search for facts about the world and current_datetime for the date or time."
+)
+
+
+SNAPSHOT_EVERY = 100
+"""Message-channel updates between full snapshots: bounds how many writes a load replays."""
+
+Reducer = Callable[[list[AnyMessage], Sequence[Any]], list[AnyMessage]]
+
+
+_TOKEN_CACHE: dict[tuple[str, str, int], int] = {}
+_TOKEN_CACHE_SIZE = 50_000
+
+
+def _tokens(message: AnyMessage) -> int:
+    """``count_tokens_approximately`` of one message, remembered by id and length.
+
+    The reducer recounts the window on every update. This graph never edits a message
+    in place or by id, so a message's count never changes once computed. Attached files
+    count by what the model will read (``attachment_tokens``), never by their bytes.
+    """
+    if message.id is None or not isinstance(message.content, str):
+        return count_tokens_approximately([message]) + attachment_tokens(message)
+    key = (message.id, message.type, len(message.content))
+    count = _TOKEN_CACHE.get(key)
+    if count is None:
+        if len(_TOKEN_CACHE) >= _TOKEN_CACHE_SIZE:
+            _TOKEN_CACHE.clear()
+        count = _TOKEN_CACHE[key] = count_tokens_approximately([message]) + attachment_tokens(message)
+    return count
+
+
+def _count(messages: list[BaseMessage]) -> int:
+    """The window's size as the reducer counts it, so trimming and the reducer agree."""
+    return sum(_tokens(cast("AnyMessage", m)) for m in messages)
+
+
+def _fits(messages: list[AnyMessage], max_tokens: int) -> bool:
+    """Whether ``trim_messages`` (last, start on human) would return ``messages`` whole."""
+    return (
+        bool(messages)
+        and isinstance(messages[0], HumanMessage)
+        and sum(_tokens(m) for m in messages) <= max_tokens
+    )
+
+
+def window_reducer(max_tokens: int) -> Reducer:
+    """Append like ``add_messages``, then drop what ``trim_messages`` could never send.
+
+    Keeps the longest suffix that starts on a human message and counts at most
+    ``max_tokens``: the approximate count is a per-message sum, so this is exactly what
+    the agent's ``trim_messages`` would send, and the agent skips trimming when it fits.
+    With no such suffix (one huge message), it keeps everything from the last human
+    message and the agent's trim decides. A kept suffix of ``a + b`` always lies within the kept suffix
+    of ``a`` followed by ``b``, so the reducer is batching-invariant, as ``DeltaChannel``
+    requires, for the append-only writes this graph makes.
+    """
+
+    def reduce(state: list[AnyMessage], writes: Sequence[Any]) -> list[AnyMessage]:
+        merged = _messages_delta_reducer(state, list(writes))
+        humans = [i for i, m in enumerate(merged) if isinstance(m, HumanMessage)]
+        if not humans:
+            return merged
+        start, total, counted = humans[-1], 0, len(merged)
+        for i in reversed(humans):
+            total += sum(_tokens(m) for m in merged[i:counted])
+            if total > max_tokens:
+                break
+            start, counted = i, i
+        return merged[start:] if start else merged
+
+    return reduce
+
+
+def state_schema(settings: Settings) -> type[Any]:
+    """The conversation's state: the message window, each message stored once (``DeltaChannel``)."""
+    channel: DeltaChannel[list[AnyMessage]] = DeltaChannel(
+        window_reducer(settings.context_tokens), snapshot_frequency=SNAPSHOT_EVERY
+    )
+    return TypedDict(  # type: ignore[operator, no-any-return]
+        "AgentState", {"messages": Annotated[list[AnyMessage], channel]}
+    )
+
+
+_OVERFLOW = re.compile(
+    r"exceeds? (?:the )?(?:available )?context|context_length_exceeded|maximum context length"
+    r"|exceed context window|context window exceeded|prompt is too long",
+    re.IGNORECASE,
+)
+_LIMIT = re.compile(r"(?:context (?:length|window|size)\D{0,12}|n_ctx\D{0,3})(\d+)", re.IGNORECASE)
+
+
+def context_overflow(exc: BaseException) -> tuple[bool, int | None]:
+    """Whether the model server refused the request as too long, and its context size if it said.
+
+    langchain-openai recognises OpenAI's wording; llama-server ("exceeds the available
+    context size", with ``n_ctx`` in the body), llama-cpp-python and vLLM word it their own way.
+    """
+    if isinstance(exc, ContextOverflowError):
+        overflow = True
+    elif isinstance(exc, openai.BadRequestError):
+        overflow = bool(_OVERFLOW.search(f"{exc.message} {exc.body}"))
+    else:
+        return False, None
+    if not overflow:
+        return False, None
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("n_ctx"), int):
+        return True, body["n_ctx"]
+    found = _LIMIT.search(str(exc))
+    return True, int(found.group(1)) if found else None
+
+
+def build_chat_model(settings: Settings, name: str | None = None) -> BaseChatModel:
+    """The model ``name`` (default BACKTRACK_MODEL); the offline demo model ignores the name."""
+    if settings.offline_model:
+        return DemoChatModel()
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
+    return ChatOpenAI(
+        model=name or settings.model,
+        stream_usage=True,  # the token counts of streamed answers (core/storage/usage.py)
+        api_key=key,  # type: ignore[arg-type]
+        base_url=settings.openai_base_url,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+        streaming=True,
+    )
+
+
+class WindowedCall:
+    """The model call every agent node makes: the window trimmed to the budget, overflow typed.
+
+    One per graph: a server that refuses the conversation as too long is reported to the
+    operator once per graph (process), later refusals only at DEBUG.
+    """
+
+    def __init__(self, budget: int, resolve: Resolve | None = None) -> None:
+        self.budget = budget
+        self._resolve = resolve
+        self._reported = False
+
+    async def __call__(
+        self, llm: Runnable[Any, Any], system: str, messages: list[AnyMessage]
+    ) -> AIMessage:
+        budget = self.budget
+        window: list[BaseMessage] = list(messages) if _fits(messages, budget) else trim_messages(
+            messages,
+            max_tokens=budget,
+            token_counter=_count,
+            strategy="last",
+            start_on="human",
+            allow_partial=False,
+        )
+        if self._resolve is not None:  # files reach the model only here, never the checkpoint
+            window = await self._resolve(window)
+        try:
+            reply: AIMessage = await llm.ainvoke([SystemMessage(system), *for_model(window)])
+        except (ContextOverflowError, openai.BadRequestError) as exc:
+            overflow, limit = context_overflow(exc)
+            if not overflow:
+                raise
+            self._report_overflow(limit)
+            raise ContextTooLong() from exc
+        return reply
+
+    def _report_overflow(self, limit: int | None) -> None:
+        """Tell the operator once what to change; later overflows only at DEBUG."""
+        server = f"{limit} tokens" if limit else "smaller (it did not say how small)"
+        _log.log(
+            logging.DEBUG if self._reported else logging.WARNING,
+            "the model server refused a conversation as longer than its context: "
+            "BACKTRACK_CONTEXT_TOKENS is %d, the server's context is %s; set "
+            "BACKTRACK_CONTEXT_TOKENS below the server's context (leave room for the answer and the tools)",
+            self.budget, server,
+        )
+        self._reported = True
+
+
+def build_agent(
+    settings: Settings,
+    checkpointer: BaseCheckpointSaver[Any],
+    model: BaseChatModel | None = None,
+    tools: list[BaseTool] | None = None,
+    resolve: Resolve | None = None,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The graph; ``resolve`` turns stored file references into content parts for each model call."""
+    tools = build_tools(settings) if tools is None else tools
+    choice = {} if settings.tool_choice == "omit" or not tools else {"tool_choice": settings.tool_choice}
+    # One chat model per allowed name, built once; a test's ``model`` stands in for all.
+    llms = {
+        name: (model or build_chat_model(settings, name)).bind_tools(tools, **choice)
+        for name in settings.allowed_models
+    }
+    call = WindowedCall(settings.context_tokens, resolve)
+
+    async def agent(state: Any, config: RunnableConfig) -> dict[str, list[AnyMessage]]:
+        place = config.get("configurable", {}).get("place")
+        if not isinstance(place, PlaceChoice):
+            place = PlaceChoice(settings.model)
+        llm = llms.get(place.model, llms[settings.model])
+        messages: list[AnyMessage] = state["messages"]
+        reply = await call(llm, place.persona or SYSTEM_PROMPT, messages)
+        return {"messages": [reply]}
+
+    return tool_loop(settings, "agent", agent, tools).compile(checkpointer=checkpointer)
+
+
+ModelStep = Callable[..., Awaitable[dict[str, list[AnyMessage]]]]
+"""A graph node that calls the model: the state (and its config) in, the model's reply as an update out."""
+
+
+def tool_loop(
+    settings: Settings, name: str, step: ModelStep, tools: list[BaseTool]
+) -> StateGraph[Any, Any, Any, Any]:
+    """``step`` ⇄ its tools until it answers: the single agent's shape, and each sub-agent's."""
+    graph: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema(settings))
+    graph.add_node(name, step)
+    graph.add_node("tools", ToolNode(tools, handle_tool_errors=True))
+    graph.add_edge(START, name)
+    graph.add_conditional_edges(name, tools_condition, ["tools", END])
+    graph.add_edge("tools", name)
+    return graph

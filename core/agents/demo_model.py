@@ -1,0 +1,186 @@
+"""The offline demo model: a tiny deterministic chat model that drives the real tool loop.
+
+It stands in when no ``OPENAI_API_KEY``/``OPENAI_BASE_URL`` is set, so ``make run`` works
+on a machine with no network. It emits real tool calls (``web_search``), answers from the
+tool's result, and resolves "its"/"it" from the conversation, which is just enough to show
+that context survives between turns. In team mode it plays each role its system prompt
+names: the coordinator delegates, the researcher searches once per place it was asked
+about and cites each search, the analyst compares two populations with the calculator.
+It is a demo aid, not a product feature.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+
+from core.agents.tools import facts
+
+__all__ = ["OFFLINE_NOTICE", "DemoChatModel", "RuleChatModel"]
+
+OFFLINE_NOTICE = "offline demo model: set OPENAI_API_KEY for real answers"
+_TOPICS = ("capital", "population", "currency", "landmark")
+_PRONOUNS = {"it", "its", "there", "their", "it's"}
+_ROLE = re.compile(r"You are the (coordinator|researcher|analyst) of backtrack's team")
+_MILLIONS = re.compile(r"(\w+) has a population of about ([\d.]+) million")
+
+
+def _entities_in(text: str) -> list[str]:
+    """Known entities in order of their last appearance in ``text``."""
+    found = [(m.start(), name) for name in facts() for m in re.finditer(rf"\b{name}\b", text)]
+    return [name for _, name in sorted(found)]
+
+
+def _subject(question: str, earlier: Sequence[BaseMessage]) -> str | None:
+    named = _entities_in(question)
+    if named:
+        return named[-1]
+    if _PRONOUNS & set(re.findall(r"[a-z']+", question.lower())):
+        for message in reversed(earlier):
+            mentioned = _entities_in(message.text)
+            if mentioned:
+                return mentioned[-1]
+    return None
+
+
+class RuleChatModel(BaseChatModel):
+    """A chat model whose reply is a function of the messages: no network, no latency.
+
+    It knows its tools from the graph, so ``bind_tools`` changes nothing.
+    """
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # no thread hop: the default runs _generate in an executor
+        return self._generate(messages, stop, None, **kwargs)
+
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        raise NotImplementedError
+
+
+def _turn(messages: Sequence[BaseMessage]) -> Sequence[BaseMessage]:
+    """From the last human message on: the question (or task) being worked on."""
+    starts = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    return messages[starts[-1]:] if starts else messages
+
+
+def _results(turn: Sequence[BaseMessage], tool: str) -> list[str]:
+    return [m.text for m in turn if isinstance(m, ToolMessage) and m.name == tool]
+
+
+def _searches(turn: Sequence[BaseMessage]) -> dict[str, str]:
+    """Each query searched this turn, with what it found."""
+    queries = {c["id"]: str(c["args"].get("query", "")) for m in turn if isinstance(m, AIMessage)
+               for c in m.tool_calls if c["name"] == "web_search"}
+    return {queries[m.tool_call_id]: m.text for m in turn
+            if isinstance(m, ToolMessage) and m.tool_call_id in queries}
+
+
+class DemoChatModel(RuleChatModel):
+    @property
+    def _llm_type(self) -> str:
+        return "backtrack-offline-demo"
+
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        system = messages[0].text if messages and isinstance(messages[0], SystemMessage) else ""
+        if role := _ROLE.match(system):
+            turn = _turn(messages)
+            if role.group(1) == "coordinator":
+                return self._coordinate(turn, messages, "step limit" in system)
+            return self._research(turn) if role.group(1) == "researcher" else self._analyse(turn)
+        return self._single(messages)
+
+    def _coordinate(
+        self, turn: Sequence[BaseMessage], messages: list[BaseMessage], limited: bool
+    ) -> AIMessage:
+        question = turn[0].text if turn else ""
+        words = set(re.findall(r"[a-z]+", question.lower()))
+        subjects = list(dict.fromkeys(_entities_in(question))) or [
+            s for s in [_subject(question, messages[: len(messages) - len(turn)])] if s]
+        topic = next((t for t in _TOPICS if t in words), None)
+        found, analysed = _results(turn, "research"), _results(turn, "analyse")
+        if not found and not limited and (words & {"time", "date", "today"} or (subjects and topic)):
+            what = f"the {topic} of {' and '.join(subjects)}" if subjects and topic else "the current date"
+            return self._call("research", {"task": f"Find {what}, with sources."})
+        if found and not analysed and not limited and topic == "population" and len(subjects) > 1:
+            task = f"Compare the populations of {subjects[0]} and {subjects[1]}."
+            return self._call("analyse", {"task": task})
+        if not found:
+            return AIMessage(content=f"I am the offline demo team ({OFFLINE_NOTICE}). Ask about the capital, "
+                             f"population, currency or a landmark of: {', '.join(facts())}.")
+        return AIMessage(content="\n\n".join([*found, *analysed]))
+
+    def _research(self, turn: Sequence[BaseMessage]) -> AIMessage:
+        task = turn[0].text.split("\n\n")[0] if turn else ""
+        words = set(re.findall(r"[a-z]+", task.lower()))
+        searched = _searches(turn)
+        topic = next((t for t in _TOPICS if t in words), None)
+        for subject in dict.fromkeys(_entities_in(task)) if topic else ():
+            if (query := f"{topic} of {subject}") not in searched:
+                return self._call("web_search", {"query": query})
+        dated = _results(turn, "current_datetime")
+        if words & {"date", "time"} and not dated:
+            return self._call("current_datetime", {})
+        lines = [f"- {found} (source: web_search “{query}”)" for query, found in searched.items()]
+        lines += [f"- It is now {now} UTC (source: current_datetime)" for now in dated]
+        return AIMessage(content="\n".join(["The researcher found:", *lines]) if lines else "Nothing found.")
+
+    def _analyse(self, turn: Sequence[BaseMessage]) -> AIMessage:
+        numbers = _MILLIONS.findall(turn[0].text if turn else "")
+        if len(numbers) < 2:
+            return AIMessage(content="Analysis: the findings hold no two populations to compare.")
+        (a, x), (b, y) = numbers[:2]
+        done = _results(turn, "calculator")
+        if not done:
+            return self._call("calculator", {"expression": f"{x} / {y}"})
+        ratio = float(done[-1].rsplit("= ", 1)[-1])
+        return AIMessage(content=f"The analyst: {a} has about {ratio:.2f} times the population of {b} "
+                         f"(calculator: {done[-1]}).")
+
+    def _single(self, messages: list[BaseMessage]) -> AIMessage:
+        last = messages[-1]
+        if isinstance(last, ToolMessage):
+            return AIMessage(content=last.text)
+        question = last.text if isinstance(last, HumanMessage) else ""
+        words = set(re.findall(r"[a-z]+", question.lower()))
+        if words & {"time", "date", "today"}:
+            return self._call("current_datetime", {})
+        subject = _subject(question, messages[:-1])
+        topic = next((t for t in _TOPICS if t in words), None)
+        if subject and topic:
+            return self._call("web_search", {"query": f"{topic} of {subject}"})
+        known = ", ".join(facts())
+        return AIMessage(
+            content=f"I am the offline demo model ({OFFLINE_NOTICE}). I can look up the capital, "
+            f"population, currency or a landmark of: {known}."
+        )
+
+    @staticmethod
+    def _call(name: str, args: dict[str, Any]) -> AIMessage:
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id}])

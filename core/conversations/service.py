@@ -1,0 +1,433 @@
+"""The conversation service: the one interface every adapter calls.
+
+It owns the policy that all platforms share: which incoming messages are for the bot
+and whether they were handled already, commands, one turn at a time per conversation,
+turning storage and model failures into typed errors, and the turn tree behind
+``history`` and ``rewind``. The work itself is done below it: ``core/conversations/turns.py`` runs
+turns, ``core/conversations/branches.py`` reads and moves branches; this facade only wires them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from core.conversations.branches import MAX_HISTORY, Branches
+from core.conversations.command_runner import run_command
+from core.conversations.commands import Command, parse_command
+from core.conversations.runner import GraphRunner
+from core.conversations.steps import TurnReader, with_steps
+from core.conversations.turns import TurnEngine
+from core.errors import ConversationNotFound, InvalidInput, StorageUnavailable
+from core.keys import ThreadKey, place_scopes
+from core.metrics import FEEDBACK
+from core.storage.approvals import ApprovalStore
+from core.storage.conversations import ConversationStore
+from core.storage.db import storage_errors
+from core.storage.deliveries import Deliveries
+from core.storage.feedback import FeedbackStore
+from core.storage.files import FileStore
+from core.storage.generations import Generations
+from core.storage.locks import ConversationLocks
+from core.storage.places import KEEP, Keep, PlaceChoice, Places, PlaceSetting
+from core.storage.retention import Retention
+from core.storage.team_modes import TeamModes
+from core.storage.usage import UsageLedger, UsageReport
+from core.storage.viewer import MAX_PAGE, MAX_TREE, Inspector
+from core.types import PruneReport, Received
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+    from core.agents.attachments import Attachment, Unread
+    from core.settings import Settings
+    from core.storage.db import Pool
+    from core.types import (
+        Answer,
+        Approval,
+        Audit,
+        ConversationInfo,
+        ConversationPage,
+        ConversationTree,
+        Incoming,
+        OnDecided,
+        OnPartial,
+        OnStatus,
+        RewindResult,
+        Turn,
+        TurnSteps,
+    )
+
+__all__ = ["MAX_HISTORY", "ConversationService"]
+
+_log = logging.getLogger(__name__)
+
+_KNOWN_CONVERSATIONS = 10_000
+
+
+class ConversationService:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        checkpointer: AsyncPostgresSaver,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        team: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self._store = ConversationStore(pool)
+        self._deliveries = Deliveries(pool)
+        self._approvals = approvals = ApprovalStore(pool)
+        self._retention = Retention(pool)
+        self._feedback = FeedbackStore(pool)
+        self._generations = Generations(pool)
+        self._locks = ConversationLocks(
+            pool, timeout=settings.lock_timeout, connect_timeout=settings.db_timeout,
+            conninfo=settings.lock_database_url,
+        )
+        runner = GraphRunner(graph, team)
+        self._files = FileStore(pool, settings)
+        self._modes = TeamModes(pool, settings.agent if team is not None else "single")
+        self._places = Places(pool, settings)
+        self._usage = UsageLedger(pool, settings)
+        self._turns = TurnEngine(
+            settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember,
+            self._files, self._modes, self._places, self._usage,
+        )
+        self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns, self._files)
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._inspector = Inspector(pool)
+        self._steps = TurnReader(checkpointer, runner.window)
+
+    # -- what comes in ---------------------------------------------------------------
+
+    async def receive(self, message: Incoming) -> Received | None:
+        """Whether an incoming message is answered, and as what; None: stay silent.
+
+        A message is answered when it is for the bot (addressed, or a follow-up in a
+        conversation that exists) and this delivery is the first to claim its ids, on any
+        instance. A storage failure is raised only where the user surely spoke to the bot
+        and this delivery is the one to tell them; elsewhere an outage stays silent, so it
+        never makes the bot reply to every thread it can read.
+        """
+        tell = message.addressed and not message.echo
+        try:
+            key = await self.current(message.key)  # the place may have moved on (/new)
+            if not message.addressed:
+                if not await self.exists(key):
+                    return None
+                tell = not message.echo
+            event_id = await self._claim(key, message.deliveries)
+            if event_id is None and message.deliveries:
+                return None
+        except StorageUnavailable:
+            if tell:
+                raise
+            _log.info("storage unavailable; %s left unanswered", message.key)
+            return None
+        prefixes = message.command_prefixes
+        command = parse_command(message.text, prefixes) if prefixes else None
+        return Received(key, message.text, command, event_id)
+
+    async def first_delivery(self, key: ThreadKey, *deliveries: tuple[str, str]) -> bool:
+        """True the first time a platform event (a click, a slash command) is seen, across processes."""
+        return await self._claim(key, deliveries) is not None
+
+    async def _claim(self, key: ThreadKey, deliveries: tuple[tuple[str, str], ...]) -> str | None:
+        """The first delivery's id if every id is new; None if any was handled already."""
+        ids = [f"{key.platform}:{kind}:{value}" for kind, value in deliveries]
+        async with storage_errors():
+            for event_id in ids:
+                if not await self._deliveries.claim(event_id):
+                    _log.info("event %s already handled", event_id)
+                    return None
+        return ids[0] if ids else None
+
+    async def exists(self, key: ThreadKey) -> bool:
+        """Whether the conversation has begun (adapters answer follow-ups only there).
+
+        Conversations this process has seen are remembered (a bounded LRU), so during a
+        database outage a follow-up in a known thread still gets the "storage unavailable"
+        answer instead of silence.
+        """
+        name = str(key)
+        if name in self._known:
+            self._known.move_to_end(name)
+            return True
+        async with storage_errors():
+            found = await self._store.head(key) is not None
+        if found:
+            self._remember(key)
+        return found
+
+    def _remember(self, key: ThreadKey) -> None:
+        self._known[str(key)] = None
+        self._known.move_to_end(str(key))
+        if len(self._known) > _KNOWN_CONVERSATIONS:
+            self._known.popitem(last=False)
+
+    # -- turns -----------------------------------------------------------------------
+
+    async def ask(
+        self,
+        key: ThreadKey,
+        text: str,
+        *,
+        user: str | None = None,
+        on_partial: OnPartial | None = None,
+        event_id: str | None = None,
+        on_status: OnStatus | None = None,
+        files: Sequence[Attachment | Unread] = (),
+        speaker: str | None = None,
+    ) -> Answer:
+        """Answer ``text``; ``on_partial`` sees the answer grow, ``on_status`` the tools it runs.
+
+        ``files`` are what the message carried (downloaded, or why not): read within the
+        caps, stored once, named in the question; the answer says which were not read.
+        ``speaker`` is the asker's display name, for the model (``core/agents/speakers.py``);
+        ``user`` (their platform id) stands in when there is none.
+        """
+        return await self._turns.ask(key, text, user, on_partial, event_id, on_status, files, speaker)
+
+    async def ask_once(
+        self, key: ThreadKey, text: str, *, request_id: str, user: str | None = None,
+        files: Sequence[Attachment | Unread] = (),
+    ) -> Answer:
+        """``ask``, but a retry of the same request gets the first answer, not a second turn.
+
+        For clients that retry after a timeout (the API's ``Idempotency-Key``). A request
+        that failed may be retried for real; one still running is refused as busy.
+        """
+        return await self._turns.ask_once(key, text, request_id, user, files)
+
+    async def resolve(
+        self,
+        key: ThreadKey,
+        approval_id: int,
+        approve: bool,
+        *,
+        user: str | None = None,
+        on_partial: OnPartial | None = None,
+        on_decided: OnDecided | None = None,
+        on_status: OnStatus | None = None,
+    ) -> Answer:
+        """Approve or reject a paused tool call, then let the turn run to its end.
+
+        ``on_decided`` is called once the decision is stored and before the turn goes on:
+        an adapter shows the decision then, and knows that whatever fails afterwards
+        (the model, say) fails after the decision, not instead of it. ``on_status`` sees
+        the tools the rest of the turn runs, as in ``ask``.
+        """
+        return await self._turns.resolve(key, approval_id, approve, user, on_partial, on_decided, on_status)
+
+    async def pending(self, key: ThreadKey) -> Approval | None:
+        async with storage_errors():
+            return await self._approvals.pending(key)
+
+    async def replay(self, key: ThreadKey, checkpoint_id: str, *, user: str | None = None) -> Answer:
+        """Ask a past turn's question again from where it was asked, as a new branch.
+
+        The conversation continues on the new branch; the original turn and everything
+        after it stay stored and reachable with ``rewind_to``.
+        """
+        return await self._turns.replay(key, checkpoint_id, user)
+
+    async def feedback(self, key: ThreadKey, checkpoint_id: str, user: str, value: str) -> bool:
+        """Store a person's 👍 (``up``) or 👎 (``down``) on the turn that ended at ``checkpoint_id``.
+
+        Idempotent per person and turn: True when the rating was stored or changed (and
+        counted), False when it was already so (a double click, a retried delivery).
+        """
+        async with storage_errors():
+            changed = await self._feedback.record(key, checkpoint_id, user, value)
+        if changed is None:
+            raise ConversationNotFound("that answer is not a turn of this conversation any more")
+        if changed:
+            FEEDBACK.labels(platform=key.platform, value=value).inc()
+        return changed
+
+    # -- the current conversation of a place -----------------------------------------
+
+    async def current(self, key: ThreadKey) -> ThreadKey:
+        """The conversation a place's messages belong to now (see ``core/storage/generations.py``).
+
+        ``receive`` asks it for every message; adapters ask it for events that name only a
+        place (a slash command, an approval click). A key that ``/new`` cannot move on (a
+        thread) is returned as it is, without a query.
+        """
+        if not key.renewable:
+            return key
+        async with storage_errors():
+            return await self._generations.current(key.nth(0))
+
+    async def start_new(self, key: ThreadKey, user: str | None) -> ThreadKey:
+        """``/new``: the place's next conversation; the previous ones stay stored as they are."""
+        if not key.renewable:
+            raise InvalidInput(
+                "/new works where one conversation runs on (a direct message, a Discord channel); "
+                "a thread is a conversation of its own: start a new thread instead"
+            )
+        async with storage_errors():
+            new = await self._generations.bump(key.nth(0), user)
+        _log.info("new conversation %s after %s", new, key)
+        return new
+
+    async def team(self, key: ThreadKey, on: bool | None = None, *, user: str | None = None) -> bool:
+        """Whether the team answers this conversation; ``on`` chooses, for its next turns."""
+        async with storage_errors():
+            if on is not None:
+                await self._modes.choose(key, on, user)
+                self._remember(key)
+            return await self._modes.agent(key) == "team"
+
+    # -- reading and moving the branch -----------------------------------------------
+
+    async def history(self, key: ThreadKey, limit: int = 10) -> list[Turn]:
+        """The last ``limit`` turns of the live branch, oldest first."""
+        return await self._branches.history(key, limit)
+
+    async def audit(self, key: ThreadKey, limit: int = MAX_HISTORY, *, steps: bool = False) -> Audit:
+        """Every turn on every branch (oldest first, live ones marked) and every rewind.
+
+        With ``steps``, the newest turns also say which agents ran and what they did.
+        """
+        audit = await self._branches.audit(key, limit)
+        if not steps:
+            return audit
+        async with storage_errors():
+            return await with_steps(self._steps, str(key), audit, partial(self._branches.turn_start, key))
+
+    async def rewind(self, key: ThreadKey, steps: int = 1, *, user: str | None = None) -> RewindResult:
+        """Move the head back ``steps`` turns; the abandoned turns stay stored."""
+        return await self._branches.rewind(key, steps, user)
+
+    async def rewind_to(self, key: ThreadKey, checkpoint_id: str, *, user: str | None = None) -> RewindResult:
+        """Make the turn that ended at ``checkpoint_id`` the head, on any branch."""
+        return await self._branches.rewind_to(key, checkpoint_id, user)
+
+    async def threads(
+        self,
+        *,
+        platform: str | None = None,
+        place: str | None = None,
+        user: str | None = None,
+        limit: int = 20,
+    ) -> list[ConversationInfo]:
+        return await self._branches.conversations(platform, place, user, limit)
+
+    # -- the web viewer (bots/web): read-only views, bounded by page sizes --------------
+
+    async def conversations(
+        self, *, search: str | None = None, platform: str | None = None, offset: int = 0, limit: int = 50
+    ) -> ConversationPage:
+        """A page of conversations, most recently active first, with their pending approvals."""
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise InvalidInput(f"a page holds 1 to {MAX_PAGE} conversations, from an offset of 0 or more")
+        async with storage_errors():
+            return await self._inspector.conversations(search, platform, offset, limit)
+
+    async def tree(
+        self, key: ThreadKey, *, before: int | None = None, limit: int = MAX_TREE
+    ) -> ConversationTree:
+        """The newest turns of every branch (older than turn id ``before``), rewinds, the pending request."""
+        if not 1 <= limit <= MAX_TREE:
+            raise InvalidInput(f"the tree loads 1 to {MAX_TREE} turns at a time")
+        async with storage_errors():
+            return await self._branches.tree(key, self._inspector, before, limit)
+
+    async def steps(self, key: ThreadKey, checkpoint_id: str) -> TurnSteps:
+        """The steps of the turn (or the paused request) that ended at ``checkpoint_id``."""
+        async with storage_errors():
+            start = await self._branches.turn_start(key, checkpoint_id)
+            return await self._steps.steps(str(key), start, checkpoint_id)
+
+    async def forget(self, key: ThreadKey) -> None:
+        """Delete a conversation with every checkpoint and row it has."""
+        await self._branches.forget(key)
+        self._known.pop(str(key), None)
+
+    async def run(self, key: ThreadKey, command: Command, user: str | None) -> str:
+        """Run a command of the shared table and word its reply, the same on every platform."""
+        return await run_command(self, key, command, user)
+
+    async def place_command(self, key: ThreadKey, command: Command, user: str | None) -> str:
+        """``/persona`` and ``/model`` for ``key``'s place, with the admin check."""
+        async with storage_errors():
+            return await self._places.command(key, command, user)
+
+    # -- per-place settings and usage ----------------------------------------------
+
+    async def place(self, place: str) -> tuple[PlaceSetting | None, PlaceChoice]:
+        """A place's own settings (None: it has set nothing) and what its turns run with."""
+        scopes = place_scopes(ThreadKey.check_place(place))
+        async with storage_errors():
+            found = await self._places.read(scopes[:1])
+            return (found[0] if found else None), await self._places.choose(scopes)
+
+    async def change_place(
+        self, place: str, user: str | None, *,
+        persona: str | Keep | None = KEEP, model: str | Keep | None = KEEP,
+    ) -> PlaceSetting:
+        """Set or reset a place's persona and model, for callers that are trusted (the API)."""
+        async with storage_errors():
+            return await self._places.change(place, user, persona=persona, model=model)
+
+    async def usage(self, key: ThreadKey, user: str | None) -> UsageReport:
+        """``user``'s tokens (on this platform) and those of ``key``'s place, today and this month."""
+        async with storage_errors():
+            return await self._usage.report(key, user)
+
+    # -- operations ------------------------------------------------------------------
+
+    async def prune(self) -> PruneReport:
+        """Apply the retention settings; safe to run from every instance at once."""
+        report = PruneReport()
+        settings = self.settings
+        async with storage_errors():
+            report.events = await self._retention.expire_events(settings.event_ttl_hours * 3600)
+            await self._files.sweep()
+            if settings.retention_days is not None:
+                for key in await self._retention.idle_conversations(settings.retention_days * 86400):
+                    try:
+                        await self.forget(key)
+                        report.conversations += 1
+                    except ConversationNotFound:
+                        pass
+            if settings.max_checkpoints is not None:
+                for key in await self._retention.over_checkpoint_cap(settings.max_checkpoints):
+                    async with self._locks.hold(key):
+                        head = await self._store.head(key)
+                        if head is not None and head.checkpoint_id is not None:
+                            report.checkpoints += await self._retention.prune_checkpoints(
+                                key, head.checkpoint_id, settings.max_checkpoints
+                            )
+        _log.info(
+            "pruned %d conversations, %d checkpoints, %d event ids",
+            report.conversations, report.checkpoints, report.events,
+        )
+        return report
+
+    def queued(self) -> int:
+        """Messages waiting for their conversation's running turn (a metrics gauge)."""
+        return self._locks.queued()
+
+    async def drain(self, grace: float) -> bool:
+        """Refuse new turns, wait up to ``grace`` seconds for running ones; True if all finished."""
+        return await self._turns.drain(grace)
+
+    async def close(self) -> None:
+        await self._locks.close()
+
+    async def healthy(self) -> bool:
+        try:
+            async with storage_errors():
+                await self._store.ping()
+            return True
+        except StorageUnavailable:
+            return False
