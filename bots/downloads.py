@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import aiohttp
 import yarl
 
-from core.agents.attachments import Attachment, Unread, too_big, too_many, too_much
+from core.conversations.files import too_big, too_many, too_much
+from core.types import Attachment, Unread
 
 if TYPE_CHECKING:
     from core.settings import Settings

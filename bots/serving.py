@@ -23,11 +23,12 @@ if TYPE_CHECKING:
     from core.conversations.service import ConversationService
     from core.settings import Settings
 
-__all__ = ["add_health_routes", "serve_health", "serve_until_stopped", "stop_signals"]
+__all__ = ["SERVICE", "add_health_routes", "serve_health", "serve_until_stopped", "stop_signals"]
 
 _log = logging.getLogger(__name__)
 
-_HEALTH_SERVICE: web.AppKey[ConversationService] = web.AppKey("health_service")
+SERVICE: web.AppKey[ConversationService] = web.AppKey("service")
+"""The service an app's handlers call: the API's, the viewer's and the health routes alike."""
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -36,7 +37,7 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    if await request.app[_HEALTH_SERVICE].healthy():
+    if await request.app[SERVICE].healthy():
         return web.json_response({"status": "ok"})
     return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
 
@@ -45,7 +46,7 @@ def add_health_routes(app: web.Application, service: ConversationService) -> Non
     """``/healthz`` (503 while the database does not answer) and ``/metrics`` for ``service``."""
     register_pool(service.pool)
     register_queue(service.queued)
-    app[_HEALTH_SERVICE] = service
+    app[SERVICE] = service
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
 

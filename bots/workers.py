@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from bots.serving import stop_signals
 from core.errors import SettingsError
-from core.storage.db import database_url
+from core.runtime import resolve_database
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -74,7 +74,7 @@ async def supervise(settings: Settings, host: str, port: int, workers: int) -> i
         raise SettingsError(f"--workers takes a number from 1 to {MAX_WORKERS}")
     if port == 0:
         raise SettingsError("--workers needs a fixed --port: with port 0 every worker would pick its own")
-    url = await asyncio.to_thread(database_url, settings)  # the embedded server, if any, is ours
+    url = await resolve_database(settings)  # the embedded server, if any, is ours
     env = {**os.environ, "DATABASE_URL": url}
     command = [sys.executable, "-m", "bots", "api", "--host", host, "--port", str(port),
                "--supervisor", str(os.getpid())]

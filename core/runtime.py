@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from core.agents.agent import build_agent
+from core.agents.attachments import resolver, vision_on
 from core.agents.demo_model import OFFLINE_NOTICE
 from core.agents.model_probe import check_server_context
 from core.agents.team import build_team
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from core.settings import Settings
 
-__all__ = ["open_service"]
+__all__ = ["open_service", "resolve_database"]
 
 _log = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ async def _prune_periodically(service: ConversationService, every_seconds: float
             _log.warning("periodic prune skipped: %s", exc.message)
 
 
+
+async def resolve_database(settings: Settings) -> str:
+    """``DATABASE_URL``, or the URL of the embedded PostgreSQL, started if it is not running."""
+    return await asyncio.to_thread(database_url, settings)
+
+
 @asynccontextmanager
 async def open_service(
     settings: Settings, *, model: BaseChatModel | None = None, maintenance: bool = True
@@ -48,13 +55,13 @@ async def open_service(
         _log.warning(OFFLINE_NOTICE)
     elif model is None:
         await check_server_context(settings)
-    url = await asyncio.to_thread(database_url, settings)
+    url = await resolve_database(settings)
     await check_pooling(settings, url, connection_kwargs(settings))
     pool = await open_pool(settings, url)
     try:
         checkpointer = PooledPostgresSaver(pool)
         await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
-        resolve = FileStore(pool, settings).resolve
+        resolve = resolver(FileStore(pool).load, vision_on(settings))
         graph = build_agent(settings, checkpointer, model, resolve=resolve)
         team = build_team(settings, checkpointer, model, resolve=resolve)
         service = ConversationService(settings, pool, checkpointer, graph, team)

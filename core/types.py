@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
+import enum
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from core.errors import InvalidInput
 from core.keys import ThreadKey
 
-if TYPE_CHECKING:
-    from core.conversations.commands import Command
-
 __all__ = [
-    "Answer",
-    "Approval",
-    "Audit",
-    "BranchTurn",
-    "ConversationInfo",
-    "ConversationPage",
-    "ConversationSummary",
-    "ConversationTree",
-    "Feedback",
-    "Head",
-    "Incoming",
-    "OnDecided",
-    "OnPartial",
-    "OnStatus",
-    "PruneReport",
-    "Received",
-    "Reply",
-    "Rewind",
-    "RewindResult",
-    "RunResult",
-    "Step",
-    "StepMessage",
-    "TreeTurn",
-    "Turn",
-    "TurnSteps",
-    "Usage",
+    "KEEP", "Answer", "Approval", "Attachment", "Audit", "BranchTurn", "Command", "ConversationInfo",
+    "ConversationPage", "ConversationSummary", "ConversationTree", "Feedback", "Incoming", "Keep",
+    "OnDecided", "OnPartial", "OnStatus", "PlaceChoice", "PlaceSetting", "Received", "Reply", "Rewind",
+    "RewindResult", "Step", "StepMessage", "TreeTurn", "Turn", "TurnSteps", "Unread", "Usage",
 ]
 
 OnPartial = Callable[[str], Awaitable[None]]
@@ -51,6 +29,77 @@ works on again: lets an adapter say what the bot is doing ("is searching the web
 OnDecided = Callable[["Approval"], Awaitable[None]]
 """Called once an approval decision is stored, before the paused turn runs on: from then
 on the decision stands, whatever happens to the rest of the turn."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command of the shared table (``/history 5``), however the platform delivered it."""
+
+    name: str
+    argument: str = ""
+
+    def count(self, default: int, *, what: str) -> int:
+        """The numeric argument, or a clear refusal naming what it counts."""
+        arg = self.argument.strip()
+        if not arg:
+            return default
+        if not re.fullmatch(r"[+-]?\d{1,6}", arg):
+            raise InvalidInput(f"/{self.name} takes a number of {what}, e.g. /{self.name} {default}")
+        return int(arg)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file in hand: downloaded by an adapter or sent to the API."""
+
+    name: str
+    mime: str | None
+    data: bytes
+
+    def __repr__(self) -> str:  # never the contents, in a log line or a traceback
+        return f"Attachment({self.name!r}, {self.mime!r}, {len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """A file that was not read, and why, worded for the user ("it is larger than 10 MB")."""
+
+    name: str
+    reason: str
+
+    @property
+    def sentence(self) -> str:
+        return f"I could not read {self.name}: {self.reason}."
+
+
+class Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+"""Leave this place setting as it is (``None`` resets it to the default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceSetting:
+    """What one place has set itself (persona, model), and who changed it last, when."""
+
+    place: str
+    persona: str | None
+    model: str | None
+    updated_by: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceChoice:
+    """What a turn runs with; ``*_from`` names the place that set it (None: the default)."""
+
+    model: str
+    persona: str | None = None
+    persona_from: PlaceSetting | None = None
+    model_from: PlaceSetting | None = None
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +141,8 @@ class Approval:
     decided_by: str | None
     checkpoint_id: str
     created_at: datetime
+    agent: str = "single"
+    """The graph that paused (single or team): the decision resumes it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,24 +291,6 @@ class TurnSteps:
     """The turn has more checkpoints than the limit; the newest ones are shown."""
 
 
-@dataclass
-class PruneReport:
-    conversations: int = 0
-    checkpoints: int = 0
-    events: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    """Where a conversation's live branch ends."""
-
-    turn_id: int | None
-    seq: int
-    checkpoint_id: str | None
-    """The checkpoint the next turn starts from: the head turn's end, or the root."""
-    root_checkpoint_id: str | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens the model reported for one or more of its calls."""
@@ -271,17 +304,6 @@ class Usage:
     @property
     def total(self) -> int:
         return self.input_tokens + self.output_tokens
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    checkpoint_id: str
-    answer: str | None
-    """The final answer; None when the run paused."""
-    pause: dict[str, Any] | None = None
-    """What an ``interrupt()`` asked for (tool and arguments) when the run paused."""
-    usage: Usage = field(default_factory=Usage)
-    """Summed over the run's model calls, as the model reported them."""
 
 
 @dataclass(frozen=True, slots=True)

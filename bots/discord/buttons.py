@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import discord
 
 if TYPE_CHECKING:
-    from bots.discord.approvals import Approvals
     from core.types import Approval
 
 __all__ = ["MESSAGE_LIMIT", "ApprovalButton", "approval_view", "decided_text"]
@@ -65,8 +64,15 @@ def decided_text(content: str, approve: bool, user_id: int) -> str:
     return content + line
 
 
+class _OnClick(Protocol):
+    async def on_click(
+        self, interaction: discord.Interaction[Any], approval_id: int, approve: bool
+    ) -> None: ...
+
+
 @runtime_checkable
 class _Approving(Protocol):
-    """A client that handles approval clicks (the button finds its handler through it)."""
+    """A client that handles approval clicks (``bots/discord/approvals.py``): the button
+    finds its handler through the client, so this module needs nothing of that one."""
 
-    approvals: Approvals
+    approvals: _OnClick

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
     import discord
 
-    from core.agents.attachments import Attachment, Unread
     from core.settings import Settings
+    from core.types import Attachment, Unread
 
 __all__ = ["fetch_attachments"]
 

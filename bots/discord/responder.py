@@ -14,11 +14,9 @@ from bots.discord.access import Gate, channel_ids, conversation_key
 from bots.discord.feedback import feedback_view
 from bots.discord.files import fetch_attachments
 from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
-from core.agents.speakers import speaker_name
 from core.conversations.boundary import boundary
-from core.conversations.commands import Command
 from core.errors import NotPermitted
-from core.types import Incoming
+from core.types import Command, Incoming
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -87,7 +85,7 @@ class Responder:
                 answer = await self.service.ask(
                     key, received.text, user=str(author.id), on_partial=reply.partial,
                     event_id=received.event_id, files=files, on_status=reply.status,
-                    speaker=speaker_name(author.display_name),
+                    speaker=author.display_name,
                 )
             await reply.finish(answer.text, answer.approval, footer=feedback_view(answer))
 

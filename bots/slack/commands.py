@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from bots.slack.places import Access, find_link, is_dm
 from bots.slack.replies import escape
 from core.conversations.boundary import boundary
-from core.conversations.commands import Command
 from core.errors import ConversationNotFound, InvalidInput, NotPermitted
 from core.keys import ThreadKey
+from core.types import Command
 
 if TYPE_CHECKING:
     from slack_bolt.context.respond.async_respond import AsyncRespond

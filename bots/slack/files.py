@@ -14,8 +14,8 @@ from bots.downloads import Offer, download_all
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from core.agents.attachments import Attachment, Unread
     from core.settings import Settings
+    from core.types import Attachment, Unread
 
 __all__ = ["SlackFiles", "offers"]
 

@@ -1,8 +1,9 @@
 """Who a Slack user is, by name: ``users.info`` once per person, then a bounded cache.
 
 The name goes to the model so it can tell people apart in a shared thread
-(``core/agents/speakers.py``). A failed lookup (no ``users:read`` scope, a deleted user, Slack
-down) falls back to the user id and is not cached, so the next message tries again.
+(``core/agents/speakers.py``, which also makes it fit a prefix). A failed lookup (no
+``users:read`` scope, a deleted user, Slack down) falls back to the user id and is not
+cached, so the next message tries again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from bots.slack.replies import SLACK_ERRORS
-from core.agents.speakers import speaker_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,7 +50,7 @@ class People:
             return user
         profile = found.get("profile") or {}
         shown = profile.get("display_name") or profile.get("real_name") or found.get("name")
-        name = speaker_name(shown if isinstance(shown, str) else None, user) or user
+        name = shown if isinstance(shown, str) and shown.strip() else user  # the core makes it fit a prefix
         self._names[user] = (name, self._clock())
         self._names.move_to_end(user)
         while len(self._names) > self._size:

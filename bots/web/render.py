@@ -1,27 +1,14 @@
-"""The viewer's JSON: the core's result values as plain dicts, times as ISO 8601."""
+"""The viewer's own JSON: a page of conversations, a tree, a turn's steps (the rest: bots/api/render.py)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from core.types import Approval, ConversationPage, ConversationTree, Step, TurnSteps
+from bots.api.render import approval, rewind, turn
+from core.types import ConversationPage, ConversationTree, Step, TurnSteps
 
-__all__ = ["approval", "conversation_page", "tree", "turn_steps"]
-
-
-def approval(found: Approval) -> dict[str, Any]:
-    return {
-        "id": found.id,
-        "tool": found.tool,
-        "args": found.args,
-        "question": found.question,
-        "status": found.status,
-        "requested_by": found.requested_by,
-        "decided_by": found.decided_by,
-        "checkpoint_id": found.checkpoint_id,
-        "time": found.created_at.isoformat(),
-    }
+__all__ = ["conversation_page", "tree", "turn_steps"]
 
 
 def conversation_page(page: ConversationPage) -> dict[str, Any]:
@@ -50,28 +37,15 @@ def tree(found: ConversationTree) -> dict[str, Any]:
         "more": found.more,
         "turns": [
             {
+                **turn(t.turn),
                 "turn_id": t.turn.turn_id,
-                "index": t.turn.index,
-                "user": t.turn.user,
-                "question": t.turn.question,
-                "answer": t.turn.answer,
-                "time": t.turn.at.isoformat(),
-                "checkpoint_id": t.turn.checkpoint_id,
                 "parent_checkpoint_id": t.parent_checkpoint_id,
                 "live": t.live,
                 "replay_of": t.replay_of,
             }
             for t in found.turns
         ],
-        "rewinds": [
-            {
-                "user": r.user,
-                "time": r.at.isoformat(),
-                "from_checkpoint_id": r.from_checkpoint_id,
-                "to_checkpoint_id": r.to_checkpoint_id,
-            }
-            for r in found.rewinds
-        ],
+        "rewinds": [rewind(r) for r in found.rewinds],
         "pending": approval(found.pending) if found.pending else None,
     }
 

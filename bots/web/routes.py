@@ -9,16 +9,15 @@ through the service verbs the chat commands use, recorded as user ``web``.
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from bots.web.render import approval, conversation_page, tree, turn_steps
+from bots.api.render import approval
+from bots.api.requests import json_body, key_of
+from bots.serving import SERVICE
+from bots.web.render import conversation_page, tree, turn_steps
 from core.errors import InvalidInput, StaleApproval
-from core.keys import ThreadKey
-
-if TYPE_CHECKING:
-    from core.conversations.service import ConversationService
 
 __all__ = ["WEB_USER", "add_viewer"]
 
@@ -27,7 +26,6 @@ WEB_USER = "web"
 
 _STATIC = files("bots.web") / "static"
 _FILES = {"app.js": "text/javascript", "style.css": "text/css"}
-_SERVICE: web.AppKey[ConversationService] = web.AppKey("viewer_service")
 _PAGE = 50
 _NO_STORE = {"Cache-Control": "no-store"}
 _PAGE_HEADERS = {
@@ -51,27 +49,11 @@ def _int(request: web.Request, name: str) -> int | None:
     return int(raw)
 
 
-def _key(raw: Any) -> ThreadKey:
-    if not isinstance(raw, str) or not raw:
-        raise InvalidInput("missing conversation key")
-    return ThreadKey.decode(raw)
-
-
 def _text(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"field {name!r} must be a non-empty string")
     return value
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return body
 
 
 async def _page(request: web.Request) -> web.Response:
@@ -88,7 +70,7 @@ async def _asset(request: web.Request) -> web.Response:
 
 
 async def _conversations(request: web.Request) -> web.Response:
-    page = await request.app[_SERVICE].conversations(
+    page = await request.app[SERVICE].conversations(
         search=request.query.get("q") or None,
         platform=request.query.get("platform") or None,
         offset=_int(request, "offset") or 0,
@@ -98,40 +80,40 @@ async def _conversations(request: web.Request) -> web.Response:
 
 
 async def _tree(request: web.Request) -> web.Response:
-    key = _key(request.query.get("key"))
-    found = await request.app[_SERVICE].tree(key, before=_int(request, "before"))
+    key = key_of(request.query.get("key"))
+    found = await request.app[SERVICE].tree(key, before=_int(request, "before"))
     return web.json_response(tree(found), headers=_NO_STORE)
 
 
 async def _steps(request: web.Request) -> web.Response:
-    key = _key(request.query.get("key"))
+    key = key_of(request.query.get("key"))
     checkpoint = request.query.get("checkpoint_id") or ""
     if not checkpoint:
         raise InvalidInput("missing checkpoint_id")
-    found = await request.app[_SERVICE].steps(key, checkpoint)
+    found = await request.app[SERVICE].steps(key, checkpoint)
     return web.json_response(turn_steps(found), headers=_NO_STORE)
 
 
 async def _rewind(request: web.Request) -> web.Response:
-    body = await _body(request)
-    key, checkpoint = _key(body.get("key")), _text(body, "checkpoint_id")
-    result = await request.app[_SERVICE].rewind_to(key, checkpoint, user=WEB_USER)
+    body = await json_body(request)
+    key, checkpoint = key_of(body.get("key")), _text(body, "checkpoint_id")
+    result = await request.app[SERVICE].rewind_to(key, checkpoint, user=WEB_USER)
     return web.json_response({"removed": len(result.removed)})
 
 
 async def _replay(request: web.Request) -> web.Response:
-    body = await _body(request)
-    key, checkpoint = _key(body.get("key")), _text(body, "checkpoint_id")
-    answer = await request.app[_SERVICE].replay(key, checkpoint, user=WEB_USER)
+    body = await json_body(request)
+    key, checkpoint = key_of(body.get("key")), _text(body, "checkpoint_id")
+    answer = await request.app[SERVICE].replay(key, checkpoint, user=WEB_USER)
     return web.json_response({"answer": answer.text, "checkpoint_id": answer.checkpoint_id})
 
 
 async def _resolve(request: web.Request) -> web.Response:
-    body = await _body(request)
-    key, approve, approval_id = _key(body.get("key")), body.get("approve"), body.get("approval_id")
+    body = await json_body(request)
+    key, approve, approval_id = key_of(body.get("key")), body.get("approve"), body.get("approval_id")
     if not isinstance(approve, bool) or not isinstance(approval_id, int) or isinstance(approval_id, bool):
         raise InvalidInput("approve must be true or false and approval_id a number")
-    service = request.app[_SERVICE]
+    service = request.app[SERVICE]
     pending = await service.pending(key)
     if pending is None or pending.id != approval_id:
         raise StaleApproval("That request is not waiting for a decision any more.")
@@ -142,14 +124,13 @@ async def _resolve(request: web.Request) -> web.Response:
 
 
 async def _forget(request: web.Request) -> web.Response:
-    body = await _body(request)
-    await request.app[_SERVICE].forget(_key(body.get("key")))
+    body = await json_body(request)
+    await request.app[SERVICE].forget(key_of(body.get("key")))
     return web.json_response({"deleted": True})
 
 
-def add_viewer(app: web.Application, service: ConversationService) -> None:
+def add_viewer(app: web.Application) -> None:
     """Mount ``/ui`` and ``/api/ui/*`` on ``app`` (whose middleware checks tokens on ``/api/``)."""
-    app[_SERVICE] = service
     app.router.add_get("/ui", _page)
     app.router.add_get("/ui/", _page)
     app.router.add_get("/ui/static/{name}", _asset)

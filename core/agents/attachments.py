@@ -1,24 +1,19 @@
-"""Files people attach: what is read, how it reaches the model, and what it costs to keep.
+"""How an attached file reaches the model: references in the checkpoint, content parts in the call.
 
 A checkpoint never holds a file. The human message holds a marker in its text
 (``[attached: chart.png]``, which history shows) and, in ``additional_kwargs``, small
-references (sha256, name, mime, kind); the bytes live once in the ``files`` table and a
-``conversation_files`` row ties them to each conversation (``core/storage/files.py``), so
-``/forget`` and retention delete them with it. The agent resolves references into OpenAI
-content parts only for the call to the model (``FileStore.resolve``): an image becomes an
-``image_url`` part with a ``data:`` URL, a text file or a PDF a text part, cut to a budget
-with a note. This module checks and reads the files; nothing here touches the database.
+references (sha256, name, mime, kind); the bytes live once in PostgreSQL
+(``core/storage/files.py``). Right before each call to the model, ``resolver`` turns the
+window's references into OpenAI content parts: an image becomes an ``image_url`` part with
+a ``data:`` URL, a text file or a PDF a text part. Reading and checking what people attach
+is the conversation layer's (``core/conversations/files.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import io
-import logging
+import base64
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -27,26 +22,14 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = [
-    "IMAGE_TOKENS",
-    "REFS",
-    "Attachment",
-    "Prepared",
-    "Resolve",
-    "Unread",
-    "attachment_tokens",
-    "megabytes",
-    "prepare",
-    "refs_of",
-    "too_big",
-    "too_many",
-    "too_much",
-    "vision_on",
+    "IMAGE_TOKENS", "REFS", "LoadFiles", "Resolve", "attachment_tokens", "refs_of", "resolver", "vision_on",
 ]
-
-_log = logging.getLogger(__name__)
 
 Resolve = Callable[[list[BaseMessage]], Awaitable[list[BaseMessage]]]
 """Turns a window's file references into content parts, for one call to the model."""
+
+LoadFiles = Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]
+"""sha256s -> their stored rows (``mime``, ``text``, and ``data`` for the images)."""
 
 IMAGE_TOKENS = 765
 """What one image counts in the context window: OpenAI's cost of a 1024x1024 image in detail."""
@@ -54,80 +37,7 @@ IMAGE_TOKENS = 765
 REFS = "attachments"
 """The ``additional_kwargs`` key of a human message's file references."""
 
-_IMAGES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
-_TEXT_EXTENSIONS = frozenset(
-    "txt md markdown rst csv tsv json jsonl ndjson yaml yml toml ini cfg conf env log xml html htm css "
-    "js mjs cjs ts tsx jsx py pyi rb go rs java kt kts c h cc cpp hpp cs php sh bash zsh fish ps1 sql r "
-    "swift scala lua pl pm ex exs erl hs ml clj dart vue svelte tf hcl diff patch tex proto graphql "
-    "gradle properties".split()
-)
-_TEXT_NAMES = frozenset({"dockerfile", "makefile", "readme", "license", "procfile", "gemfile"})
-_TEXT_MIMES = frozenset({"application/json", "application/xml", "application/x-yaml", "application/yaml",
-                         "application/javascript", "application/x-sh", "application/sql"})
 _VISION_MODELS = re.compile(r"^(?:.*/)?(?:gpt-4o|chatgpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|o[1-9])", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    """A file in hand: downloaded by an adapter or sent to the API."""
-
-    name: str
-    mime: str | None
-    data: bytes
-
-    def __repr__(self) -> str:  # never the contents, in a log line or a traceback
-        return f"Attachment({self.name!r}, {self.mime!r}, {len(self.data)} bytes)"
-
-
-@dataclass(frozen=True, slots=True)
-class Unread:
-    """A file that was not read, and why, worded for the user ("it is larger than 10 MB")."""
-
-    name: str
-    reason: str
-
-    @property
-    def sentence(self) -> str:
-        return f"I could not read {self.name}: {self.reason}."
-
-
-@dataclass(frozen=True, slots=True)
-class _Ready:
-    ref: dict[str, Any]
-    data: bytes
-    text: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A message's files after the checks: what goes to the model and what the user is told."""
-
-    ready: tuple[_Ready, ...] = ()
-    notes: tuple[str, ...] = ()
-    unread: tuple[str, ...] = ()
-
-    @property
-    def refs(self) -> list[dict[str, Any]]:
-        return [r.ref for r in self.ready]
-
-    def question(self, text: str) -> str:
-        """The question as stored and shown: a marker naming the files, then the text."""
-        parts = []
-        if self.ready:
-            parts.append("attached: " + ", ".join(r.ref["name"] for r in self.ready))
-        if self.unread:
-            parts.append("not read: " + ", ".join(self.unread))
-        marker = f"[{'; '.join(parts)}]" if parts else ""
-        return f"{marker} {text}".strip() if marker else text
-
-
-def megabytes(n: int) -> str:
-    return f"{n / 1_000_000:.3g} MB" if n >= 1_000_000 else f"{n / 1000:.3g} kB"
 
 
 def vision_on(settings: Settings) -> bool:
@@ -135,129 +45,6 @@ def vision_on(settings: Settings) -> bool:
     if settings.vision != "auto":
         return settings.vision == "true"
     return not settings.offline_model and bool(_VISION_MODELS.match(settings.model))
-
-
-def _kind(name: str, mime: str | None, data: bytes) -> tuple[str, str] | str:
-    """``(kind, mime)`` of a file judged by its bytes first, or why it is not read."""
-    for magic, image in _IMAGES:
-        if data.startswith(magic):
-            return "image", image
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image", "image/webp"
-    if data.startswith(b"%PDF-"):
-        return "pdf", "application/pdf"
-    stem, _, extension = name.lower().rpartition(".")
-    declared = (mime or "").split(";")[0].strip().lower()
-    texty = (extension in _TEXT_EXTENSIONS and bool(stem)) or name.lower() in _TEXT_NAMES
-    if texty or declared.startswith("text/") or declared in _TEXT_MIMES:
-        return "text", declared or "text/plain"
-    if declared.startswith("image/") or extension in ("png", "jpg", "jpeg", "gif", "webp"):
-        return "it is not a PNG, JPEG, GIF or WebP image"
-    what = declared or (f".{extension} files" if stem else "files of this kind")
-    return f"{what} are not supported (images, text, code and PDF files are)"
-
-
-def _decode(data: bytes) -> str | None:
-    text = data.decode("utf-8-sig", errors="replace")
-    if "\x00" in text or text.count("\ufffd") > max(8, len(text) // 50):
-        return None
-    return text
-
-
-def _pdf_text(data: bytes, budget: int) -> str | None:
-    """The PDF's text, page by page until past ``budget``; None if it cannot be read."""
-    from pypdf import PdfReader
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            return None
-        pages: list[str] = []
-        for page in reader.pages:
-            pages.append(page.extract_text() or "")
-            if sum(map(len, pages)) > budget:
-                break
-        return "\n\n".join(pages)
-    except Exception:  # pypdf raises many kinds on malformed input: a refusal, not a failure
-        _log.debug("a PDF could not be read", exc_info=True)
-        return None
-
-
-def _read(file: Attachment, settings: Settings, vision: bool) -> _Ready | Unread:
-    kind = _kind(file.name, file.mime, file.data)
-    if isinstance(kind, str):
-        return Unread(file.name, kind)
-    kind_name, mime = kind
-    if kind_name == "image" and not vision:
-        return Unread(file.name, "this bot's model does not read images")
-    text = None
-    if kind_name != "image":
-        budget = settings.attachment_text_chars
-        text = _decode(file.data) if kind_name == "text" else _pdf_text(file.data, budget)
-        if text is None:
-            return Unread(file.name, "it does not look like UTF-8 text" if kind_name == "text"
-                          else "its text could not be extracted")
-    ref: dict[str, Any] = {
-        "sha256": hashlib.sha256(file.data).hexdigest(), "name": file.name, "mime": mime, "kind": kind_name,
-        "size": len(file.data),
-    }
-    if text is not None:
-        ref["chars"] = min(len(text), settings.attachment_text_chars)
-        ref["cut"] = len(text) > settings.attachment_text_chars
-    return _Ready(ref, file.data, text)
-
-
-def _over_caps(files: Sequence[Attachment | Unread], settings: Settings) -> list[Attachment | Unread]:
-    """The same caps the downloader applies while streaming, for files already in hand (the API)."""
-    checked: list[Attachment | Unread] = []
-    total, count = 0, 0
-    for file in files:
-        if isinstance(file, Unread):
-            checked.append(file)
-            continue
-        count += 1
-        if count > settings.attachments_per_message:
-            checked.append(Unread(file.name, too_many(settings)))
-        elif len(file.data) > settings.attachment_max_bytes:
-            checked.append(Unread(file.name, too_big(settings)))
-        elif total + len(file.data) > settings.attachments_max_total_bytes:
-            checked.append(Unread(file.name, too_much(settings)))
-        else:
-            total += len(file.data)
-            checked.append(file)
-    return checked
-
-
-def too_many(settings: Settings) -> str:
-    n = settings.attachments_per_message
-    return f"I read at most {n} file{'s' if n != 1 else ''} per message"
-
-
-def too_big(settings: Settings) -> str:
-    return f"it is larger than the {megabytes(settings.attachment_max_bytes)} limit per file"
-
-
-def too_much(settings: Settings) -> str:
-    return f"the files of one message may add up to {megabytes(settings.attachments_max_total_bytes)}"
-
-
-async def prepare(files: Sequence[Attachment | Unread], settings: Settings) -> Prepared:
-    """Check and read a message's files (PDF text off the event loop); nothing is stored yet."""
-    if not files:
-        return Prepared()
-    vision = vision_on(settings)
-    read = [
-        await asyncio.to_thread(_read, f, settings, vision) if isinstance(f, Attachment) else f
-        for f in _over_caps(files, settings)
-    ]
-    ready = tuple(r for r in read if isinstance(r, _Ready))
-    notes = [r.sentence for r in read if isinstance(r, Unread)]
-    notes += [
-        f"{r.ref['name']} is long: I read only its first {settings.attachment_text_chars:,} characters."
-        for r in ready if r.ref.get("cut")
-    ]
-    unread = tuple(r.name for r in read if isinstance(r, Unread))
-    return Prepared(ready, tuple(notes), unread)
 
 
 def refs_of(message: BaseMessage) -> list[dict[str, Any]]:
@@ -269,3 +56,35 @@ def attachment_tokens(message: BaseMessage) -> int:
     """What a message's files add to the context window: never the size of the bytes."""
     refs = refs_of(message)
     return sum(IMAGE_TOKENS if r.get("kind") == "image" else int(r.get("chars", 0)) // 4 + 8 for r in refs)
+
+
+def resolver(load: LoadFiles, vision: bool) -> Resolve:
+    """The ``Resolve`` the agents call: references in, the files' content parts out."""
+
+    async def resolve(messages: list[BaseMessage]) -> list[BaseMessage]:
+        wanted = {r["sha256"] for m in messages for r in refs_of(m) if "sha256" in r}
+        if not wanted:
+            return messages
+        found = await load(sorted(wanted))
+        return [_parts(m, found, vision) if refs_of(m) else m for m in messages]
+
+    return resolve
+
+
+def _parts(message: BaseMessage, found: dict[str, Any], vision: bool) -> BaseMessage:
+    parts: list[str | dict[str, Any]] = [{"type": "text", "text": message.text}]
+    for ref in refs_of(message):
+        name, row = ref.get("name", "file"), found.get(ref.get("sha256", ""))
+        if row is None:
+            parts.append({"type": "text", "text": f"[{name} is no longer stored]"})
+        elif row["text"] is not None:
+            text = row["text"]
+            cut = f"\n[{name} was cut to its first {len(text):,} characters]" if ref.get("cut") else ""
+            parts.append({"type": "text", "text": f"--- {name} ---\n{text}{cut}\n--- end of {name} ---"})
+        elif vision:
+            url = f"data:{row['mime']};base64,{base64.b64encode(row['data']).decode()}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        else:
+            note = f"[{name} is an image; this model does not read images]"
+            parts.append({"type": "text", "text": note})
+    return HumanMessage(content=parts, id=message.id, name=message.name)

@@ -30,7 +30,6 @@ from core.agents.agent import ModelStep, WindowedCall, build_chat_model, state_s
 from core.agents.approvals import requiring_approval
 from core.agents.calculator import calculator_tool
 from core.agents.tools import build_tools
-from core.conversations.wording import team_limit_notice
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     from core.agents.attachments import Resolve
     from core.settings import Settings
 
-__all__ = ["AGENTS", "DELEGATIONS", "build_team"]
+__all__ = ["AGENTS", "DELEGATIONS", "build_team", "team_limit_notice"]
 
 COORDINATOR_PROMPT = (
     "You are the coordinator of backtrack's team, a helpful assistant in a team chat. Answer "
@@ -83,6 +82,14 @@ _COORDINATOR_TOOLS = [
     _delegation_tool("research", "researcher", "searches the web and gives sources"),
     _delegation_tool("analyse", "analyst", "reasons and calculates over the research (no web access)"),
 ]
+
+
+def team_limit_notice(steps: int) -> str:
+    """Appended to a team answer the step limit cut short (``BACKTRACK_TEAM_MAX_STEPS``)."""
+    return (
+        f"(The team stopped after {steps} delegated step{'s' if steps != 1 else ''}, its limit "
+        "for one question; this answer is what it had found by then.)"
+    )
 
 
 Update = dict[str, list[AnyMessage]]

@@ -1,4 +1,4 @@
-"""Reading and moving a conversation's branch: history, the audit view, rewinds, deletion.
+"""Reading and moving a conversation's branch: history, the audit view, rewinds, ratings, deletion.
 
 A rewind only moves the head pointer (a compare-and-set) and records who moved it; the
 turns it leaves behind stay stored, readable in the audit view and reachable again with
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from core.errors import ConversationBusy, InvalidInput, RewindOutOfRange
+from core.errors import ConversationBusy, ConversationNotFound, InvalidInput, RewindOutOfRange
+from core.metrics import FEEDBACK
 from core.storage.db import storage_errors
 from core.types import Audit, ConversationTree, RewindResult, Turn
 
@@ -20,11 +21,12 @@ if TYPE_CHECKING:
     from core.conversations.turns import TurnEngine
     from core.keys import ThreadKey
     from core.storage.approvals import ApprovalStore
-    from core.storage.conversations import ConversationStore
+    from core.storage.conversations import ConversationStore, Head
+    from core.storage.feedback import FeedbackStore
     from core.storage.files import FileStore
     from core.storage.locks import ConversationLocks
     from core.storage.viewer import Inspector
-    from core.types import ConversationInfo, Head
+    from core.types import ConversationInfo
 
 __all__ = ["MAX_HISTORY", "Branches", "check_limit"]
 
@@ -45,6 +47,7 @@ class Branches:
         checkpointer: BaseCheckpointSaver[str],
         engine: TurnEngine,
         files: FileStore,
+        feedback: FeedbackStore,
     ) -> None:
         self._store = store
         self._approvals = approvals
@@ -52,6 +55,7 @@ class Branches:
         self._checkpointer = checkpointer
         self._engine = engine
         self._files = files
+        self._feedback = feedback
 
     async def history(self, key: ThreadKey, limit: int) -> list[Turn]:
         check_limit(limit, "history")
@@ -145,3 +149,13 @@ class Branches:
             await self._checkpointer.adelete_thread(str(key))
             await self._store.delete(key)
             await self._files.forget(key)
+
+    async def rate(self, key: ThreadKey, checkpoint_id: str, user: str, value: str) -> bool:
+        """One rating per person and turn; True when it was stored or changed (and counted)."""
+        async with storage_errors():
+            changed = await self._feedback.record(key, checkpoint_id, user, value)
+        if changed is None:
+            raise ConversationNotFound("that answer is not a turn of this conversation any more")
+        if changed:
+            FEEDBACK.labels(platform=key.platform, value=value).inc()
+        return changed

@@ -7,22 +7,38 @@ a command to the service's verbs and words the reply, so it reads the same every
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from core.conversations.wording import format_audit, format_history, format_rewind, format_team, format_usage
 from core.errors import InvalidInput, StaleApproval
 
 if TYPE_CHECKING:
-    from core.conversations.commands import Command
-    from core.conversations.service import ConversationService
     from core.keys import ThreadKey
+    from core.storage.usage import UsageReport
+    from core.types import Answer, Approval, Audit, Command, RewindResult, Turn
 
-__all__ = ["run_command"]
+__all__ = ["Verbs", "run_command"]
 
 
-async def run_command(
-    service: ConversationService, key: ThreadKey, command: Command, user: str | None
-) -> str:
+class Verbs(Protocol):
+    """The service verbs the commands run: ``ConversationService`` has them all, and passes
+    itself; naming them here keeps this module from importing the service back."""
+
+    async def history(self, key: ThreadKey, limit: int = ...) -> list[Turn]: ...
+    async def audit(self, key: ThreadKey, limit: int = ..., *, steps: bool = ...) -> Audit: ...
+    async def pending(self, key: ThreadKey) -> Approval | None: ...
+    async def resolve(
+        self, key: ThreadKey, approval_id: int, approve: bool, *, user: str | None = ...
+    ) -> Answer: ...
+    async def rewind(self, key: ThreadKey, steps: int = ..., *, user: str | None = ...) -> RewindResult: ...
+    async def forget(self, key: ThreadKey) -> None: ...
+    async def team(self, key: ThreadKey, on: bool | None = ..., *, user: str | None = ...) -> bool: ...
+    async def start_new(self, key: ThreadKey, user: str | None) -> ThreadKey: ...
+    async def place_command(self, key: ThreadKey, command: Command, user: str | None) -> str: ...
+    async def usage(self, key: ThreadKey, user: str | None) -> UsageReport: ...
+
+
+async def run_command(service: Verbs, key: ThreadKey, command: Command, user: str | None) -> str:
     if command.name == "history":
         if command.argument.strip() == "--all":
             return format_audit(await service.audit(key, steps=True))

@@ -8,28 +8,12 @@ thread, a console line); ``ConversationService.run`` runs it and words the reply
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from core.errors import InvalidInput
+from core.types import Command
 
-__all__ = ["COMMANDS", "Command", "parse_command"]
+__all__ = ["COMMANDS", "parse_command"]
 
 COMMANDS = ("history", "rewind", "forget", "approve", "reject", "new", "team", "persona", "model", "usage")
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    name: str
-    argument: str = ""
-
-    def count(self, default: int, *, what: str) -> int:
-        """The numeric argument, or a clear refusal naming what it counts."""
-        arg = self.argument.strip()
-        if not arg:
-            return default
-        if not re.fullmatch(r"[+-]?\d{1,6}", arg):
-            raise InvalidInput(f"/{self.name} takes a number of {what}, e.g. /{self.name} {default}")
-        return int(arg)
 
 
 def parse_command(text: str, prefixes: str = "/") -> Command | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
@@ -20,25 +21,35 @@ from core.metrics import MetricsCallback
 from core.storage.checkpointer import PooledPostgresSaver
 from core.storage.db import STORAGE_ERRORS
 from core.storage.usage import usage_of
-from core.types import RunResult, Usage
+from core.types import Usage
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
     from core.keys import ThreadKey
-    from core.storage.places import PlaceChoice
-    from core.types import OnPartial, OnStatus
+    from core.types import OnPartial, OnStatus, PlaceChoice
 
-__all__ = ["GraphRunner"]
+__all__ = ["GraphRunner", "RunResult"]
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    checkpoint_id: str
+    answer: str | None
+    """The final answer; None when the run paused."""
+    pause: dict[str, Any] | None = None
+    """What an ``interrupt()`` asked for (tool and arguments) when the run paused."""
+    usage: Usage = field(default_factory=Usage)
+    """Summed over the run's model calls, as the model reported them."""
 
 
 class GraphRunner:
     """Runs the single agent's graph or, for a conversation in team mode, the team's.
 
     Both share the root state, so each turn may choose; a paused turn resumes on the graph
-    that paused it, which its checkpoint's metadata names (``agent``).
+    that paused it, which its approval request names (``agent``).
     """
 
     def __init__(
@@ -86,11 +97,9 @@ class GraphRunner:
 
     async def resume(
         self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,
-        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice,
+        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice, agent: str,
     ) -> RunResult:
-        config: Any = {"configurable": {"thread_id": str(key), "checkpoint_ns": "", "checkpoint_id": paused}}
-        stored = await self._graph.checkpointer.aget_tuple(config)  # type: ignore[union-attr]
-        agent = str(stored.metadata.get("agent") or "single") if stored else "single"
+        """Run on from a paused checkpoint with a person's ``decision``, on the graph that paused."""
         return await self._run(
             key, paused, Command(resume=decision), on_partial, {**metadata, "agent": agent}, on_status, place
         )

@@ -1,28 +1,28 @@
 """The conversation service: the one interface every adapter calls.
 
-It owns the policy that all platforms share: which incoming messages are for the bot
-and whether they were handled already, commands, one turn at a time per conversation,
-turning storage and model failures into typed errors, and the turn tree behind
-``history`` and ``rewind``. The work itself is done below it: ``core/conversations/turns.py`` runs
-turns, ``core/conversations/branches.py`` reads and moves branches; this facade only wires them.
+It owns the policy that all platforms share: which incoming messages are for the bot and
+whether they were handled already (``intake``), one turn at a time per conversation
+(``turns``, ``forks``), the turn tree behind ``history`` and ``rewind`` (``branches``), the
+command table (``command_runner``), place settings (``places``) and retention
+(``maintenance``). Each verb here is one line into the module that does the work.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from core.conversations.branches import MAX_HISTORY, Branches
 from core.conversations.command_runner import run_command
-from core.conversations.commands import Command, parse_command
+from core.conversations.forks import Forks
+from core.conversations.intake import Intake
+from core.conversations.maintenance import Maintenance
+from core.conversations.places import PlaceVerbs
 from core.conversations.runner import GraphRunner
 from core.conversations.steps import TurnReader, with_steps
 from core.conversations.turns import TurnEngine
-from core.errors import ConversationNotFound, InvalidInput, StorageUnavailable
-from core.keys import ThreadKey, place_scopes
-from core.metrics import FEEDBACK
+from core.errors import InvalidInput, StorageUnavailable
 from core.storage.approvals import ApprovalStore
 from core.storage.conversations import ConversationStore
 from core.storage.db import storage_errors
@@ -31,12 +31,12 @@ from core.storage.feedback import FeedbackStore
 from core.storage.files import FileStore
 from core.storage.generations import Generations
 from core.storage.locks import ConversationLocks
-from core.storage.places import KEEP, Keep, PlaceChoice, Places, PlaceSetting
+from core.storage.places import PlaceStore
 from core.storage.retention import Retention
 from core.storage.team_modes import TeamModes
-from core.storage.usage import UsageLedger, UsageReport
+from core.storage.usage import UsageLedger
 from core.storage.viewer import MAX_PAGE, MAX_TREE, Inspector
-from core.types import PruneReport, Received
+from core.types import KEEP
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,30 +44,37 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.graph.state import CompiledStateGraph
 
-    from core.agents.attachments import Attachment, Unread
+    from core.conversations.maintenance import PruneReport
+    from core.keys import ThreadKey
     from core.settings import Settings
     from core.storage.db import Pool
+    from core.storage.usage import UsageReport
     from core.types import (
         Answer,
         Approval,
+        Attachment,
         Audit,
+        Command,
         ConversationInfo,
         ConversationPage,
         ConversationTree,
         Incoming,
+        Keep,
         OnDecided,
         OnPartial,
         OnStatus,
+        PlaceChoice,
+        PlaceSetting,
+        Received,
         RewindResult,
         Turn,
         TurnSteps,
+        Unread,
     )
 
 __all__ = ["MAX_HISTORY", "ConversationService"]
 
 _log = logging.getLogger(__name__)
-
-_KNOWN_CONVERSATIONS = 10_000
 
 
 class ConversationService:
@@ -81,27 +88,27 @@ class ConversationService:
     ) -> None:
         self.settings = settings
         self.pool = pool
-        self._store = ConversationStore(pool)
-        self._deliveries = Deliveries(pool)
-        self._approvals = approvals = ApprovalStore(pool)
-        self._retention = Retention(pool)
-        self._feedback = FeedbackStore(pool)
-        self._generations = Generations(pool)
-        self._locks = ConversationLocks(
+        store = self._store = ConversationStore(pool)
+        deliveries = Deliveries(pool)
+        approvals = self._approvals = ApprovalStore(pool)
+        locks = self._locks = ConversationLocks(
             pool, timeout=settings.lock_timeout, connect_timeout=settings.db_timeout,
             conninfo=settings.lock_database_url,
         )
         runner = GraphRunner(graph, team)
-        self._files = FileStore(pool, settings)
-        self._modes = TeamModes(pool, settings.agent if team is not None else "single")
-        self._places = Places(pool, settings)
-        self._usage = UsageLedger(pool, settings)
+        files = FileStore(pool)
+        modes = self._modes = TeamModes(pool, settings.agent if team is not None else "single")
+        places, usage = PlaceStore(pool, settings), UsageLedger(pool, settings)
+        self._intake = Intake(store, deliveries, Generations(pool))
         self._turns = TurnEngine(
-            settings, self._store, self._deliveries, approvals, self._locks, runner, self._remember,
-            self._files, self._modes, self._places, self._usage,
+            settings, store, deliveries, approvals, locks, runner, self._intake.remember, files, modes,
+            places, usage,
         )
-        self._branches = Branches(self._store, approvals, self._locks, checkpointer, self._turns, self._files)
-        self._known: OrderedDict[str, None] = OrderedDict()
+        self._forks = Forks(self._turns, store, approvals, locks, runner, modes, places, usage)
+        ratings = FeedbackStore(pool)
+        self._branches = Branches(store, approvals, locks, checkpointer, self._turns, files, ratings)
+        self._places = PlaceVerbs(places, usage, settings)
+        self._maintenance = Maintenance(settings, Retention(pool), files, locks, store, self.forget)
         self._inspector = Inspector(pool)
         self._steps = TurnReader(checkpointer, runner.window)
 
@@ -112,65 +119,17 @@ class ConversationService:
 
         A message is answered when it is for the bot (addressed, or a follow-up in a
         conversation that exists) and this delivery is the first to claim its ids, on any
-        instance. A storage failure is raised only where the user surely spoke to the bot
-        and this delivery is the one to tell them; elsewhere an outage stays silent, so it
-        never makes the bot reply to every thread it can read.
+        instance (``core/conversations/intake.py``).
         """
-        tell = message.addressed and not message.echo
-        try:
-            key = await self.current(message.key)  # the place may have moved on (/new)
-            if not message.addressed:
-                if not await self.exists(key):
-                    return None
-                tell = not message.echo
-            event_id = await self._claim(key, message.deliveries)
-            if event_id is None and message.deliveries:
-                return None
-        except StorageUnavailable:
-            if tell:
-                raise
-            _log.info("storage unavailable; %s left unanswered", message.key)
-            return None
-        prefixes = message.command_prefixes
-        command = parse_command(message.text, prefixes) if prefixes else None
-        return Received(key, message.text, command, event_id)
+        return await self._intake.receive(message)
 
     async def first_delivery(self, key: ThreadKey, *deliveries: tuple[str, str]) -> bool:
         """True the first time a platform event (a click, a slash command) is seen, across processes."""
-        return await self._claim(key, deliveries) is not None
-
-    async def _claim(self, key: ThreadKey, deliveries: tuple[tuple[str, str], ...]) -> str | None:
-        """The first delivery's id if every id is new; None if any was handled already."""
-        ids = [f"{key.platform}:{kind}:{value}" for kind, value in deliveries]
-        async with storage_errors():
-            for event_id in ids:
-                if not await self._deliveries.claim(event_id):
-                    _log.info("event %s already handled", event_id)
-                    return None
-        return ids[0] if ids else None
+        return await self._intake.claim(key, deliveries) is not None
 
     async def exists(self, key: ThreadKey) -> bool:
-        """Whether the conversation has begun (adapters answer follow-ups only there).
-
-        Conversations this process has seen are remembered (a bounded LRU), so during a
-        database outage a follow-up in a known thread still gets the "storage unavailable"
-        answer instead of silence.
-        """
-        name = str(key)
-        if name in self._known:
-            self._known.move_to_end(name)
-            return True
-        async with storage_errors():
-            found = await self._store.head(key) is not None
-        if found:
-            self._remember(key)
-        return found
-
-    def _remember(self, key: ThreadKey) -> None:
-        self._known[str(key)] = None
-        self._known.move_to_end(str(key))
-        if len(self._known) > _KNOWN_CONVERSATIONS:
-            self._known.popitem(last=False)
+        """Whether the conversation has begun (adapters answer follow-ups only there)."""
+        return await self._intake.exists(key)
 
     # -- turns -----------------------------------------------------------------------
 
@@ -236,7 +195,7 @@ class ConversationService:
         The conversation continues on the new branch; the original turn and everything
         after it stay stored and reachable with ``rewind_to``.
         """
-        return await self._turns.replay(key, checkpoint_id, user)
+        return await self._forks.replay(key, checkpoint_id, user)
 
     async def feedback(self, key: ThreadKey, checkpoint_id: str, user: str, value: str) -> bool:
         """Store a person's 👍 (``up``) or 👎 (``down``) on the turn that ended at ``checkpoint_id``.
@@ -244,13 +203,7 @@ class ConversationService:
         Idempotent per person and turn: True when the rating was stored or changed (and
         counted), False when it was already so (a double click, a retried delivery).
         """
-        async with storage_errors():
-            changed = await self._feedback.record(key, checkpoint_id, user, value)
-        if changed is None:
-            raise ConversationNotFound("that answer is not a turn of this conversation any more")
-        if changed:
-            FEEDBACK.labels(platform=key.platform, value=value).inc()
-        return changed
+        return await self._branches.rate(key, checkpoint_id, user, value)
 
     # -- the current conversation of a place -----------------------------------------
 
@@ -258,32 +211,20 @@ class ConversationService:
         """The conversation a place's messages belong to now (see ``core/storage/generations.py``).
 
         ``receive`` asks it for every message; adapters ask it for events that name only a
-        place (a slash command, an approval click). A key that ``/new`` cannot move on (a
-        thread) is returned as it is, without a query.
+        place (a slash command, an approval click).
         """
-        if not key.renewable:
-            return key
-        async with storage_errors():
-            return await self._generations.current(key.nth(0))
+        return await self._intake.current(key)
 
     async def start_new(self, key: ThreadKey, user: str | None) -> ThreadKey:
         """``/new``: the place's next conversation; the previous ones stay stored as they are."""
-        if not key.renewable:
-            raise InvalidInput(
-                "/new works where one conversation runs on (a direct message, a Discord channel); "
-                "a thread is a conversation of its own: start a new thread instead"
-            )
-        async with storage_errors():
-            new = await self._generations.bump(key.nth(0), user)
-        _log.info("new conversation %s after %s", new, key)
-        return new
+        return await self._intake.start_new(key, user)
 
     async def team(self, key: ThreadKey, on: bool | None = None, *, user: str | None = None) -> bool:
         """Whether the team answers this conversation; ``on`` chooses, for its next turns."""
         async with storage_errors():
             if on is not None:
                 await self._modes.choose(key, on, user)
-                self._remember(key)
+                self._intake.remember(key)
             return await self._modes.agent(key) == "team"
 
     # -- reading and moving the branch -----------------------------------------------
@@ -350,7 +291,7 @@ class ConversationService:
     async def forget(self, key: ThreadKey) -> None:
         """Delete a conversation with every checkpoint and row it has."""
         await self._branches.forget(key)
-        self._known.pop(str(key), None)
+        self._intake.forget(key)
 
     async def run(self, key: ThreadKey, command: Command, user: str | None) -> str:
         """Run a command of the shared table and word its reply, the same on every platform."""
@@ -358,60 +299,30 @@ class ConversationService:
 
     async def place_command(self, key: ThreadKey, command: Command, user: str | None) -> str:
         """``/persona`` and ``/model`` for ``key``'s place, with the admin check."""
-        async with storage_errors():
-            return await self._places.command(key, command, user)
+        return await self._places.command(key, command, user)
 
     # -- per-place settings and usage ----------------------------------------------
 
     async def place(self, place: str) -> tuple[PlaceSetting | None, PlaceChoice]:
         """A place's own settings (None: it has set nothing) and what its turns run with."""
-        scopes = place_scopes(ThreadKey.check_place(place))
-        async with storage_errors():
-            found = await self._places.read(scopes[:1])
-            return (found[0] if found else None), await self._places.choose(scopes)
+        return await self._places.of(place)
 
     async def change_place(
         self, place: str, user: str | None, *,
         persona: str | Keep | None = KEEP, model: str | Keep | None = KEEP,
     ) -> PlaceSetting:
         """Set or reset a place's persona and model, for callers that are trusted (the API)."""
-        async with storage_errors():
-            return await self._places.change(place, user, persona=persona, model=model)
+        return await self._places.change(place, user, persona=persona, model=model)
 
     async def usage(self, key: ThreadKey, user: str | None) -> UsageReport:
         """``user``'s tokens (on this platform) and those of ``key``'s place, today and this month."""
-        async with storage_errors():
-            return await self._usage.report(key, user)
+        return await self._places.usage(key, user)
 
     # -- operations ------------------------------------------------------------------
 
     async def prune(self) -> PruneReport:
         """Apply the retention settings; safe to run from every instance at once."""
-        report = PruneReport()
-        settings = self.settings
-        async with storage_errors():
-            report.events = await self._retention.expire_events(settings.event_ttl_hours * 3600)
-            await self._files.sweep()
-            if settings.retention_days is not None:
-                for key in await self._retention.idle_conversations(settings.retention_days * 86400):
-                    try:
-                        await self.forget(key)
-                        report.conversations += 1
-                    except ConversationNotFound:
-                        pass
-            if settings.max_checkpoints is not None:
-                for key in await self._retention.over_checkpoint_cap(settings.max_checkpoints):
-                    async with self._locks.hold(key):
-                        head = await self._store.head(key)
-                        if head is not None and head.checkpoint_id is not None:
-                            report.checkpoints += await self._retention.prune_checkpoints(
-                                key, head.checkpoint_id, settings.max_checkpoints
-                            )
-        _log.info(
-            "pruned %d conversations, %d checkpoints, %d event ids",
-            report.conversations, report.checkpoints, report.events,
-        )
-        return report
+        return await self._maintenance.prune()
 
     def queued(self) -> int:
         """Messages waiting for their conversation's running turn (a metrics gauge)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,22 +22,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from core import metrics
 from core.agents.approvals import describe_request
-from core.agents.attachments import Attachment, Prepared, Unread, prepare
+from core.agents.speakers import speaker_name
+from core.conversations.files import Prepared, prepare
+from core.conversations.intake import clean_message
+from core.conversations.runner import RunResult
 from core.conversations.wording import preview
 from core.errors import (
     ApprovalPending,
     ConversationBusy,
-    InvalidInput,
     NotPermitted,
-    RewindOutOfRange,
     ShuttingDown,
     StaleApproval,
     TurnInterrupted,
 )
 from core.logs import log_context
 from core.metrics import observe_turn
+from core.storage.conversations import Head
 from core.storage.db import STORAGE_ERRORS, storage_errors
-from core.types import Answer, Approval, Head, OnDecided, OnPartial, OnStatus, RunResult
+from core.types import Answer, Approval, OnDecided, OnPartial, OnStatus
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,33 +52,16 @@ if TYPE_CHECKING:
     from core.storage.deliveries import Deliveries
     from core.storage.files import FileStore
     from core.storage.locks import ConversationLocks
-    from core.storage.places import PlaceChoice, Places
+    from core.storage.places import PlaceStore
     from core.storage.team_modes import TeamModes
     from core.storage.usage import UsageLedger
+    from core.types import Attachment, PlaceChoice, Unread
 
-__all__ = ["TurnEngine", "clean_message"]
+__all__ = ["TurnEngine", "still_waiting"]
 
 _log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone halves (e.g. from JSON "\udcff") cannot be stored
-
-
-def clean_message(text: object, max_chars: int) -> str:
-    """The text a turn stores: control characters removed, never empty, never huge."""
-    if not isinstance(text, str):
-        raise InvalidInput("the message must be text")
-    cleaned = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text)).strip()
-    if not cleaned:
-        raise InvalidInput("the message is empty")
-    if len(cleaned) > max_chars:
-        raise InvalidInput(
-            f"the message is too long ({len(cleaned):,} characters; the limit is {max_chars:,})"
-        )
-    return cleaned
-
-
-def _still_waiting(pending: Approval) -> ApprovalPending:
+def still_waiting(pending: Approval) -> ApprovalPending:
     return ApprovalPending(
         f"{describe_request(pending.tool, pending.args)} That request is still waiting "
         "for a decision: approve or reject it first, then ask again."
@@ -96,7 +80,7 @@ class TurnEngine:
         on_turn: Callable[[ThreadKey], None],
         files: FileStore,
         modes: TeamModes,
-        places: Places,
+        places: PlaceStore,
         usage: UsageLedger,
     ) -> None:
         self._settings = settings
@@ -115,7 +99,7 @@ class TurnEngine:
         self._draining = False
 
     @asynccontextmanager
-    async def _scope(self, key: ThreadKey) -> AsyncIterator[str]:
+    async def scope(self, key: ThreadKey) -> AsyncIterator[str]:
         """What every turn shares: its id on every log line, metrics, the drain count."""
         turn_id = uuid.uuid4().hex[:12]
         task = asyncio.current_task()
@@ -138,7 +122,7 @@ class TurnEngine:
         on_status: OnStatus | None = None, files: Sequence[Attachment | Unread] = (),
         speaker: str | None = None,
     ) -> Answer:
-        async with self._scope(key) as turn_id:
+        async with self.scope(key) as turn_id:
             text = clean_message(text, self._settings.max_message_chars) if text.strip() or not files else ""
             prepared = await prepare(files, self._settings)  # a message with files may have no text
             question = prepared.question(text)
@@ -181,21 +165,21 @@ class TurnEngine:
         answer: Answer | None = None
         try:
             if start.approval_pending and (pending := await self._approvals.pending(key)):
-                raise _still_waiting(pending)
+                raise still_waiting(pending)
             head = start.head
             if head is None or head.checkpoint_id is None:
                 root = await self._runner.root(key)
                 head = await self._store.begin_conversation(key, question[:80], user, root)
             assert head.checkpoint_id is not None
-            await self._files.store(key, prepared)
+            await self._files.store(key, prepared.stored)
             metadata = {"user": user, "event_id": event_id, "turn_id": turn_id}
             agent = self._modes.of(start.team)
             place = self._places.of(start.places, key.scopes)
             result = await self._runner.ask(
-                key, head.checkpoint_id, question, on_partial, metadata, on_status, place, speaker or user,
-                prepared.refs, agent,
+                key, head.checkpoint_id, question, on_partial, metadata, on_status, place,
+                speaker_name(speaker, user), prepared.refs, agent,
             )
-            answer = await self._record(key, head, question, user, result, place)
+            answer = await self.record(key, head, question, user, result, place, agent)
         finally:
             if answer is None or answer.turn is None:  # a recorded turn cleared its mark itself
                 await asyncio.shield(self._end_turn(key))
@@ -252,7 +236,7 @@ class TurnEngine:
         on_decided: OnDecided | None,
         on_status: OnStatus | None = None,
     ) -> Answer:
-        async with self._scope(key) as turn_id, self._locks.hold(key):
+        async with self.scope(key) as turn_id, self._locks.hold(key):
             approval = await self._approvals.get(approval_id)
             if approval is None or approval.key != key:
                 raise StaleApproval("There is no such approval request in this conversation.")
@@ -273,9 +257,11 @@ class TurnEngine:
             metadata = {"user": user, "turn_id": turn_id, "approval_id": approval_id}
             place = await self._places.choose(key.scopes)
             result = await self._runner.resume(
-                key, approval.checkpoint_id, decision, on_partial, metadata, on_status, place
+                key, approval.checkpoint_id, decision, on_partial, metadata, on_status, place, approval.agent
             )
-            return await self._record(key, head, approval.question, approval.requested_by, result, place)
+            return await self.record(
+                key, head, approval.question, approval.requested_by, result, place, approval.agent
+            )
 
     def _check_approver(self, approval: Approval, user: str | None) -> None:
         approvers = self._settings.approvers
@@ -290,41 +276,9 @@ class TurnEngine:
         """The gauge counts every instance's pending requests: it is read from the database."""
         metrics.PENDING_APPROVALS.set(await self._approvals.count())
 
-    # -- a replay --------------------------------------------------------------------
-
-    async def replay(self, key: ThreadKey, checkpoint_id: str, user: str | None) -> Answer:
-        async with self._scope(key) as turn_id, self._locks.hold(key):
-            await self._usage.check(key, user)
-            current = await self._store.existing_head(key)
-            if pending := await self._approvals.pending(key):
-                raise _still_waiting(pending)
-            target = await self._store.turn_at(key, checkpoint_id)
-            if target is None:
-                raise RewindOutOfRange("no turn of this conversation ends at that checkpoint")
-            parent = await self._store.parent_of(target)
-            start = (
-                Head(parent.turn_id, parent.index, parent.checkpoint_id)
-                if parent
-                else Head(None, 0, current.root_checkpoint_id)
-            )
-            assert start.checkpoint_id is not None
-            metadata = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
-            files = await self._runner.files_at(key, checkpoint_id)  # the same files, asked again
-            agent = await self._modes.agent(key)
-            place = await self._places.choose(key.scopes)
-            result = await self._runner.ask(
-                key, start.checkpoint_id, target.question, None, metadata, None, place, target.user, files,
-                agent,
-            )
-            answer = await self._record(
-                key, start, target.question, user, result, place, replacing=current.turn_id
-            )
-            await self._store.add_rewind(key, current.turn_id, start.turn_id, user)
-            return answer
-
     # -- shared steps ----------------------------------------------------------------
 
-    async def _record(
+    async def record(
         self,
         key: ThreadKey,
         head: Head,
@@ -332,15 +286,19 @@ class TurnEngine:
         user: str | None,
         result: RunResult,
         place: PlaceChoice,
+        agent: str,
         replacing: int | Literal["head"] | None = "head",
     ) -> Answer:
         """Append a finished run as a turn after ``head``, or record the approval it paused for.
 
-        Its tokens count for ``user`` (the asker, also when someone else approved).
+        Its tokens count for ``user`` (the asker, also when someone else approved); a pause
+        keeps the ``agent`` that paused, which the decision resumes.
         """
         if result.pause is not None:
             tool, args = str(result.pause.get("tool")), dict(result.pause.get("args") or {})
-            approval = await self._approvals.add(key, head, result.checkpoint_id, question, tool, args, user)
+            approval = await self._approvals.add(
+                key, head, result.checkpoint_id, question, tool, args, user, agent
+            )
             await self._usage.record(key, user, place.model, result.usage)
             await self.count_pending()
             return Answer(key=key, text=describe_request(tool, args), turn=None, approval=approval)

@@ -13,9 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from core.errors import BacktrackError
-    from core.storage.places import PlaceChoice, PlaceSetting
     from core.storage.usage import UsageReport
-    from core.types import Audit, RewindResult, Step, Turn, Usage
+    from core.types import Audit, PlaceChoice, PlaceSetting, RewindResult, Step, Turn, Usage
 
 __all__ = [
     "SORRY",
@@ -29,7 +28,6 @@ __all__ = [
     "format_usage",
     "preview",
     "progress",
-    "team_limit_notice",
     "user_message",
 ]
 
@@ -43,14 +41,6 @@ def user_message(error: BacktrackError) -> str:
     """What a chat user sees for an error: short, no internals."""
     text = error.message
     return text[:1].upper() + text[1:] if text else "Something went wrong."
-
-
-def team_limit_notice(steps: int) -> str:
-    """Appended to a team answer the step limit cut short (``BACKTRACK_TEAM_MAX_STEPS``)."""
-    return (
-        f"(The team stopped after {steps} delegated step{'s' if steps != 1 else ''}, its limit "
-        "for one question; this answer is what it had found by then.)"
-    )
 
 
 _PROGRESS = {"research": "researching…", "analyse": "analysing…"}

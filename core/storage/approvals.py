@@ -12,14 +12,16 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from core.keys import ThreadKey
+from core.storage.conversations import Head
 from core.storage.db import Pool
-from core.types import Approval, Head
+from core.types import Approval
 
 __all__ = ["ApprovalStore"]
 
 _ADD_APPROVAL = """
-INSERT INTO approvals (conversation_key, checkpoint_id, head_turn_id, question, tool, args, requested_by)
-VALUES (%(key)s, %(checkpoint)s, %(head)s, %(question)s, %(tool)s, %(args)s, %(user)s)
+INSERT INTO approvals
+    (conversation_key, checkpoint_id, head_turn_id, question, tool, args, requested_by, agent)
+VALUES (%(key)s, %(checkpoint)s, %(head)s, %(question)s, %(tool)s, %(args)s, %(user)s, %(agent)s)
 RETURNING *
 """
 
@@ -51,6 +53,7 @@ def _approval(row: dict[str, Any]) -> Approval:
         decided_by=row["decided_by"],
         checkpoint_id=row["checkpoint_id"],
         created_at=row["created_at"],
+        agent=row["agent"],
     )
 
 
@@ -60,11 +63,11 @@ class ApprovalStore:
 
     async def add(
         self, key: ThreadKey, head: Head, checkpoint_id: str, question: str,
-        tool: str, args: dict[str, Any], user: str | None,
+        tool: str, args: dict[str, Any], user: str | None, agent: str,
     ) -> Approval:
         params = {
             "key": str(key), "checkpoint": checkpoint_id, "head": head.turn_id,
-            "question": question, "tool": tool, "args": Jsonb(args), "user": user,
+            "question": question, "tool": tool, "args": Jsonb(args), "user": user, "agent": agent,
         }
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_ADD_APPROVAL, params)).fetchone()

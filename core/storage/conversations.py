@@ -1,8 +1,8 @@
-"""The project's own tables: conversations, their turns (a tree), rewinds.
+"""The project's own tables, written: conversations, their turns (a tree), rewinds, turns in flight.
 
-Turns form a tree through ``parent_id``; a conversation's ``head_turn_id`` picks the live
-branch. Listing the branch walks parents from the head with a ``LIMIT``, so its cost is
-bounded by the limit, not by the conversation's length or its abandoned branches.
+A turn starts with one statement (the head, the in-flight mark, the place settings, the
+team choice) and is recorded with one (append the turn, move the head if it is still
+where the turn started, clear the mark). Reading the tree is ``core/storage/tree.py``'s.
 """
 
 from __future__ import annotations
@@ -12,26 +12,15 @@ from typing import Any, Literal
 
 from core.errors import ConversationNotFound
 from core.keys import ThreadKey
-from core.storage.db import Pool
-from core.storage.feedback import RATINGS, ratings
-from core.types import BranchTurn, ConversationInfo, Head, Rewind, Turn
+from core.storage.tree import TurnTree, turn_from_row
+from core.types import Turn
 
-__all__ = ["ConversationStore", "StartedTurn", "head_from_row", "turn_from_row"]
+__all__ = ["ConversationStore", "Head", "StartedTurn", "head_from_row"]
 
 _HEAD = """
 SELECT c.root_checkpoint_id, t.id AS turn_id, t.seq, t.checkpoint_id
 FROM conversations c LEFT JOIN turns t ON t.id = c.head_turn_id
 WHERE c.key = %s
-"""
-
-_BRANCH = """
-WITH RECURSIVE branch AS (
-    SELECT t.* FROM turns t
-    JOIN conversations c ON t.id = c.head_turn_id WHERE c.key = %(key)s
-  UNION ALL
-    SELECT p.* FROM turns p JOIN branch b ON p.id = b.parent_id
-)
-SELECT b.*, """ + RATINGS.format(turn="b") + """ FROM branch b LIMIT %(limit)s
 """
 
 _UPSERT_CONVERSATION = """
@@ -69,22 +58,9 @@ UPDATE conversations SET head_turn_id = %(new)s, last_active_at = now()
 WHERE key = %(key)s AND head_turn_id IS NOT DISTINCT FROM %(old)s
 """
 
-_TURN_BY_CHECKPOINT = "SELECT * FROM turns WHERE conversation_key = %s AND checkpoint_id = %s"
-
 _INSERT_REWIND = """
 INSERT INTO rewinds (conversation_key, from_turn_id, to_turn_id, user_id)
 VALUES (%s, %s, %s, %s)
-"""
-
-_LIST = """
-SELECT c.*, coalesce(t.seq, 0) AS turns FROM conversations c
-LEFT JOIN turns t ON t.id = c.head_turn_id
-WHERE (%(platform)s::text IS NULL OR c.platform = %(platform)s)
-  AND (%(place)s::text IS NULL OR c.place = %(place)s)
-  AND (%(user)s::text IS NULL OR EXISTS (
-        SELECT 1 FROM turns u WHERE u.conversation_key = c.key AND u.user_id = %(user)s))
-ORDER BY c.last_active_at DESC
-LIMIT %(limit)s
 """
 
 _DELETE = """
@@ -116,23 +92,16 @@ LEFT JOIN turns t ON t.id = c.head_turn_id
 
 _END_TURN = "DELETE FROM inflight_turns WHERE conversation_key = %s"
 
-_ALL_TURNS = """
-SELECT t.*, p.checkpoint_id AS parent_checkpoint_id, """ + RATINGS.format(turn="t") + """
-FROM turns t
-LEFT JOIN turns p ON p.id = t.parent_id
-WHERE t.conversation_key = %s ORDER BY t.id LIMIT %s
-"""
 
-_REWINDS = """
-SELECT r.user_id, r.created_at, f.checkpoint_id AS from_checkpoint_id, t.checkpoint_id AS to_checkpoint_id
-FROM rewinds r
-LEFT JOIN turns f ON f.id = r.from_turn_id
-LEFT JOIN turns t ON t.id = r.to_turn_id
-WHERE r.conversation_key = %s ORDER BY r.id LIMIT %s
-"""
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Where a conversation's live branch ends."""
 
-_TURN_PARENT = "SELECT p.* FROM turns t JOIN turns p ON p.id = t.parent_id WHERE t.id = %s"
-
+    turn_id: int | None
+    seq: int
+    checkpoint_id: str | None
+    """The checkpoint the next turn starts from: the head turn's end, or the root."""
+    root_checkpoint_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,23 +123,6 @@ def head_from_row(row: dict[str, Any]) -> Head:
     return Head(row["turn_id"], row["seq"], row["checkpoint_id"], root)
 
 
-def _turn(row: dict[str, Any]) -> Turn:
-    return Turn(
-        index=row["seq"],
-        user=row["user_id"],
-        question=row["question"],
-        answer=row["answer"],
-        at=row["created_at"],
-        checkpoint_id=row["checkpoint_id"],
-        turn_id=row["id"],
-        feedback=ratings(row.get("feedback")),
-    )
-
-
-turn_from_row = _turn
-"""A ``turns`` row (with the ``RATINGS`` column) as a ``Turn``, for other readers of the table."""
-
-
 def _conversation(key: ThreadKey, title: str, user: str | None, root: str | None) -> dict[str, Any]:
     return {
         "key": str(key),
@@ -182,9 +134,8 @@ def _conversation(key: ThreadKey, title: str, user: str | None, root: str | None
     }
 
 
-class ConversationStore:
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
+class ConversationStore(TurnTree):
+    """The writes of the turn tree and the conversation rows; the reads are ``TurnTree``'s."""
 
     async def head(self, key: ThreadKey) -> Head | None:
         async with self.pool.connection() as conn:
@@ -197,12 +148,6 @@ class ConversationStore:
         if head is None:
             raise ConversationNotFound(f"there is no conversation {key} yet")
         return head
-
-    async def branch(self, key: ThreadKey, limit: int) -> list[Turn]:
-        """The last ``limit`` turns of the live branch, newest first."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_BRANCH, {"key": str(key), "limit": limit})
-            return [_turn(row) for row in await cur.fetchall()]
 
     async def record_turn(
         self,
@@ -232,7 +177,7 @@ class ConversationStore:
         }
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_RECORD_TURN, {**turn, "old": old})).fetchone()
-        return _turn(row) if row else None
+        return turn_from_row(row) if row else None
 
     async def begin_conversation(
         self, key: ThreadKey, title: str, user: str | None, root_checkpoint_id: str
@@ -259,34 +204,6 @@ class ConversationStore:
         async with self.pool.connection() as conn:
             await conn.execute(_INSERT_REWIND, (str(key), old, new, user))
 
-    async def turn_at(self, key: ThreadKey, checkpoint_id: str) -> Turn | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_TURN_BY_CHECKPOINT, (str(key), checkpoint_id))).fetchone()
-        return _turn(row) if row else None
-
-    async def conversations(
-        self,
-        *,
-        platform: str | None = None,
-        place: str | None = None,
-        user: str | None = None,
-        limit: int = 20,
-    ) -> list[ConversationInfo]:
-        params = {"platform": platform, "place": place, "user": user, "limit": limit}
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_LIST, params)).fetchall()
-        return [
-            ConversationInfo(
-                key=ThreadKey.decode(row["key"]),
-                title=row["title"],
-                turns=row["turns"],
-                last_user=row["last_user"],
-                created_at=row["created_at"],
-                last_active_at=row["last_active_at"],
-            )
-            for row in rows
-        ]
-
     async def delete(self, key: ThreadKey) -> bool:
         async with self.pool.connection() as conn:
             cur = await conn.execute(_DELETE, {"key": str(key)})
@@ -309,29 +226,6 @@ class ConversationStore:
     async def end_turn(self, key: ThreadKey) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(_END_TURN, (str(key),))
-
-    # -- the audit view ------------------------------------------------------------------
-
-    async def all_turns(self, key: ThreadKey, limit: int) -> list[BranchTurn]:
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_ALL_TURNS, (str(key), limit))).fetchall()
-        return [BranchTurn(turn=_turn(r), parent_checkpoint_id=r["parent_checkpoint_id"]) for r in rows]
-
-    async def rewinds(self, key: ThreadKey, limit: int) -> list[Rewind]:
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_REWINDS, (str(key), limit))).fetchall()
-        return [
-            Rewind(
-                user=r["user_id"], at=r["created_at"],
-                from_checkpoint_id=r["from_checkpoint_id"], to_checkpoint_id=r["to_checkpoint_id"],
-            )
-            for r in rows
-        ]
-
-    async def parent_of(self, turn: Turn) -> Turn | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_TURN_PARENT, (turn.turn_id,))).fetchone()
-        return _turn(row) if row else None
 
     async def ping(self) -> None:
         async with self.pool.connection() as conn:

@@ -2,26 +2,22 @@
 
 ``conversation_files`` ties a file to each conversation that uses it, so ``/forget`` and
 retention delete a conversation's files with it (a file another conversation still uses
-stays). ``resolve`` is what the agent calls right before the model: it turns a window's
-references into OpenAI content parts (``core/agents/attachments.py`` describes the reference).
+stays). ``load`` is what the agents read right before a model call, to turn a window's
+references into content parts (``core/agents/attachments.py`` describes the reference).
 """
 
 from __future__ import annotations
 
-import base64
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import BaseMessage, HumanMessage
-
-from core.agents.attachments import refs_of, vision_on
-
 if TYPE_CHECKING:
-    from core.agents.attachments import Prepared
+    from collections.abc import Sequence
+
     from core.keys import ThreadKey
-    from core.settings import Settings
     from core.storage.db import Pool
 
-__all__ = ["FileStore"]
+__all__ = ["FileStore", "StoredFile"]
 
 _STORE = """
 WITH f AS (
@@ -58,21 +54,30 @@ DELETE FROM files f WHERE f.created_at < now() - interval '1 day'
 """
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file as it is kept: its bytes once, with the text extracted from it (None for an image)."""
+
+    sha256: str
+    mime: str
+    size: int
+    data: bytes
+    text: str | None
+
+
 class FileStore:
     """The ``files`` and ``conversation_files`` tables: bytes once per hash, references per conversation."""
 
-    def __init__(self, pool: Pool, settings: Settings) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self._settings = settings
 
-    async def store(self, key: ThreadKey, prepared: Prepared) -> None:
-        if not prepared.ready:
+    async def store(self, key: ThreadKey, files: Sequence[StoredFile]) -> None:
+        """Keep each file once and tie it to ``key``, in one transaction."""
+        if not files:
             return
         async with self.pool.connection() as conn, conn.transaction():
-            for r in prepared.ready:
-                text = r.text[: self._settings.attachment_text_chars] if r.text is not None else None
-                params = {**r.ref, "data": r.data, "text": text, "key": str(key)}
-                await conn.execute(_STORE, params)
+            for file in files:
+                await conn.execute(_STORE, {**asdict(file), "key": str(key)})
 
     async def forget(self, key: ThreadKey) -> None:
         async with self.pool.connection() as conn:
@@ -82,31 +87,8 @@ class FileStore:
         async with self.pool.connection() as conn:
             return (await conn.execute(_SWEEP)).rowcount
 
-    async def resolve(self, messages: list[BaseMessage]) -> list[BaseMessage]:
-        """``messages`` with every file reference turned into the content parts the model reads."""
-        wanted = {r["sha256"] for m in messages for r in refs_of(m) if "sha256" in r}
-        if not wanted:
-            return messages
+    async def load(self, sha256s: list[str]) -> dict[str, dict[str, Any]]:
+        """The rows of these files, by sha256: ``mime``, ``text``, and ``data`` where there is no text."""
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_LOAD, (sorted(wanted),))).fetchall()
-        found = {row["sha256"]: row for row in rows}
-        vision = vision_on(self._settings)
-        return [self._parts(m, found, vision) if refs_of(m) else m for m in messages]
-
-    def _parts(self, message: BaseMessage, found: dict[str, Any], vision: bool) -> BaseMessage:
-        parts: list[str | dict[str, Any]] = [{"type": "text", "text": message.text}]
-        for ref in refs_of(message):
-            name, row = ref.get("name", "file"), found.get(ref.get("sha256", ""))
-            if row is None:
-                parts.append({"type": "text", "text": f"[{name} is no longer stored]"})
-            elif row["text"] is not None:
-                text = row["text"]
-                cut = f"\n[{name} was cut to its first {len(text):,} characters]" if ref.get("cut") else ""
-                parts.append({"type": "text", "text": f"--- {name} ---\n{text}{cut}\n--- end of {name} ---"})
-            elif vision:
-                url = f"data:{row['mime']};base64,{base64.b64encode(row['data']).decode()}"
-                parts.append({"type": "image_url", "image_url": {"url": url}})
-            else:
-                note = f"[{name} is an image; this model does not read images]"
-                parts.append({"type": "text", "text": note})
-        return HumanMessage(content=parts, id=message.id, name=message.name)
+            rows = await (await conn.execute(_LOAD, (sha256s,))).fetchall()
+        return {row["sha256"]: row for row in rows}

@@ -157,6 +157,18 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX token_usage_user ON token_usage (platform, user_id, day);
     ALTER TABLE turns ADD COLUMN input_tokens integer, ADD COLUMN output_tokens integer;
     """,
+    # The graph a paused turn resumes on, kept with its request (it was read from the
+    # paused checkpoint's metadata before); requests already waiting take it from there.
+    """
+    ALTER TABLE approvals ADD COLUMN agent text NOT NULL DEFAULT 'single';
+    DO $$ BEGIN
+        IF to_regclass('checkpoints') IS NOT NULL THEN
+            UPDATE approvals a SET agent = k.metadata ->> 'agent' FROM checkpoints k
+            WHERE a.status = 'pending' AND k.thread_id = a.conversation_key AND k.checkpoint_ns = ''
+              AND k.checkpoint_id = a.checkpoint_id AND k.metadata ->> 'agent' IN ('single', 'team');
+        END IF;
+    END $$;
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

@@ -10,8 +10,8 @@ import yarl
 from aiohttp import web
 
 from bots.downloads import Offer, download_all
-from core.agents.attachments import Attachment, Unread
 from core.settings import Settings
+from core.types import Attachment, Unread
 from tests.fakes.http import serving
 
 

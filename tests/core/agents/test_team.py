@@ -11,13 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.conversations.commands import Command
+from core.agents.team import team_limit_notice
 from core.conversations.service import ConversationService
-from core.conversations.wording import team_limit_notice
 from core.errors import InvalidInput
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.settings import Settings
+from core.types import Command
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.faults.cluster import ask, matrix_env
 from tests.processes import BacktrackProcess

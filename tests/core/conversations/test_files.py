@@ -11,11 +11,12 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from core.agents.agent import _tokens
-from core.agents.attachments import IMAGE_TOKENS, REFS, Attachment, Unread, vision_on
+from core.agents.attachments import IMAGE_TOKENS, REFS, vision_on
 from core.conversations.service import ConversationService
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.settings import Settings
+from core.types import Attachment, Unread
 from tests.fakes.files import CSV, pdf, png
 from tests.fakes.openai_server import FakeOpenAI, content_parts
 

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from core.agents.agent import SYSTEM_PROMPT
-from core.conversations.commands import Command
 from core.conversations.service import ConversationService
 from core.errors import InvalidInput, InvalidKey, NotPermitted
 from core.keys import ThreadKey
 from core.metrics import LLM_SECONDS
 from core.runtime import open_service
 from core.settings import Settings
+from core.types import Command
 from tests.fakes.openai_server import FakeOpenAI, user_texts
 
 ADMIN = "UADMIN1"

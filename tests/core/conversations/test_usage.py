@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import pytest
 
-from core.conversations.commands import Command
 from core.conversations.service import ConversationService
 from core.errors import UsageCapReached
 from core.keys import ThreadKey
 from core.metrics import TOKENS
 from core.runtime import open_service
 from core.settings import Settings
+from core.types import Command
 from tests.conftest import FakeWebhook
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 

@@ -31,7 +31,7 @@ from core.settings import Settings
 from core.storage.checkpointer import PooledPostgresSaver
 from core.storage.db import Pool, open_pool
 from core.storage.migrations import apply_migrations
-from core.storage.places import PlaceChoice
+from core.types import PlaceChoice
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.processes import BacktrackProcess, instances
 

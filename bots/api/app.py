@@ -1,0 +1,141 @@
+"""``backtrack api``: the app, its middleware and the server.
+
+Every error becomes a JSON body with a status from one table; a request that fails
+validation never reaches the service, so it changes nothing. The routes are in
+``bots/api/graph.py``, ``bots/api/places.py`` and, for the viewer, ``bots/web/routes.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bots.api.graph import add_graph_routes
+from bots.api.places import add_place_routes
+from bots.serving import SERVICE, add_health_routes, serve_until_stopped
+from bots.web import add_viewer
+from bots.workers import supervise, watch_supervisor
+from core.conversations.service import ConversationService
+from core.errors import (
+    AgentFailed,
+    ApprovalPending,
+    BacktrackError,
+    ConversationBusy,
+    ConversationNotFound,
+    InvalidInput,
+    InvalidKey,
+    NotPermitted,
+    RewindOutOfRange,
+    SettingsError,
+    ShuttingDown,
+    StaleApproval,
+    StorageUnavailable,
+    TurnInterrupted,
+    UsageCapReached,
+)
+from core.metrics import count_error
+from core.runtime import open_service
+from core.settings import Settings
+
+__all__ = ["build_app", "run"]
+
+_log = logging.getLogger(__name__)
+
+_STATUS: dict[type[BacktrackError], int] = {
+    InvalidInput: 400,
+    InvalidKey: 400,
+    NotPermitted: 403,
+    ConversationNotFound: 404,
+    ConversationBusy: 409,
+    TurnInterrupted: 409,
+    ApprovalPending: 409,
+    StaleApproval: 409,
+    RewindOutOfRange: 422,
+    UsageCapReached: 429,
+    AgentFailed: 502,
+    StorageUnavailable: 503,
+    ShuttingDown: 503,
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _status(exc: BacktrackError) -> int:
+    return next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BacktrackError as exc:
+        return _error(_status(exc), exc.code, exc.message)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "too_large", "the request body is too large")
+    except web.HTTPException as exc:
+        return _error(exc.status, "http_error", exc.reason)
+    except Exception:  # the outermost boundary: log it, tell the client nothing internal
+        _log.exception("unhandled error on %s %s", request.method, request.path)
+        count_error("internal")
+        return _error(500, "internal", "internal error")
+
+
+def _auth(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path.startswith("/api/"):
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return _error(401, "unauthorized", "missing or wrong bearer token")
+        return await handler(request)
+
+    return check
+
+
+def build_app(settings: Settings, service: ConversationService) -> web.Application:
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app = web.Application(
+        middlewares=[_errors, _auth(token)], client_max_size=settings.max_body_bytes
+    )
+    app[SERVICE] = service
+    add_graph_routes(app)
+    add_place_routes(app)
+    add_health_routes(app, service)  # no token needed: see bots/serving.py
+    add_viewer(app)  # /ui; its data calls are under /api/, so the token check covers them
+    return app
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    if not settings.api_token and not _is_loopback(host):
+        raise SettingsError(f"API_TOKEN must be set to listen on the non-loopback address {host}")
+    if args.workers != 1:
+        return await supervise(settings, host, port, args.workers)
+    worker = args.supervisor is not None  # started by ``--workers``: shares the port
+    watching = asyncio.create_task(watch_supervisor(args.supervisor)) if worker else None
+    async with open_service(settings) as service:
+        app = build_app(settings, service)
+        await serve_until_stopped(app, host, port, grace=settings.shutdown_grace, reuse_port=worker)
+    if watching is not None:
+        watching.cancel()
+    return 0

@@ -1,0 +1,116 @@
+"""The conversation routes, ``/api/graph/*``: ask, resume, replay, history, rewind, rate, forget.
+
+Every route names its conversation by ``thread_id`` (the key ``api:<thread_id>``) and
+calls one service verb; what it answers is shaped by ``bots/api/render.py``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bots.api import render
+from bots.api.requests import attachments, field, json_body, request_id
+from bots.serving import SERVICE
+from core.errors import ConversationNotFound
+from core.keys import ThreadKey
+
+__all__ = ["add_graph_routes"]
+
+
+async def ask(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    query, thread_id = field(body, "query", str), field(body, "thread_id", str)
+    user, files = field(body, "user", str, None), attachments(body)
+    team = field(body, "team", bool, None)
+    service, key = request.app[SERVICE], ThreadKey.api(thread_id)
+    once = request_id(request)
+    if team is not None:  # the conversation's mode from now on, as /team on|off sets it
+        await service.team(key, team, user=user)
+    if once is None:
+        answer = await service.ask(key, query, user=user, files=files)
+    else:
+        answer = await service.ask_once(key, query, request_id=once, user=user, files=files)
+    return web.json_response(render.answer(thread_id, answer))
+
+
+async def resume(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    thread_id, approve = field(body, "thread_id", str), field(body, "approve", bool)
+    user, approval_id = field(body, "user", str, None), field(body, "approval_id", int, None)
+    service, key = request.app[SERVICE], ThreadKey.api(thread_id)
+    if approval_id is None:
+        pending = await service.pending(key)
+        if pending is None:
+            raise ConversationNotFound("this conversation has no request waiting for approval")
+        approval_id = pending.id
+    answer = await service.resolve(key, approval_id, approve, user=user)
+    return web.json_response(render.answer(thread_id, answer))
+
+
+async def replay(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    thread_id, checkpoint = field(body, "thread_id", str), field(body, "checkpoint_id", str)
+    user = field(body, "user", str, None)
+    answer = await request.app[SERVICE].replay(ThreadKey.api(thread_id), checkpoint, user=user)
+    return web.json_response(render.answer(thread_id, answer))
+
+
+async def history(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    thread_id, limit = field(body, "thread_id", str), field(body, "limit", int, 10)
+    service, key = request.app[SERVICE], ThreadKey.api(thread_id)
+    if not field(body, "all_branches", bool, False):
+        turns = await service.history(key, limit)
+        return web.json_response({"thread_id": thread_id, "turns": [render.turn(t) for t in turns]})
+    audit = await service.audit(key, limit, steps=field(body, "steps", bool, False))
+    return web.json_response({
+        "thread_id": thread_id,
+        "turns": [
+            {
+                **render.turn(b.turn), "live": b.live, "parent_checkpoint_id": b.parent_checkpoint_id,
+                **({"steps": [render.step_summary(s) for s in b.steps]} if b.steps else {}),
+            }
+            for b in audit.turns
+        ],
+        "rewinds": [render.rewind(r) for r in audit.rewinds],
+    })
+
+
+async def rewind(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    thread_id, steps = field(body, "thread_id", str), field(body, "steps_back", int)
+    user = field(body, "user", str, None)
+    service, key = request.app[SERVICE], ThreadKey.api(thread_id)
+    result = await service.rewind(key, steps, user=user)
+    turns = await service.history(key, 10)
+    return web.json_response({
+        "thread_id": thread_id,
+        "checkpoint_id": result.head.checkpoint_id if result.head else None,
+        "removed": [render.turn(t) for t in result.removed],
+        "turns": [render.turn(t) for t in turns],
+    })
+
+
+async def feedback(request: web.Request) -> web.Response:
+    """A 👍/👎 (``up``/``down``) on a turn, as the chat buttons give it: one per user and turn."""
+    body = await json_body(request)
+    thread_id, checkpoint = field(body, "thread_id", str), field(body, "checkpoint_id", str)
+    user, value = field(body, "user", str), field(body, "value", str)
+    changed = await request.app[SERVICE].feedback(ThreadKey.api(thread_id), checkpoint, user, value)
+    return web.json_response({"thread_id": thread_id, "checkpoint_id": checkpoint, "changed": changed})
+
+
+async def forget(request: web.Request) -> web.Response:
+    thread_id = request.match_info["thread_id"]
+    await request.app[SERVICE].forget(ThreadKey.api(thread_id))
+    return web.json_response({"thread_id": thread_id, "deleted": True})
+
+
+def add_graph_routes(app: web.Application) -> None:
+    app.router.add_post("/api/graph", ask)
+    app.router.add_post("/api/graph/history", history)
+    app.router.add_post("/api/graph/rewind", rewind)
+    app.router.add_post("/api/graph/resume", resume)
+    app.router.add_post("/api/graph/replay", replay)
+    app.router.add_post("/api/graph/feedback", feedback)
+    app.router.add_delete("/api/graph/{thread_id}", forget)

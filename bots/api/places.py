@@ -1,0 +1,55 @@
+"""The place routes, ``/api/places/{place}``: read and change a place's persona and model.
+
+The API's token is the operator's, so a change here needs no admin list; the values are
+checked as ``/persona`` and ``/model`` check them.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bots.api.requests import field, json_body, optional_text
+from bots.serving import SERVICE
+from core.errors import InvalidInput
+from core.types import KEEP
+
+__all__ = ["add_place_routes"]
+
+
+async def _place(request: web.Request, place: str) -> web.Response:
+    own, choice = await request.app[SERVICE].place(place)
+    return web.json_response({
+        "place": place,
+        "persona": own.persona if own else None,
+        "model": own.model if own else None,
+        "updated_by": own.updated_by if own else None,
+        "updated_at": own.updated_at.isoformat() if own else None,
+        "effective": {
+            "persona": choice.persona,
+            "persona_from": choice.persona_from.place if choice.persona_from else None,
+            "model": choice.model,
+            "model_from": choice.model_from.place if choice.model_from else None,
+        },
+    })
+
+
+async def get_place(request: web.Request) -> web.Response:
+    """A place's own persona and model, and what its turns run with (a guild's, the default)."""
+    return await _place(request, request.match_info["place"])
+
+
+async def put_place(request: web.Request) -> web.Response:
+    """Set (a string) or reset (null) a place's ``persona`` and ``model``; absent fields stay."""
+    body = await json_body(request)
+    persona, model = optional_text(body, "persona"), optional_text(body, "model")
+    if persona is KEEP and model is KEEP:
+        raise InvalidInput("give 'persona' or 'model' (a string to set it, null to reset it)")
+    user = field(body, "user", str, "api")
+    place = request.match_info["place"]
+    await request.app[SERVICE].change_place(place, user, persona=persona, model=model)
+    return await _place(request, place)
+
+
+def add_place_routes(app: web.Application) -> None:
+    app.router.add_get("/api/places/{place}", get_place)
+    app.router.add_put("/api/places/{place}", put_place)

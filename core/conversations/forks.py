@@ -1,0 +1,82 @@
+"""Asking again from an earlier point of a conversation, as a new branch: a replay.
+
+A fork starts from the checkpoint where the earlier turn started, so the model sees the
+conversation as it was then and nothing after it; the turn it forks from and everything
+after it stay stored, reachable with ``rewind_to``. Moving the head to the new branch is
+recorded like a rewind, with who and when.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.conversations.turns import still_waiting
+from core.errors import RewindOutOfRange
+from core.storage.conversations import Head
+
+if TYPE_CHECKING:
+    from core.conversations.runner import GraphRunner
+    from core.conversations.turns import TurnEngine
+    from core.keys import ThreadKey
+    from core.storage.approvals import ApprovalStore
+    from core.storage.conversations import ConversationStore
+    from core.storage.locks import ConversationLocks
+    from core.storage.places import PlaceStore
+    from core.storage.team_modes import TeamModes
+    from core.storage.usage import UsageLedger
+    from core.types import Answer
+
+__all__ = ["Forks"]
+
+
+class Forks:
+    def __init__(
+        self,
+        engine: TurnEngine,
+        store: ConversationStore,
+        approvals: ApprovalStore,
+        locks: ConversationLocks,
+        runner: GraphRunner,
+        modes: TeamModes,
+        places: PlaceStore,
+        usage: UsageLedger,
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._approvals = approvals
+        self._locks = locks
+        self._runner = runner
+        self._modes = modes
+        self._places = places
+        self._usage = usage
+
+    async def replay(self, key: ThreadKey, checkpoint_id: str, user: str | None) -> Answer:
+        """The question of the turn that ended at ``checkpoint_id``, asked again from where it was asked."""
+        async with self._engine.scope(key) as turn_id, self._locks.hold(key):
+            await self._usage.check(key, user)
+            current = await self._store.existing_head(key)
+            if pending := await self._approvals.pending(key):
+                raise still_waiting(pending)
+            target = await self._store.turn_at(key, checkpoint_id)
+            if target is None:
+                raise RewindOutOfRange("no turn of this conversation ends at that checkpoint")
+            parent = await self._store.parent_of(target)
+            start = (
+                Head(parent.turn_id, parent.index, parent.checkpoint_id)
+                if parent
+                else Head(None, 0, current.root_checkpoint_id)
+            )
+            assert start.checkpoint_id is not None
+            metadata = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
+            files = await self._runner.files_at(key, checkpoint_id)  # the same files, asked again
+            agent = await self._modes.agent(key)
+            place = await self._places.choose(key.scopes)
+            result = await self._runner.ask(
+                key, start.checkpoint_id, target.question, None, metadata, None, place, target.user, files,
+                agent,
+            )
+            answer = await self._engine.record(
+                key, start, target.question, user, result, place, agent, replacing=current.turn_id
+            )
+            await self._store.add_rewind(key, current.turn_id, start.turn_id, user)
+            return answer
