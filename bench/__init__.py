@@ -1,4 +1,4 @@
 """The persistence benchmark: in-memory saver vs the tutorial Postgres setup vs backtrack.
 
-Run it with ``make bench`` (or ``python -m bench --quick``); see the README's Performance section.
+Run it with ``make bench`` (or ``python -m bench --quick``); see docs/performance.md.
 """

@@ -6,7 +6,7 @@ once, ``turns`` questions each, every answer checked for its status. The process
 offline demo model (no key in their environment), so the model costs next to nothing and
 the figure is the stack's: HTTP, the service, the locks and LangGraph on PostgreSQL. The
 load generator and PostgreSQL run on the same machine, so on 2 cores the processes share
-them with both (README, "Performance").
+them with both (docs/performance.md).
 """
 
 from __future__ import annotations

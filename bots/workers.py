@@ -1,7 +1,7 @@
 """``backtrack api --workers N``: N server processes on one port, one database, one supervisor.
 
 One Python process runs its event loop on one core, so a busy API is CPU-bound long before
-PostgreSQL is (README, "Performance"). The workers are ordinary ``backtrack api``
+PostgreSQL is (docs/performance.md). The workers are ordinary ``backtrack api``
 processes that bind the same port with ``SO_REUSEPORT``, so the kernel spreads new
 connections over them and no process forwards bytes for another. Nothing is shared
 between them but the database: the conversation locks and the delivery dedupe already

@@ -43,7 +43,7 @@ TOKEN_HELP = (
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     if settings.discord_bot_token is None:
-        raise SettingsError("DISCORD_BOT_TOKEN is not set; see the Discord section of the README")
+        raise SettingsError("DISCORD_BOT_TOKEN is not set; see 'Connecting Discord' in the README")
     token = settings.discord_bot_token.get_secret_value()
     async with open_service(settings) as service:
         client = build_client(settings, service)

@@ -2,7 +2,7 @@
 
 Every message is stored once, as the write of the step that produced it: the message
 channel is a ``DeltaChannel``, so a checkpoint holds no copy of the list and storage
-grows linearly with the conversation (the README's Performance section has the numbers). The state
+grows linearly with the conversation (docs/performance.md has the numbers). The state
 itself keeps only the context window the model can be sent, so loading a turn costs the
 same at turn 500 as at turn 5; the whole conversation stays in the stored writes and the
 turn table. What the model receives is unchanged: the window is trimmed again at call

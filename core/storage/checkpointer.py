@@ -1,6 +1,6 @@
 """LangGraph's Postgres checkpointer, tuned for how the conversation service uses it.
 
-Measured with ``make bench`` (README, "Performance"); each change keeps the stored format.
+Measured with ``make bench`` (docs/performance.md); each change keeps the stored format.
 
 - No process-wide lock when given a pool. ``AsyncPostgresSaver`` wraps every database
   call in one ``asyncio.Lock`` so a single shared connection is never used by two

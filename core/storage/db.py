@@ -4,8 +4,7 @@ The pool is shared by LangGraph's checkpointer and our own tables, so it is conf
 the way ``AsyncPostgresSaver`` requires (autocommit, ``dict_row``) and checks each
 connection on checkout, so a restarted server costs a reconnect rather than an error.
 
-Coming back after a database outage of any length is this module's job (README,
-"Reliability"). psycopg_pool retries a lost connection with a delay that doubles without
+Coming back after a database outage of any length is this module's job (docs/reliability.md). psycopg_pool retries a lost connection with a delay that doubles without
 bound (1, 2, 4, … 64 s after a minute down), so the longer the outage, the longer the
 bot stayed down after it. ``_Pool`` changes three things, through psycopg_pool's own
 task objects rather than a pool of our own:

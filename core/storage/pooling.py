@@ -12,7 +12,7 @@ one client is seen by the next client handed the same server connection (PgBounc
 the most recently released one). ``detect_transaction_pooling`` does exactly that with two
 connections; it never reports pooling on a direct connection or a session pooler, and may
 miss it on a busy pooler. So the explicit signal counts too: ``BACKTRACK_DB_PREPARE_THRESHOLD=off``
-is what the README says to set for a transaction pooler, and with it the lock URL is required.
+is what docs/pgbouncer.md says to set for a transaction pooler, and with it the lock URL is required.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _PROBE = "backtrack.pooling_probe"
 NEEDS_LOCK_URL = (
     "{why}, but BACKTRACK_LOCK_DATABASE_URL is not set: advisory locks do not survive transaction"
     " pooling. Set BACKTRACK_LOCK_DATABASE_URL to a direct connection to PostgreSQL (or a"
-    " session-mode pool); see 'Running in production' in the README"
+    " session-mode pool); see docs/pgbouncer.md"
 )
 NEEDS_PREPARE_OFF = (
     "DATABASE_URL goes through a transaction-mode pooler (PgBouncer?): set"
