@@ -16,7 +16,7 @@ from core.agents.team import build_team
 from core.conversations.service import ConversationService
 from core.errors import BacktrackError
 from core.storage.checkpointer import PooledPostgresSaver
-from core.storage.db import connection_kwargs, database_url, open_pool
+from core.storage.db import connection_kwargs, database_url, open_pool, storage_errors
 from core.storage.files import FileStore
 from core.storage.migrations import apply_migrations
 from core.storage.pooling import check_pooling
@@ -57,10 +57,12 @@ async def open_service(
         await check_server_context(settings)
     url = await resolve_database(settings)
     await check_pooling(settings, url, connection_kwargs(settings))
-    pool = await open_pool(settings, url)
+    async with storage_errors():  # an unreachable database at start is a sentence, not a traceback
+        pool = await open_pool(settings, url)
     try:
         checkpointer = PooledPostgresSaver(pool)
-        await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
+        async with storage_errors():
+            await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
         resolve = resolver(FileStore(pool).load, vision_on(settings))
         graph = build_agent(settings, checkpointer, model, resolve=resolve)
         team = build_team(settings, checkpointer, model, resolve=resolve)

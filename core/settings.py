@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     db_max_idle: float = Field(300.0, gt=0, validation_alias="BACKTRACK_DB_MAX_IDLE")
     db_max_lifetime: float = Field(3600.0, gt=0, validation_alias="BACKTRACK_DB_MAX_LIFETIME")
     db_timeout: float = Field(5.0, gt=0, validation_alias="BACKTRACK_DB_TIMEOUT")
+    db_statement_timeout: float = Field(30.0, gt=0, validation_alias="BACKTRACK_DB_STATEMENT_TIMEOUT")
+    """The longest any one round trip to PostgreSQL may take, on every connection (docs/reliability.md)."""
 
     # model
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")

@@ -188,8 +188,8 @@ class TurnEngine:
             answer = replace(answer, text=answer.text + "\n\n" + "\n".join(prepared.notes))
         if abandoned := start.abandoned:
             notice = (
-                f"(Your earlier message “{preview(abandoned, 60)}” was cut off by a restart;"
-                " it was not answered.)"
+                f"(Your earlier message “{preview(abandoned, 60)}” was cut off by a restart or an"
+                " outage; it was not answered.)"
             )
             return replace(answer, text=f"{notice}\n\n{answer.text}")
         return answer

@@ -4,7 +4,8 @@ The pool is shared by LangGraph's checkpointer and our own tables, so it is conf
 the way ``AsyncPostgresSaver`` requires (autocommit, ``dict_row``) and checks each
 connection on checkout, so a restarted server costs a reconnect rather than an error.
 
-Coming back after a database outage of any length is this module's job (docs/reliability.md). psycopg_pool retries a lost connection with a delay that doubles without
+Coming back after a database outage of any length is this module's job
+(docs/reliability.md). psycopg_pool retries a lost connection with a delay that doubles without
 bound (1, 2, 4, … 64 s after a minute down), so the longer the outage, the longer the
 bot stayed down after it. ``_Pool`` changes three things, through psycopg_pool's own
 task objects rather than a pool of our own:
@@ -28,10 +29,11 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import psycopg
 import psycopg_pool
+from psycopg.abc import PQGen
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
@@ -43,8 +45,8 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = [
-    "MAX_RECONNECT_DELAY", "STORAGE_ERRORS", "NoAnswer", "Pool", "bounded", "connection_kwargs",
-    "database_url", "open_pool", "storage_errors",
+    "MAX_RECONNECT_DELAY", "STORAGE_ERRORS", "BoundedConnection", "NoAnswer", "Pool", "bounded",
+    "connection_class", "connection_kwargs", "database_url", "open_pool", "storage_errors",
 ]
 
 _log = logging.getLogger(__name__)
@@ -91,6 +93,45 @@ class NoAnswer(psycopg.OperationalError):
     """The database did not answer in time; the connection was cut."""
 
 
+def _cut(conn: psycopg.AsyncConnection[Any]) -> None:
+    """End the connection at once, as a dropped network would: the pool then discards it."""
+    with contextlib.suppress(OSError, psycopg.OperationalError):  # closed already: nothing to cut
+        with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class BoundedConnection(psycopg.AsyncConnection[DictRow]):
+    """A connection on which no wait for the server lasts longer than ``statement_seconds``.
+
+    A network path that silently drops packets (a failed-over cloud database, a dead NAT, a
+    proxy that stopped forwarding) answers nothing and resets nothing, so a statement in
+    flight would wait for ever: neither the server's timeouts nor TCP keepalives can end a
+    wait whose bytes some middlebox acknowledged. psycopg runs every round trip (a statement,
+    a pipeline sync, a fetch) through ``wait``, so bounding it bounds them all; when the bound
+    passes the connection is closed and the caller gets ``NoAnswer``, a storage error.
+    """
+
+    statement_seconds: ClassVar[float] = 30.0
+
+    async def wait(
+        self, gen: PQGen[_T], interval: float = 0.1, timeout: float | None = None  # noqa: ASYNC109 (psycopg's)
+    ) -> _T:
+        bound = self.statement_seconds if timeout is None else min(timeout, self.statement_seconds)
+        try:
+            return await super().wait(gen, interval, bound)
+        except psycopg.errors._WaitTimeout:  # psycopg's own (internal) timeout error
+            if timeout is not None and timeout < self.statement_seconds:
+                raise  # a bound psycopg asked for itself (e.g. while cancelling): its business
+            self.pgconn.finish()  # mid-protocol: unusable; closed, so the pool discards it
+            raise NoAnswer(f"the database did not answer within {bound:g} s") from None
+
+
+def connection_class(settings: Settings) -> type[BoundedConnection]:
+    """The class of every connection the program opens, bounded by BACKTRACK_DB_STATEMENT_TIMEOUT."""
+    seconds = settings.db_statement_timeout
+    return type("BoundedConnection", (BoundedConnection,), {"statement_seconds": seconds})
+
+
 def _consume(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved: the caller was told already
@@ -107,8 +148,7 @@ async def bounded(conn: psycopg.AsyncConnection[Any], work: Awaitable[_T], secon
     try:
         return await asyncio.wait_for(asyncio.shield(task), seconds)
     except TimeoutError:
-        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
-            sock.shutdown(socket.SHUT_RDWR)
+        _cut(conn)
         task.add_done_callback(_consume)
         await asyncio.wait({task}, timeout=1.0)  # it ends now; never cancel it (see above)
         raise NoAnswer(f"the database did not answer within {seconds:g} s") from None
@@ -181,13 +221,19 @@ class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]):
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
-    """What every connection the program opens uses: the pool's, the lock connection's.
+    """What every connection the program opens uses: the pool's, the lock and migration connections'.
 
     ``connect_timeout`` bounds a connection attempt to a server that does not answer; TCP
-    keepalives make a connection to a vanished host fail instead of waiting for ever.
+    keepalives and ``tcp_user_timeout`` make a connection to a vanished host fail instead
+    of waiting for ever. Connected directly, the server gets the same bound for its side
+    (``statement_timeout``) and ends a transaction its client left open
+    (``idle_in_transaction_session_timeout``), so a vanished client's row locks go too;
+    PgBouncer refuses startup options, so behind it they are the role's to set
+    (docs/pgbouncer.md).
     """
     timeout = max(1, round(settings.db_timeout))
-    return {
+    statement_ms = round(settings.db_statement_timeout * 1000)
+    kwargs: dict[str, Any] = {
         "autocommit": True,
         "row_factory": dict_row,
         "prepare_threshold": settings.db_prepare_threshold,
@@ -196,7 +242,13 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
         "keepalives_idle": 10,
         "keepalives_interval": 2,
         "keepalives_count": 3,
+        "tcp_user_timeout": statement_ms,
     }
+    if settings.db_prepare_threshold is not None:  # not behind a transaction pooler
+        kwargs["options"] = (
+            f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={2 * statement_ms}"
+        )
+    return kwargs
 
 
 async def open_pool(settings: Settings, url: str, *, wait: bool = True) -> Pool:
@@ -205,6 +257,7 @@ async def open_pool(settings: Settings, url: str, *, wait: bool = True) -> Pool:
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
         kwargs=connection_kwargs(settings),
+        connection_class=connection_class(settings),
         check=_check_if_idle,
         reset=_mark_returned,
         max_idle=settings.db_max_idle,

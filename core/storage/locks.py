@@ -127,7 +127,7 @@ class ConversationLocks:
                 assert isinstance(conninfo, str), "the pool is built from a URL"
                 kwargs = self._pool.kwargs
                 assert isinstance(kwargs, dict), "the pool is built with connection_kwargs"
-                self._conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+                self._conn = await self._pool.connection_class.connect(conninfo, **kwargs)
             conn = self._conn
             cursor = await bounded(conn, conn.execute(sql, (name,)), self._connect_timeout)
             row = await cursor.fetchone()

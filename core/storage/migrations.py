@@ -201,10 +201,9 @@ async def apply_migrations(pool: Pool, *extra_setups: Any, lock_url: str | None 
         conn = await stack.enter_async_context(pool.connection())
         lock_conn = conn
         if lock_url:
-            import psycopg
 
             kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
-            direct = await psycopg.AsyncConnection.connect(lock_url, **kwargs)
+            direct = await pool.connection_class.connect(lock_url, **kwargs)
             lock_conn = await stack.enter_async_context(direct)
         while not await _try_lock(lock_conn):  # noqa: ASYNC110 (polling another process)
             await asyncio.sleep(0.1)

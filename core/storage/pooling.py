@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from core.errors import SettingsError
+from core.storage.db import BoundedConnection, connection_class
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -45,25 +46,30 @@ NEEDS_PREPARE_OFF = (
 )
 
 
-async def detect_transaction_pooling(url: str, kwargs: dict[str, Any]) -> bool:
+async def detect_transaction_pooling(
+    url: str, kwargs: dict[str, Any], connection: type[psycopg.AsyncConnection[Any]] = BoundedConnection
+) -> bool:
     """Whether a session setting made by one client shows up in another client's session.
 
     An unreachable server is not a pooler: the caller starts as before and the pool reports
-    the outage its usual way.
+    the outage its usual way. The probe sends no startup ``options`` (PgBouncer refuses
+    them), so a pooler is recognised even when the settings do not say it is there.
     """
     try:
-        return await _leaks_session_state(url, kwargs)
+        return await _leaks_session_state(url, kwargs, connection)
     except psycopg.OperationalError as exc:
         _log.warning("could not check for a transaction pooler: %s", type(exc).__name__)
         return False
 
 
-async def _leaks_session_state(url: str, kwargs: dict[str, Any]) -> bool:
+async def _leaks_session_state(
+    url: str, kwargs: dict[str, Any], connection: type[psycopg.AsyncConnection[Any]]
+) -> bool:
     nonce = secrets.token_hex(8)
-    kwargs = {**kwargs, "prepare_threshold": None}
-    async with await psycopg.AsyncConnection.connect(url, **kwargs) as one:
+    kwargs = {k: v for k, v in kwargs.items() if k != "options"} | {"prepare_threshold": None}
+    async with await connection.connect(url, **kwargs) as one:
         await one.execute(f"SET {_PROBE} = '{nonce}'")  # nonce is hex: safe to inline
-        async with await psycopg.AsyncConnection.connect(url, **kwargs) as two:
+        async with await connection.connect(url, **kwargs) as two:
             cursor = await two.execute("SELECT current_setting(%s, true) AS v", (_PROBE,))
             row = await cursor.fetchone()
         await one.execute(f"RESET {_PROBE}")
@@ -73,18 +79,19 @@ async def _leaks_session_state(url: str, kwargs: dict[str, Any]) -> bool:
 
 async def check_pooling(settings: Settings, url: str, kwargs: dict[str, Any]) -> None:
     """Raise ``SettingsError`` for a configuration that would run the locks unsafely."""
+    probe = connection_class(settings)
     if settings.lock_database_url:
-        if await detect_transaction_pooling(settings.lock_database_url, kwargs):
+        if await detect_transaction_pooling(settings.lock_database_url, kwargs, probe):
             raise SettingsError(
                 "BACKTRACK_LOCK_DATABASE_URL goes through a transaction-mode pooler; it must be"
                 " a direct connection to PostgreSQL (or a session-mode pool)"
             )
-        if await detect_transaction_pooling(url, kwargs) and settings.db_prepare_threshold is not None:
+        if await detect_transaction_pooling(url, kwargs, probe) and settings.db_prepare_threshold is not None:
             raise SettingsError(NEEDS_PREPARE_OFF)
         return
     if settings.db_prepare_threshold is None:
         why = "BACKTRACK_DB_PREPARE_THRESHOLD=off says a transaction pooler is in front"
         raise SettingsError(NEEDS_LOCK_URL.format(why=why))
-    if await detect_transaction_pooling(url, kwargs):
+    if await detect_transaction_pooling(url, kwargs, probe):
         why = "DATABASE_URL goes through a transaction-mode pooler (PgBouncer?)"
         raise SettingsError(NEEDS_LOCK_URL.format(why=why))
