@@ -11,7 +11,7 @@ from aiohttp import web
 from bots.api.requests import field, json_body, optional_text
 from bots.serving import SERVICE
 from core.errors import InvalidInput
-from core.types import KEEP
+from core.records import KEEP
 
 __all__ = ["add_place_routes"]
 

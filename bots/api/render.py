@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from core.conversations.wording import preview
 
 if TYPE_CHECKING:
-    from core.types import Answer, Approval, Rewind, Step, Turn
+    from core.records import Approval, Rewind, Step, Turn
+    from core.types import Answer
 
 __all__ = ["answer", "approval", "rewind", "step_summary", "turn"]
 

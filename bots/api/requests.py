@@ -15,7 +15,8 @@ from aiohttp import web
 
 from core.errors import InvalidInput
 from core.keys import ThreadKey
-from core.types import KEEP, Attachment, Keep
+from core.records import KEEP, Keep
+from core.types import Attachment
 
 __all__ = ["attachments", "field", "json_body", "key_of", "optional_text", "request_id"]
 

@@ -21,7 +21,7 @@ from core.conversations.boundary import boundary
 
 if TYPE_CHECKING:
     from core.conversations.service import ConversationService
-    from core.types import Approval
+    from core.records import Approval
 
 __all__ = ["Approvals"]
 

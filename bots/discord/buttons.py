@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import discord
 
 if TYPE_CHECKING:
-    from core.types import Approval
+    from core.records import Approval
 
 __all__ = ["MESSAGE_LIMIT", "ApprovalButton", "approval_view", "decided_text"]
 

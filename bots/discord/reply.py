@@ -14,7 +14,7 @@ from bots.discord.buttons import MESSAGE_LIMIT, approval_view
 from core.conversations.wording import progress
 
 if TYPE_CHECKING:
-    from core.types import Approval
+    from core.records import Approval
 
 __all__ = ["CURSOR", "EDIT_INTERVAL", "MESSAGE_LIMIT", "StreamingReply"]
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from core.conversations.service import ConversationService
     from core.keys import ThreadKey
-    from core.types import Approval
+    from core.records import Approval
 
 __all__ = ["ACTIONS", "ApprovalHandler", "Click", "read_click", "show_decision"]
 

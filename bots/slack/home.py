@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from core.conversations.service import ConversationService
-    from core.types import ConversationInfo
+    from core.records import ConversationInfo
 
 __all__ = ["SHOWN", "HomeTab", "home_view"]
 

@@ -21,7 +21,7 @@ from bots.chunking import split_message
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from core.types import Approval
+    from core.records import Approval
 
 __all__ = [
     "APPROVE",

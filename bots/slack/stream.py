@@ -31,7 +31,7 @@ from bots.slack.replies import LIMIT, SLACK_ERRORS, StreamingReply, escape, sect
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from core.types import Approval
+    from core.records import Approval
 
 __all__ = ["ROLLOVER", "THINKING", "Clock", "NativeReply", "SlackReply", "open_reply", "status_text"]
 

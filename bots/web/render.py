@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bots.api.render import approval, rewind, turn
-from core.types import ConversationPage, ConversationTree, Step, TurnSteps
+from core.records import ConversationPage, ConversationTree, Step, TurnSteps
 
 __all__ = ["conversation_page", "tree", "turn_steps"]
 

@@ -41,7 +41,7 @@ from core.agents.demo_model import DemoChatModel
 from core.agents.speakers import for_model
 from core.agents.tools import build_tools
 from core.errors import ContextTooLong
-from core.types import PlaceChoice
+from core.records import PlaceChoice
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig

@@ -12,21 +12,22 @@ from typing import TYPE_CHECKING
 
 from core.errors import ConversationBusy, ConversationNotFound, InvalidInput, RewindOutOfRange
 from core.metrics import FEEDBACK
+from core.records import Audit, ConversationTree, Turn
 from core.storage.db import storage_errors
-from core.types import Audit, ConversationTree, RewindResult, Turn
+from core.types import RewindResult
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     from core.conversations.turns import TurnEngine
     from core.keys import ThreadKey
+    from core.records import ConversationInfo
     from core.storage.approvals import ApprovalStore
     from core.storage.conversations import ConversationStore, Head
     from core.storage.feedback import FeedbackStore
     from core.storage.files import FileStore
     from core.storage.locks import ConversationLocks
     from core.storage.viewer import Inspector
-    from core.types import ConversationInfo
 
 __all__ = ["MAX_HISTORY", "Branches", "check_limit"]
 

@@ -14,8 +14,9 @@ from core.errors import InvalidInput, StaleApproval
 
 if TYPE_CHECKING:
     from core.keys import ThreadKey
+    from core.records import Approval, Audit, Turn
     from core.storage.usage import UsageReport
-    from core.types import Answer, Approval, Audit, Command, RewindResult, Turn
+    from core.types import Answer, Command, RewindResult
 
 __all__ = ["Verbs", "run_command"]
 

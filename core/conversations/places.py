@@ -14,8 +14,8 @@ from core.conversations.intake import clean_message
 from core.conversations.wording import format_model, format_persona
 from core.errors import InvalidInput, NotPermitted
 from core.keys import ThreadKey, place_scopes
+from core.records import KEEP, Keep, PlaceChoice, PlaceSetting
 from core.storage.db import storage_errors
-from core.types import KEEP, Keep, PlaceChoice, PlaceSetting
 
 if TYPE_CHECKING:
     from core.settings import Settings

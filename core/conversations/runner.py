@@ -18,16 +18,17 @@ from core.agents.attachments import REFS, refs_of
 from core.agents.team import DELEGATIONS
 from core.errors import AgentFailed, BacktrackError
 from core.metrics import MetricsCallback
+from core.records import Usage
 from core.storage.checkpointer import PooledPostgresSaver
 from core.storage.db import STORAGE_ERRORS
 from core.storage.usage import usage_of
-from core.types import Usage
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
     from core.keys import ThreadKey
-    from core.types import OnPartial, OnStatus, PlaceChoice
+    from core.records import PlaceChoice
+    from core.types import OnPartial, OnStatus
 
 __all__ = ["GraphRunner", "RunResult"]
 

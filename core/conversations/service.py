@@ -23,6 +23,7 @@ from core.conversations.runner import GraphRunner
 from core.conversations.steps import TurnReader, with_steps
 from core.conversations.turns import TurnEngine
 from core.errors import InvalidInput, StorageUnavailable
+from core.records import KEEP
 from core.storage.approvals import ApprovalStore
 from core.storage.conversations import ConversationStore
 from core.storage.db import storage_errors
@@ -36,7 +37,6 @@ from core.storage.retention import Retention
 from core.storage.team_modes import TeamModes
 from core.storage.usage import UsageLedger
 from core.storage.viewer import MAX_PAGE, MAX_TREE, Inspector
-from core.types import KEEP
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,29 +46,31 @@ if TYPE_CHECKING:
 
     from core.conversations.maintenance import PruneReport
     from core.keys import ThreadKey
+    from core.records import (
+        Approval,
+        Audit,
+        ConversationInfo,
+        ConversationPage,
+        ConversationTree,
+        Keep,
+        PlaceChoice,
+        PlaceSetting,
+        Turn,
+        TurnSteps,
+    )
     from core.settings import Settings
     from core.storage.db import Pool
     from core.storage.usage import UsageReport
     from core.types import (
         Answer,
-        Approval,
         Attachment,
-        Audit,
         Command,
-        ConversationInfo,
-        ConversationPage,
-        ConversationTree,
         Incoming,
-        Keep,
         OnDecided,
         OnPartial,
         OnStatus,
-        PlaceChoice,
-        PlaceSetting,
         Received,
         RewindResult,
-        Turn,
-        TurnSteps,
         Unread,
     )
 

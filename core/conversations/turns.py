@@ -37,15 +37,17 @@ from core.errors import (
 )
 from core.logs import log_context
 from core.metrics import observe_turn
+from core.records import Approval
 from core.storage.conversations import Head
 from core.storage.db import STORAGE_ERRORS, storage_errors
-from core.types import Answer, Approval, OnDecided, OnPartial, OnStatus
+from core.types import Answer, OnDecided, OnPartial, OnStatus
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from core.conversations.runner import GraphRunner
     from core.keys import ThreadKey
+    from core.records import PlaceChoice
     from core.settings import Settings
     from core.storage.approvals import ApprovalStore
     from core.storage.conversations import ConversationStore
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
     from core.storage.places import PlaceStore
     from core.storage.team_modes import TeamModes
     from core.storage.usage import UsageLedger
-    from core.types import Attachment, PlaceChoice, Unread
+    from core.types import Attachment, Unread
 
 __all__ = ["TurnEngine", "still_waiting"]
 

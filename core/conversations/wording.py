@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from core.errors import BacktrackError
+    from core.records import Audit, PlaceChoice, PlaceSetting, Step, Turn, Usage
     from core.storage.usage import UsageReport
-    from core.types import Audit, PlaceChoice, PlaceSetting, RewindResult, Step, Turn, Usage
+    from core.types import RewindResult
 
 __all__ = [
     "SORRY",

@@ -12,9 +12,9 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from core.keys import ThreadKey
+from core.records import Approval
 from core.storage.conversations import Head
 from core.storage.db import Pool
-from core.types import Approval
 
 __all__ = ["ApprovalStore"]
 

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from core.errors import ConversationNotFound
 from core.keys import ThreadKey
+from core.records import Turn
 from core.storage.tree import TurnTree, turn_from_row
-from core.types import Turn
 
 __all__ = ["ConversationStore", "Head", "StartedTurn", "head_from_row"]
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InvalidInput
-from core.types import Feedback
+from core.records import Feedback
 
 if TYPE_CHECKING:
     from core.keys import ThreadKey

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from core.types import KEEP, Keep, PlaceChoice, PlaceSetting
+from core.records import KEEP, Keep, PlaceChoice, PlaceSetting
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

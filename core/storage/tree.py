@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.keys import ThreadKey
+from core.records import BranchTurn, ConversationInfo, Rewind, Turn
 from core.storage.feedback import RATINGS, ratings
-from core.types import BranchTurn, ConversationInfo, Rewind, Turn
 
 if TYPE_CHECKING:
     from core.storage.db import Pool

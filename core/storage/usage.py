@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import UsageCapReached
 from core.metrics import TOKENS
+from core.records import Usage
 from core.storage.db import STORAGE_ERRORS
-from core.types import Usage
 
 if TYPE_CHECKING:
     from core.keys import ThreadKey

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from core.keys import ThreadKey
+from core.records import ConversationPage, ConversationSummary, TreeTurn
 from core.storage.db import Pool
 from core.storage.feedback import RATINGS
 from core.storage.tree import turn_from_row
-from core.types import ConversationPage, ConversationSummary, TreeTurn
 
 __all__ = ["MAX_PAGE", "MAX_TREE", "Inspector"]
 

@@ -9,9 +9,9 @@ import pytest
 from core.conversations.service import ConversationService
 from core.errors import AgentFailed, ApprovalPending, NotPermitted, StaleApproval
 from core.keys import ThreadKey
+from core.records import Approval
 from core.runtime import open_service
 from core.settings import Settings
-from core.types import Approval
 from tests.conftest import FakeWebhook
 from tests.fakes.openai_server import Fail, FakeOpenAI, Reply, ToolCall
 

@@ -27,11 +27,11 @@ from langgraph.graph.message import _messages_delta_reducer
 from core.agents.agent import SNAPSHOT_EVERY, build_agent
 from core.conversations.runner import GraphRunner
 from core.keys import ThreadKey
+from core.records import PlaceChoice
 from core.settings import Settings
 from core.storage.checkpointer import PooledPostgresSaver
 from core.storage.db import Pool, open_pool
 from core.storage.migrations import apply_migrations
-from core.types import PlaceChoice
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 from tests.processes import BacktrackProcess, instances
 
