@@ -24,6 +24,7 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "discord": ("bots.discord:run", "run the Discord bot"),
     "migrate": ("bots.maintenance:migrate", "apply pending database migrations and exit"),
     "prune": ("bots.maintenance:prune", "apply the retention settings now and exit"),
+    "token": ("bots.maintenance:tokens", "create, list or revoke scoped API and viewer tokens"),
 }
 
 
@@ -39,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         if name == "api":
             sub.add_argument("--workers", type=int, default=1, help="processes sharing the port (default: 1)")
             sub.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)  # a worker's supervisor pid
+        if name == "token":
+            sub.add_argument("action", choices=("create", "list", "revoke"))
+            sub.add_argument("target", nargs="?", help="create: the token's name; revoke: its id")
+            sub.add_argument("--scope", action="append", default=[], metavar="SCOPE",
+                             help="what it reaches, repeatable: slack, slack:TEAM, slack:TEAM:CHANNEL, "
+                                  "discord, discord:GUILD, discord:GUILD:CHANNEL, discord:dm, api, console")
         if name == "console":
             sub.add_argument("--thread", default="default", help="conversation name (default: default)")
             sub.add_argument("--json", action="store_true", help="print one JSON object per input line")

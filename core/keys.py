@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from core.errors import InvalidKey
 
-__all__ = ["ThreadKey", "place_scopes"]
+__all__ = ["ThreadKey", "check_scope", "place_scopes", "within"]
 
 _SLACK_ID = r"[A-Z0-9]{1,32}"
 _GENERATION = r"(?:-\d{1,6})?"  # "-2": the place's second conversation after ``/new``
@@ -145,3 +145,31 @@ _PLACE = (
     rf"slack:{_SLACK_ID}:{_SLACK_ID}|discord:{_SNOWFLAKE}(?::{_SNOWFLAKE})?"
     rf"|discord:dm:{_SNOWFLAKE}|console|api"
 )
+
+_SCOPE = (
+    rf"slack(?::{_SLACK_ID}(?::{_SLACK_ID})?)?|discord(?::(?:{_SNOWFLAKE}|dm)(?::{_SNOWFLAKE})?)?"
+    r"|console|api"
+)
+
+
+def check_scope(scope: object) -> str:
+    """``scope`` if it names a platform, a workspace or guild, or a channel; a refusal otherwise."""
+    if isinstance(scope, str) and len(scope) <= 256 and re.fullmatch(_SCOPE, scope):
+        return scope
+    shown = scope[:80] if isinstance(scope, str) else type(scope).__name__
+    raise InvalidKey(
+        f"invalid scope {shown!r}: expected a platform (slack, discord, console, api), slack:TEAM, "
+        "slack:TEAM:CHANNEL, discord:GUILD, discord:GUILD:CHANNEL or discord:dm"
+    )
+
+
+def within(name: str, scope: str) -> bool:
+    """Whether a conversation key or a place lies inside a scope: ``slack:T1`` holds
+    ``slack:T1:C1:1700.1`` and ``slack:T1:C1``; a Discord channel holds its ``/new`` generations."""
+    parts, wanted = name.split(":"), scope.split(":")
+    if len(wanted) > len(parts):
+        return False
+    for i, (part, want) in enumerate(zip(parts, wanted, strict=False)):
+        if part != want and not (parts[0] == "discord" and i == 2 and part.split("-", 1)[0] == want):
+            return False
+    return True

@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(None, validation_alias="API_TOKEN")
     health_port: int | None = Field(None, ge=0, le=65535, validation_alias="BACKTRACK_HEALTH_PORT")
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias="BACKTRACK_MAX_BODY_BYTES")
+    allowed_hosts: IdList = Field(frozenset(), validation_alias="BACKTRACK_ALLOWED_HOSTS")
+    """Host names the HTTP servers answer to besides the loopback ones (docs/security.md)."""
+    allowed_origins: IdList = Field(frozenset(), validation_alias="BACKTRACK_ALLOWED_ORIGINS")
+    """Web origins (``https://tools.example.com``) that may send changes besides the server's own."""
 
     # Slack
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from core.errors import InvalidInput
-from core.keys import ThreadKey
+from core.keys import ThreadKey, within
 
 if TYPE_CHECKING:
     from core.records import Approval, Turn
 
 __all__ = [
-    "Answer", "Attachment", "Command", "Incoming", "OnDecided", "OnPartial", "OnStatus", "Received",
+    "Answer", "Attachment", "Command", "Grant", "Incoming", "OnDecided", "OnPartial", "OnStatus", "Received",
     "Reply", "RewindResult", "Unread",
 ]
 
@@ -143,3 +143,15 @@ class Reply(Protocol):
 
     async def fail(self, text: str) -> None:
         """Tell the user what went wrong, where the answer would have been."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What an API or viewer caller may reach: everything (``scopes`` None: the operator's
+    ``API_TOKEN``, or loopback without one), or the conversations and places in its scopes."""
+
+    scopes: tuple[str, ...] | None = None
+
+    def allows(self, name: str) -> bool:
+        """Whether a conversation key or a place lies in this grant's reach."""
+        return self.scopes is None or any(within(name, scope) for scope in self.scopes)

@@ -18,10 +18,14 @@ from tests.apt import apt_install
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-__all__ = ["ARTIFACTS", "browser"]
+__all__ = ["ARTIFACTS", "HOSTILE_HOST", "browser"]
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 """Screenshots of a test run (git-ignored)."""
+
+HOSTILE_HOST = "evil.example"
+"""A name the browser resolves to 127.0.0.1, as a DNS-rebinding attacker's domain would."""
+REBIND = f"--host-resolver-rules=MAP {HOSTILE_HOST} 127.0.0.1"
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +35,7 @@ async def browser() -> AsyncIterator[Browser]:
     executable = apt_install("chromium", "chromium")
     async with async_playwright() as playwright:
         try:
-            started = await playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+            started = await playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", REBIND])
         except Error as exc:
             pytest.fail(f"could not start {executable}: {exc}", pytrace=False)
         try:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from bots.api.access import authenticate, guard, is_loopback
 from bots.api.graph import add_graph_routes
 from bots.api.places import add_place_routes
 from bots.serving import SERVICE, add_health_routes, serve_until_stopped
@@ -90,23 +89,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(500, "internal", "internal error")
 
 
-def _auth(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path.startswith("/api/"):
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return _error(401, "unauthorized", "missing or wrong bearer token")
-        return await handler(request)
-
-    return check
-
-
-def build_app(settings: Settings, service: ConversationService) -> web.Application:
+def build_app(settings: Settings, service: ConversationService, host: str | None = None) -> web.Application:
+    """The API on ``host`` (default ``BACKTRACK_HOST``): its Host rule depends on where it listens."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    app = web.Application(
-        middlewares=[_errors, _auth(token)], client_max_size=settings.max_body_bytes
-    )
+    middlewares = [_errors, guard(settings, host or settings.host, _error), authenticate(token, _error)]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SERVICE] = service
     add_graph_routes(app)
     add_place_routes(app)
@@ -115,26 +102,17 @@ def build_app(settings: Settings, service: ConversationService) -> web.Applicati
     return app
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    if not settings.api_token and not _is_loopback(host):
+    if not settings.api_token and not is_loopback(host):
         raise SettingsError(f"API_TOKEN must be set to listen on the non-loopback address {host}")
     if args.workers != 1:
         return await supervise(settings, host, port, args.workers)
     worker = args.supervisor is not None  # started by ``--workers``: shares the port
     watching = asyncio.create_task(watch_supervisor(args.supervisor)) if worker else None
     async with open_service(settings) as service:
-        app = build_app(settings, service)
+        app = build_app(settings, service, host)
         await serve_until_stopped(app, host, port, grace=settings.shutdown_grace, reuse_port=worker)
     if watching is not None:
         watching.cancel()

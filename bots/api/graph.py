@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bots.api import render
+from bots.api.access import require
 from bots.api.requests import attachments, field, json_body, request_id
 from bots.serving import SERVICE
 from core.errors import ConversationNotFound
@@ -17,12 +18,18 @@ from core.keys import ThreadKey
 __all__ = ["add_graph_routes"]
 
 
+def _key(request: web.Request, thread_id: str) -> ThreadKey:
+    key = ThreadKey.api(thread_id)
+    require(request, str(key))
+    return key
+
+
 async def ask(request: web.Request) -> web.Response:
     body = await json_body(request)
     query, thread_id = field(body, "query", str), field(body, "thread_id", str)
     user, files = field(body, "user", str, None), attachments(body)
     team = field(body, "team", bool, None)
-    service, key = request.app[SERVICE], ThreadKey.api(thread_id)
+    service, key = request.app[SERVICE], _key(request, thread_id)
     once = request_id(request)
     if team is not None:  # the conversation's mode from now on, as /team on|off sets it
         await service.team(key, team, user=user)
@@ -37,7 +44,7 @@ async def resume(request: web.Request) -> web.Response:
     body = await json_body(request)
     thread_id, approve = field(body, "thread_id", str), field(body, "approve", bool)
     user, approval_id = field(body, "user", str, None), field(body, "approval_id", int, None)
-    service, key = request.app[SERVICE], ThreadKey.api(thread_id)
+    service, key = request.app[SERVICE], _key(request, thread_id)
     if approval_id is None:
         pending = await service.pending(key)
         if pending is None:
@@ -51,14 +58,14 @@ async def replay(request: web.Request) -> web.Response:
     body = await json_body(request)
     thread_id, checkpoint = field(body, "thread_id", str), field(body, "checkpoint_id", str)
     user = field(body, "user", str, None)
-    answer = await request.app[SERVICE].replay(ThreadKey.api(thread_id), checkpoint, user=user)
+    answer = await request.app[SERVICE].replay(_key(request, thread_id), checkpoint, user=user)
     return web.json_response(render.answer(thread_id, answer))
 
 
 async def history(request: web.Request) -> web.Response:
     body = await json_body(request)
     thread_id, limit = field(body, "thread_id", str), field(body, "limit", int, 10)
-    service, key = request.app[SERVICE], ThreadKey.api(thread_id)
+    service, key = request.app[SERVICE], _key(request, thread_id)
     if not field(body, "all_branches", bool, False):
         turns = await service.history(key, limit)
         return web.json_response({"thread_id": thread_id, "turns": [render.turn(t) for t in turns]})
@@ -80,7 +87,7 @@ async def rewind(request: web.Request) -> web.Response:
     body = await json_body(request)
     thread_id, steps = field(body, "thread_id", str), field(body, "steps_back", int)
     user = field(body, "user", str, None)
-    service, key = request.app[SERVICE], ThreadKey.api(thread_id)
+    service, key = request.app[SERVICE], _key(request, thread_id)
     result = await service.rewind(key, steps, user=user)
     turns = await service.history(key, 10)
     return web.json_response({
@@ -96,13 +103,13 @@ async def feedback(request: web.Request) -> web.Response:
     body = await json_body(request)
     thread_id, checkpoint = field(body, "thread_id", str), field(body, "checkpoint_id", str)
     user, value = field(body, "user", str), field(body, "value", str)
-    changed = await request.app[SERVICE].feedback(ThreadKey.api(thread_id), checkpoint, user, value)
+    changed = await request.app[SERVICE].feedback(_key(request, thread_id), checkpoint, user, value)
     return web.json_response({"thread_id": thread_id, "checkpoint_id": checkpoint, "changed": changed})
 
 
 async def forget(request: web.Request) -> web.Response:
     thread_id = request.match_info["thread_id"]
-    await request.app[SERVICE].forget(ThreadKey.api(thread_id))
+    await request.app[SERVICE].forget(_key(request, thread_id))
     return web.json_response({"thread_id": thread_id, "deleted": True})
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bots.api.access import require
 from bots.api.requests import field, json_body, optional_text
 from bots.serving import SERVICE
 from core.errors import InvalidInput
@@ -17,6 +18,7 @@ __all__ = ["add_place_routes"]
 
 
 async def _place(request: web.Request, place: str) -> web.Response:
+    require(request, place)
     own, choice = await request.app[SERVICE].place(place)
     return web.json_response({
         "place": place,
@@ -46,6 +48,7 @@ async def put_place(request: web.Request) -> web.Response:
         raise InvalidInput("give 'persona' or 'model' (a string to set it, null to reset it)")
     user = field(body, "user", str, "api")
     place = request.match_info["place"]
+    require(request, place)
     await request.app[SERVICE].change_place(place, user, persona=persona, model=model)
     return await _place(request, place)
 

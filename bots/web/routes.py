@@ -13,11 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
+from bots.api.access import grant_of, require
 from bots.api.render import approval
 from bots.api.requests import json_body, key_of
 from bots.serving import SERVICE
 from bots.web.render import conversation_page, tree, turn_steps
 from core.errors import InvalidInput, StaleApproval
+from core.keys import ThreadKey
 
 __all__ = ["WEB_USER", "add_viewer"]
 
@@ -49,6 +51,13 @@ def _int(request: web.Request, name: str) -> int | None:
     return int(raw)
 
 
+def _reach(request: web.Request, raw: Any) -> ThreadKey:
+    """The conversation a call names, if the caller's token reaches it (403 otherwise)."""
+    key = key_of(raw)
+    require(request, str(key))
+    return key
+
+
 def _text(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
@@ -70,7 +79,8 @@ async def _asset(request: web.Request) -> web.Response:
 
 
 async def _conversations(request: web.Request) -> web.Response:
-    page = await request.app[SERVICE].conversations(
+    page = await request.app[SERVICE].viewer.conversations(
+        grant=grant_of(request),
         search=request.query.get("q") or None,
         platform=request.query.get("platform") or None,
         offset=_int(request, "offset") or 0,
@@ -80,37 +90,37 @@ async def _conversations(request: web.Request) -> web.Response:
 
 
 async def _tree(request: web.Request) -> web.Response:
-    key = key_of(request.query.get("key"))
-    found = await request.app[SERVICE].tree(key, before=_int(request, "before"))
+    key = _reach(request, request.query.get("key"))
+    found = await request.app[SERVICE].viewer.tree(key, before=_int(request, "before"))
     return web.json_response(tree(found), headers=_NO_STORE)
 
 
 async def _steps(request: web.Request) -> web.Response:
-    key = key_of(request.query.get("key"))
+    key = _reach(request, request.query.get("key"))
     checkpoint = request.query.get("checkpoint_id") or ""
     if not checkpoint:
         raise InvalidInput("missing checkpoint_id")
-    found = await request.app[SERVICE].steps(key, checkpoint)
+    found = await request.app[SERVICE].viewer.steps(key, checkpoint)
     return web.json_response(turn_steps(found), headers=_NO_STORE)
 
 
 async def _rewind(request: web.Request) -> web.Response:
     body = await json_body(request)
-    key, checkpoint = key_of(body.get("key")), _text(body, "checkpoint_id")
+    key, checkpoint = _reach(request, body.get("key")), _text(body, "checkpoint_id")
     result = await request.app[SERVICE].rewind_to(key, checkpoint, user=WEB_USER)
     return web.json_response({"removed": len(result.removed)})
 
 
 async def _replay(request: web.Request) -> web.Response:
     body = await json_body(request)
-    key, checkpoint = key_of(body.get("key")), _text(body, "checkpoint_id")
+    key, checkpoint = _reach(request, body.get("key")), _text(body, "checkpoint_id")
     answer = await request.app[SERVICE].replay(key, checkpoint, user=WEB_USER)
     return web.json_response({"answer": answer.text, "checkpoint_id": answer.checkpoint_id})
 
 
 async def _resolve(request: web.Request) -> web.Response:
     body = await json_body(request)
-    key, approve, approval_id = key_of(body.get("key")), body.get("approve"), body.get("approval_id")
+    key, approve, approval_id = _reach(request, body.get("key")), body.get("approve"), body.get("approval_id")
     if not isinstance(approve, bool) or not isinstance(approval_id, int) or isinstance(approval_id, bool):
         raise InvalidInput("approve must be true or false and approval_id a number")
     service = request.app[SERVICE]
@@ -125,7 +135,7 @@ async def _resolve(request: web.Request) -> web.Response:
 
 async def _forget(request: web.Request) -> web.Response:
     body = await json_body(request)
-    await request.app[SERVICE].forget(key_of(body.get("key")))
+    await request.app[SERVICE].forget(_reach(request, body.get("key")))
     return web.json_response({"deleted": True})
 
 

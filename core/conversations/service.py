@@ -13,6 +13,7 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from core.conversations.access import Access
 from core.conversations.branches import MAX_HISTORY, Branches
 from core.conversations.command_runner import run_command
 from core.conversations.forks import Forks
@@ -22,7 +23,8 @@ from core.conversations.places import PlaceVerbs
 from core.conversations.runner import GraphRunner
 from core.conversations.steps import TurnReader, with_steps
 from core.conversations.turns import TurnEngine
-from core.errors import InvalidInput, StorageUnavailable
+from core.conversations.viewer import Viewer
+from core.errors import StorageUnavailable
 from core.records import KEEP
 from core.storage.approvals import ApprovalStore
 from core.storage.conversations import ConversationStore
@@ -35,8 +37,9 @@ from core.storage.locks import ConversationLocks
 from core.storage.places import PlaceStore
 from core.storage.retention import Retention
 from core.storage.team_modes import TeamModes
+from core.storage.tokens import TokenStore
 from core.storage.usage import UsageLedger
-from core.storage.viewer import MAX_PAGE, MAX_TREE, Inspector
+from core.storage.viewer import Inspector
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -50,13 +53,10 @@ if TYPE_CHECKING:
         Approval,
         Audit,
         ConversationInfo,
-        ConversationPage,
-        ConversationTree,
         Keep,
         PlaceChoice,
         PlaceSetting,
         Turn,
-        TurnSteps,
     )
     from core.settings import Settings
     from core.storage.db import Pool
@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_HISTORY", "ConversationService"]
 
 _log = logging.getLogger(__name__)
+
 
 
 class ConversationService:
@@ -111,8 +112,11 @@ class ConversationService:
         self._branches = Branches(store, approvals, locks, checkpointer, self._turns, files, ratings)
         self._places = PlaceVerbs(places, usage, settings)
         self._maintenance = Maintenance(settings, Retention(pool), files, locks, store, self.forget)
-        self._inspector = Inspector(pool)
+        self.access = Access(TokenStore(pool))
+        """Scoped API tokens: made, found and revoked (``core/conversations/access.py``)."""
         self._steps = TurnReader(checkpointer, runner.window)
+        self.viewer = Viewer(Inspector(pool), self._branches, self._steps)
+        """The web viewer's read-only views (``core/conversations/viewer.py``)."""
 
     # -- what comes in ---------------------------------------------------------------
 
@@ -263,32 +267,6 @@ class ConversationService:
         limit: int = 20,
     ) -> list[ConversationInfo]:
         return await self._branches.conversations(platform, place, user, limit)
-
-    # -- the web viewer (bots/web): read-only views, bounded by page sizes --------------
-
-    async def conversations(
-        self, *, search: str | None = None, platform: str | None = None, offset: int = 0, limit: int = 50
-    ) -> ConversationPage:
-        """A page of conversations, most recently active first, with their pending approvals."""
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise InvalidInput(f"a page holds 1 to {MAX_PAGE} conversations, from an offset of 0 or more")
-        async with storage_errors():
-            return await self._inspector.conversations(search, platform, offset, limit)
-
-    async def tree(
-        self, key: ThreadKey, *, before: int | None = None, limit: int = MAX_TREE
-    ) -> ConversationTree:
-        """The newest turns of every branch (older than turn id ``before``), rewinds, the pending request."""
-        if not 1 <= limit <= MAX_TREE:
-            raise InvalidInput(f"the tree loads 1 to {MAX_TREE} turns at a time")
-        async with storage_errors():
-            return await self._branches.tree(key, self._inspector, before, limit)
-
-    async def steps(self, key: ThreadKey, checkpoint_id: str) -> TurnSteps:
-        """The steps of the turn (or the paused request) that ended at ``checkpoint_id``."""
-        async with storage_errors():
-            start = await self._branches.turn_start(key, checkpoint_id)
-            return await self._steps.steps(str(key), start, checkpoint_id)
 
     async def forget(self, key: ThreadKey) -> None:
         """Delete a conversation with every checkpoint and row it has."""

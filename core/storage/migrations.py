@@ -169,6 +169,16 @@ MIGRATIONS: Sequence[str] = (
         END IF;
     END $$;
     """,
+    """
+    CREATE TABLE api_tokens (
+        id          bigserial PRIMARY KEY,
+        name        text NOT NULL,
+        token_hash  text NOT NULL UNIQUE,
+        scopes      text[] NOT NULL CHECK (cardinality(scopes) > 0),
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        revoked_at  timestamptz
+    );
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

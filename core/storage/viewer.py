@@ -30,6 +30,9 @@ SELECT c.key, c.title, c.last_active_at, coalesce(t.seq, 0) AS turns,
 FROM conversations c LEFT JOIN turns t ON t.id = c.head_turn_id
 WHERE (%(platform)s::text IS NULL OR c.platform = %(platform)s)
   AND (%(search)s::text IS NULL OR c.title ILIKE %(search)s ESCAPE '\\' OR c.key ILIKE %(search)s ESCAPE '\\')
+  AND (%(scopes)s::text[] IS NULL OR EXISTS (
+        SELECT 1 FROM unnest(%(scopes)s::text[]) s
+        WHERE c.key = s OR c.key LIKE s || ':%%' OR (c.platform = 'discord' AND c.key LIKE s || '-%%')))
 ORDER BY c.last_active_at DESC, c.key
 LIMIT %(limit)s OFFSET %(offset)s
 """
@@ -69,10 +72,13 @@ class Inspector:
         self.pool = pool
 
     async def conversations(
-        self, search: str | None, platform: str | None, offset: int, limit: int
+        self, search: str | None, platform: str | None, offset: int, limit: int,
+        scopes: tuple[str, ...] | None = None,
     ) -> ConversationPage:
+        """``scopes``: only conversations inside one of them (``core.keys.within``, in SQL)."""
         params: dict[str, Any] = {
             "platform": platform,
+            "scopes": list(scopes) if scopes is not None else None,
             "search": _like(search) if search else None,
             "limit": limit + 1,
             "offset": offset,

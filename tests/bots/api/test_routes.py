@@ -149,10 +149,13 @@ async def test_bad_requests_get_a_clear_error_and_change_nothing(
 
 
 async def test_not_json_and_oversized_bodies(api: Client, settings: Settings) -> None:
-    status, error = await api.post("/api/graph", data=b"{not json")
+    as_json = {"Content-Type": "application/json"}
+    status, error = await api.post("/api/graph", data=b"{not json", headers=as_json)
     assert status == 400 and error["error"]["code"] == "invalid_input"
+    status, error = await api.post("/api/graph", data=b'{"query": "hi", "thread_id": "t"}')  # not labelled JSON
+    assert status == 415 and error["error"]["code"] == "unsupported_media_type"
     huge = b'{"query": "' + b"a" * (settings.max_body_bytes + 10) + b'", "thread_id": "big"}'
-    status, error = await api.post("/api/graph", data=huge)
+    status, error = await api.post("/api/graph", data=huge, headers=as_json)
     assert status == 413 and error["error"]["code"] == "too_large"
 
 

@@ -28,7 +28,7 @@ async def test_a_tool_turn_shows_each_step_and_what_the_model_was_sent(
     fake_llm.queue(ToolCall("web_search", {"query": "capital of France"}), Reply("Paris."))
     turn = (await service.ask(key, "capital?")).turn
     assert turn is not None
-    result = await service.steps(key, turn.checkpoint_id)
+    result = await service.viewer.steps(key, turn.checkpoint_id)
     assert not result.truncated
     steps = result.steps
     assert [(s.agent, s.node) for s in steps] == [
@@ -57,12 +57,12 @@ async def test_steps_of_a_turn_leave_out_other_branches(
     await service.rewind(key, 1)
     new = (await service.ask(key, "three")).turn
     assert first and old and new
-    old_steps = (await service.steps(key, old.checkpoint_id)).steps
-    new_steps = (await service.steps(key, new.checkpoint_id)).steps
+    old_steps = (await service.viewer.steps(key, old.checkpoint_id)).steps
+    new_steps = (await service.viewer.steps(key, new.checkpoint_id)).steps
     assert [m.content for s in old_steps for m in s.added] == ["two", "heard: one | two"]
     assert [m.content for s in new_steps for m in s.added] == ["three", "heard: one | three"]
     with pytest.raises(RewindOutOfRange):
-        await service.steps(key, "1f000000-0000-6000-8000-000000000000")
+        await service.viewer.steps(key, "1f000000-0000-6000-8000-000000000000")
 
 
 @pytest.fixture
@@ -78,12 +78,12 @@ async def test_an_approval_pause_and_its_decision_are_steps(
     fake_llm.queue(ToolCall("post_to_webhook", {"message": "hi"}), Reply("Not posted."))
     paused = await hitl.ask(key, "post hi", user="ada")
     assert paused.approval is not None
-    waiting = (await hitl.steps(key, paused.approval.checkpoint_id)).steps
+    waiting = (await hitl.viewer.steps(key, paused.approval.checkpoint_id)).steps
     assert waiting[-1].pause == {"tool": "post_to_webhook", "args": {"message": "hi"}}
     assert waiting[-1].decision is None
     done = await hitl.resolve(key, paused.approval.id, False, user="ada")
     assert done.turn is not None
-    steps = (await hitl.steps(key, done.turn.checkpoint_id)).steps
+    steps = (await hitl.viewer.steps(key, done.turn.checkpoint_id)).steps
     assert [s.node for s in steps] == ["input", "agent", "tools", "agent"]
     assert steps[1].pause is not None and steps[1].decision == {"approved": False, "by": "ada"}
     assert "ada rejected this action" in steps[2].added[0].content
