@@ -15,6 +15,7 @@ __all__ = [
     "ConversationNotFound",
     "InvalidInput",
     "InvalidKey",
+    "MessageTooLong",
     "NotPermitted",
     "RewindOutOfRange",
     "SettingsError",
@@ -96,6 +97,21 @@ class ContextTooLong(AgentFailed):
         ),
     ) -> None:
         super().__init__(message)
+
+
+class MessageTooLong(ContextTooLong):
+    """One message (or one tool result) is alone larger than the context budget: it was never
+    sent to the model, because the trimmed window would have held nothing of it."""
+
+    code = "message_too_long"
+
+    def __init__(self, tokens: int, budget: int, *, from_tool: bool = False) -> None:
+        what = "What the tools brought back for this question is" if from_tool else "That message is"
+        super().__init__(
+            f"{what} too long for the model: about {tokens:,} tokens, and the model is sent at most "
+            f"{budget:,} (BACKTRACK_CONTEXT_TOKENS). Nothing was answered; send something shorter, "
+            "or split it into several messages."
+        )
 
 
 class TurnInterrupted(BacktrackError):

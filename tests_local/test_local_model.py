@@ -88,3 +88,17 @@ async def test_api_follow_up_history_rewind_restart_and_overflow(
     finally:
         api.kill()
     assert f"the server's context is {CONTEXT} tokens" in (tmp_path / "api.log").read_text()
+
+
+async def test_a_small_budget_refuses_a_message_that_alone_outgrows_it(
+    pg_url: str, llama_server: str, unique: Callable[[str], str]
+) -> None:
+    """BACKTRACK_CONTEXT_TOKENS=1500, as docs/local-models.md suggests for small servers, and a
+    15,014-character paste: refused with the reason, never sent to the model as an empty window."""
+    paste = ("The quarterly report says revenue grew. " * 367)[:15014]
+    env = {**model_env(llama_server), "BACKTRACK_CONTEXT_TOKENS": "1500"}
+    result = await console(pg_url, unique("small"), f"{paste}\n{ASK}\n/history\n", "--json", **env)
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "That message is too long for the model" in out[0]["output"], out[0]
+    assert out[1]["output"].strip()  # the conversation goes on
+    assert paste[:40] not in out[2]["output"] and f"1. {ASK}" in out[2]["output"]

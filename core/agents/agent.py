@@ -40,7 +40,7 @@ from core.agents.attachments import attachment_tokens
 from core.agents.demo_model import DemoChatModel
 from core.agents.speakers import for_model
 from core.agents.tools import build_tools
-from core.errors import ContextTooLong
+from core.errors import ContextTooLong, MessageTooLong
 from core.records import PlaceChoice
 
 if TYPE_CHECKING:
@@ -220,6 +220,9 @@ class WindowedCall:
             start_on="human",
             allow_partial=False,
         )
+        if not window and messages:  # the newest message alone is over the budget: never answer blind
+            newest = messages[-1]
+            raise MessageTooLong(_count([newest]), budget, from_tool=not isinstance(newest, HumanMessage))
         if self._resolve is not None:  # files reach the model only here, never the checkpoint
             window = await self._resolve(window)
         try:

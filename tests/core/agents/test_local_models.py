@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from core.conversations.wording import user_message
-from core.errors import AgentFailed, ContextTooLong, SettingsError
+from core.errors import AgentFailed, ContextTooLong, MessageTooLong, SettingsError
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.settings import Settings
@@ -122,3 +122,23 @@ async def test_a_server_smaller_than_the_budget_is_named_at_start(
         "BACKTRACK_CONTEXT_TOKENS is 16000 but the model server's context is 512 tokens: long "
         "conversations will be refused; set BACKTRACK_CONTEXT_TOKENS to about 384"
     ]
+
+
+@pytest.mark.parametrize("team", [False, True])
+async def test_a_message_alone_over_the_budget_is_refused_not_answered_blind(
+    team: bool, make_settings: Callable[..., Settings], fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    """The local-model docs suggest a small budget; a long paste then fits nothing of itself."""
+    key = ThreadKey.api(unique("huge"))
+    huge = "lorem ipsum dolor " * 834  # 15,012 characters, about 3,750 approximate tokens
+    async with open_service(make_settings(BACKTRACK_CONTEXT_TOKENS="1500")) as service:
+        await service.team(key, team)
+        await service.ask(key, "hello")
+        fake_llm.reset()
+        with pytest.raises(MessageTooLong) as raised:
+            await service.ask(key, huge)
+        assert fake_llm.requests == []  # the model never saw a window without the question
+        text = user_message(raised.value)
+        assert "That message is too long for the model" in text and "1,500" in text
+        assert [t.question for t in await service.history(key)] == ["hello"]  # nothing stored
+        assert (await service.ask(key, "short again")).text.endswith("short again")
