@@ -24,7 +24,9 @@ async def prune(settings: Settings, args: argparse.Namespace) -> int:
         report = await service.prune()
     print(
         f"backtrack: pruned {report.conversations} idle conversations, "
-        f"{report.checkpoints} abandoned checkpoints, {report.events} expired event ids"
+        f"{report.checkpoints} abandoned checkpoints, {report.events} expired event ids, "
+        f"{report.files} unreferenced files, {report.feedback} ratings, {report.audit} audit rows; "
+        f"folded {report.usage_rows} per-person usage rows into their places' totals"
     )
     return 0
 

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(300.0, gt=0, validation_alias="BACKTRACK_LOCK_TIMEOUT")
     retention_days: float | None = Field(None, gt=0, validation_alias="BACKTRACK_RETENTION_DAYS")
     max_checkpoints: int | None = Field(None, ge=10, validation_alias="BACKTRACK_MAX_CHECKPOINTS")
+    usage_detail_days: float = Field(90.0, gt=0, validation_alias="BACKTRACK_USAGE_DETAIL_DAYS")
+    """Per-person token rows older than this fold into their place's daily totals."""
+    feedback_days: float | None = Field(None, gt=0, validation_alias="BACKTRACK_FEEDBACK_DAYS")
+    audit_days: float | None = Field(None, gt=0, validation_alias="BACKTRACK_AUDIT_DAYS")
+    """Rewind records, decided approval requests and revoked tokens older than this go."""
+    file_grace_hours: float = Field(24.0, gt=0, validation_alias="BACKTRACK_FILE_GRACE_HOURS")
+    """How long a stored file nothing refers to is kept (a turn may be about to refer to it)."""
     prune_interval_minutes: float = Field(60.0, gt=0, validation_alias="BACKTRACK_PRUNE_INTERVAL_MINUTES")
     shutdown_grace: float = Field(30.0, ge=0, validation_alias="BACKTRACK_SHUTDOWN_GRACE")
 

@@ -32,6 +32,12 @@ class PruneReport:
     conversations: int = 0
     checkpoints: int = 0
     events: int = 0
+    files: int = 0
+    usage_rows: int = 0
+    """Per-person usage rows folded into their place's daily totals."""
+    feedback: int = 0
+    audit: int = 0
+    """Rewind records, decided approval requests and revoked tokens."""
 
 
 class Maintenance:
@@ -52,7 +58,12 @@ class Maintenance:
         settings = self._settings
         async with storage_errors():
             report.events = await self._retention.expire_events(settings.event_ttl_hours * 3600)
-            await self._files.sweep()
+            report.files = await self._files.sweep(settings.file_grace_hours * 3600)
+            report.usage_rows = await self._retention.fold_usage(settings.usage_detail_days)
+            if settings.feedback_days is not None:
+                report.feedback = await self._retention.expire_feedback(settings.feedback_days * 86400)
+            if settings.audit_days is not None:
+                report.audit = await self._retention.expire_audit(settings.audit_days * 86400)
             if settings.retention_days is not None:
                 for key in await self._retention.idle_conversations(settings.retention_days * 86400):
                     try:
@@ -69,7 +80,8 @@ class Maintenance:
                                 key, head.checkpoint_id, settings.max_checkpoints
                             )
         _log.info(
-            "pruned %d conversations, %d checkpoints, %d event ids",
-            report.conversations, report.checkpoints, report.events,
+            "pruned %d conversations, %d checkpoints, %d event ids, %d files, %d usage rows folded, "
+            "%d ratings, %d audit rows", report.conversations, report.checkpoints, report.events,
+            report.files, report.usage_rows, report.feedback, report.audit,
         )
         return report

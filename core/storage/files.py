@@ -46,10 +46,10 @@ DELETE FROM files f WHERE f.sha256 IN (SELECT sha256 FROM gone) AND NOT EXISTS (
 # around this module, then unreferenced files: what retention sweeps.
 _SWEEP = """
 WITH gone AS (
-    DELETE FROM conversation_files c WHERE c.created_at < now() - interval '1 day'
+    DELETE FROM conversation_files c WHERE c.created_at < now() - make_interval(secs => %(grace)s)
        AND NOT EXISTS (SELECT 1 FROM conversations v WHERE v.key = c.conversation_key)
 )
-DELETE FROM files f WHERE f.created_at < now() - interval '1 day'
+DELETE FROM files f WHERE f.created_at < now() - make_interval(secs => %(grace)s)
    AND NOT EXISTS (SELECT 1 FROM conversation_files c WHERE c.sha256 = f.sha256)
 """
 
@@ -83,9 +83,10 @@ class FileStore:
         async with self.pool.connection() as conn:
             await conn.execute(_FORGET, (str(key), str(key)))
 
-    async def sweep(self) -> int:
+    async def sweep(self, grace_seconds: float) -> int:
+        """Delete the files nothing has referred to for ``grace_seconds``; how many went."""
         async with self.pool.connection() as conn:
-            return (await conn.execute(_SWEEP)).rowcount
+            return (await conn.execute(_SWEEP, {"grace": grace_seconds})).rowcount
 
     async def load(self, sha256s: list[str]) -> dict[str, dict[str, Any]]:
         """The rows of these files, by sha256: ``mime``, ``text``, and ``data`` where there is no text."""

@@ -1,5 +1,8 @@
-"""Retention: what ``BACKTRACK_RETENTION_DAYS``, ``BACKTRACK_MAX_CHECKPOINTS`` and the
-event-id expiry delete, as SQL over LangGraph's tables and ours.
+"""Retention: what the retention settings delete, as SQL over LangGraph's tables and ours.
+
+``BACKTRACK_RETENTION_DAYS`` (idle conversations, with everything of theirs),
+``BACKTRACK_MAX_CHECKPOINTS`` (abandoned branches), the event-id expiry, the usage detail
+window, and the optional feedback and audit windows (docs/security.md lists them all).
 """
 
 from __future__ import annotations
@@ -68,6 +71,37 @@ DELETE FROM checkpoint_blobs b WHERE b.thread_id = %(key)s AND NOT EXISTS (
 
 _EXPIRE_EVENTS = "DELETE FROM processed_events WHERE seen_at < now() - make_interval(secs => %s)"
 
+# Per-person rows past the window become their place's (user ''), per day and model: /usage of
+# a past month still adds up, and nobody's usage is kept by name longer than the window.
+_FOLD_USAGE = """
+WITH old AS (
+    DELETE FROM token_usage
+    WHERE user_id <> '' AND day < (now() AT TIME ZONE 'UTC')::date - %(days)s::int
+    RETURNING day, platform, place, model, input_tokens, output_tokens
+), folded AS (
+    INSERT INTO token_usage (day, platform, place, user_id, model, input_tokens, output_tokens)
+    SELECT day, platform, place, '', model, sum(input_tokens), sum(output_tokens) FROM old
+    GROUP BY day, platform, place, model
+    ON CONFLICT (place, day, user_id, model) DO UPDATE SET
+        input_tokens = token_usage.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = token_usage.output_tokens + EXCLUDED.output_tokens
+)
+SELECT count(*) AS n FROM old
+"""
+
+_EXPIRE_FEEDBACK = "DELETE FROM feedback WHERE created_at < now() - make_interval(secs => %s)"
+
+_EXPIRE_AUDIT = """
+WITH rewinds AS (DELETE FROM rewinds WHERE created_at < now() - make_interval(secs => %(secs)s) RETURNING 1),
+decided AS (
+    DELETE FROM approvals WHERE status <> 'pending' AND decided_at < now() - make_interval(secs => %(secs)s)
+    RETURNING 1
+), tokens AS (
+    DELETE FROM api_tokens WHERE revoked_at < now() - make_interval(secs => %(secs)s) RETURNING 1
+)
+SELECT (SELECT count(*) FROM rewinds) + (SELECT count(*) FROM decided) + (SELECT count(*) FROM tokens) AS n
+"""
+
 
 class Retention:
     def __init__(self, pool: Pool) -> None:
@@ -95,3 +129,19 @@ class Retention:
         async with self.pool.connection() as conn:
             cur = await conn.execute(_EXPIRE_EVENTS, (older_than_seconds,))
             return cur.rowcount
+
+    async def fold_usage(self, older_than_days: float) -> int:
+        """Per-person usage rows folded into their place's totals; how many were folded."""
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_FOLD_USAGE, {"days": int(older_than_days)})).fetchone()
+        return int(row["n"]) if row else 0
+
+    async def expire_feedback(self, older_than_seconds: float) -> int:
+        async with self.pool.connection() as conn:
+            return (await conn.execute(_EXPIRE_FEEDBACK, (older_than_seconds,))).rowcount
+
+    async def expire_audit(self, older_than_seconds: float) -> int:
+        """Rewind records, decided approvals and revoked tokens older than that; how many went."""
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_EXPIRE_AUDIT, {"secs": older_than_seconds})).fetchone()
+        return int(row["n"]) if row else 0
