@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from core.agents.agent import build_agent
-from core.agents.attachments import resolver, vision_on
+from core.agents.attachments import resolver
 from core.agents.demo_model import OFFLINE_NOTICE
 from core.agents.model_probe import check_server_context
 from core.agents.team import build_team
@@ -63,7 +63,7 @@ async def open_service(
         checkpointer = PooledPostgresSaver(pool)
         async with storage_errors():
             await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
-        resolve = resolver(FileStore(pool).load, vision_on(settings))
+        resolve = resolver(FileStore(pool).load, settings)
         graph = build_agent(settings, checkpointer, model, resolve=resolve)
         team = build_team(settings, checkpointer, model, resolve=resolve)
         service = ConversationService(settings, pool, checkpointer, graph, team)

@@ -32,6 +32,7 @@ from bots.slack.files import SlackFiles
 from bots.slack.home import HomeTab
 from bots.slack.people import People
 from bots.slack.places import Access
+from bots.slack.stream import Streams
 from core.conversations.commands import COMMANDS
 from core.errors import SettingsError
 
@@ -80,11 +81,12 @@ class SlackBot:
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))  # a 500 blip
         access = Access(settings.slack_allowed_channels, settings.slack_allowed_users)
+        streams = Streams(clock)
         self._messages = MessageHandler(
-            service, access, clock, SlackFiles(settings, token), People(self.client)
+            service, access, streams, SlackFiles(settings, token), People(self.client)
         )
         self._commands = CommandHandler(service, access)
-        self._approvals = ApprovalHandler(service, access, clock)
+        self._approvals = ApprovalHandler(service, access, streams)
         self._feedback = FeedbackHandler(service, access)
         self._home = HomeTab(service)
         self.app = AsyncApp(

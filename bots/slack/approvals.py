@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bots.slack.feedback import feedback_block
 from bots.slack.places import Access, reply_thread, thread_key
 from bots.slack.replies import APPROVE, REJECT, SLACK_ERRORS, escape, section
-from bots.slack.stream import Clock, open_reply
+from bots.slack.stream import Streams, open_reply
 from core.conversations.boundary import boundary
 from core.errors import NotPermitted
 
@@ -113,17 +113,17 @@ async def show_decision(client: AsyncWebClient, click: Click) -> None:
 
 
 class ApprovalHandler:
-    def __init__(self, service: ConversationService, access: Access, clock: Clock) -> None:
+    def __init__(self, service: ConversationService, access: Access, streams: Streams) -> None:
         self._service = service
         self._access = access
-        self._clock = clock
+        self._streams = streams
 
     async def handle(self, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
         click = read_click(body)
         if click is None:
             _log.warning("slack click without a usable approval, channel or user; ignored")
             return
-        reply = open_reply(client, click.channel, click.reply_to, click.team, click.user, self._clock)
+        reply = open_reply(client, click.channel, click.reply_to, click.team, click.user, self._streams)
         decided = False
 
         async def on_decided(_: Approval) -> None:

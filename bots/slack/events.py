@@ -19,7 +19,7 @@ from bots.slack.assistant import name_thread
 from bots.slack.feedback import feedback_block
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
 from bots.slack.replies import post_text
-from bots.slack.stream import Clock, open_reply
+from bots.slack.stream import Streams, open_reply
 from core.conversations.boundary import boundary
 from core.types import Incoming
 
@@ -97,11 +97,12 @@ def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | No
 
 class MessageHandler:
     def __init__(
-        self, service: ConversationService, access: Access, clock: Clock, files: SlackFiles, people: People
+        self, service: ConversationService, access: Access, streams: Streams, files: SlackFiles,
+        people: People,
     ) -> None:
         self._service = service
         self._access = access
-        self._clock = clock
+        self._streams = streams
         self._files = files
         self._people = people
 
@@ -111,7 +112,9 @@ class MessageHandler:
         message = read_message(body, event, bot_user)
         if message is None or not self._access.allows(message.channel, message.user):
             return
-        reply = open_reply(client, message.channel, message.reply_to, message.team, message.user, self._clock)
+        reply = open_reply(
+            client, message.channel, message.reply_to, message.team, message.user, self._streams
+        )
         event_id = body.get("event_id")
         deliveries = (("event", event_id),) if isinstance(event_id, str) and event_id else ()
         async with boundary(reply.fail, f"slack message {message.channel}/{message.ts}"):

@@ -49,6 +49,32 @@ _TOOL_STATUS = {
 }
 
 
+_REFUSALS = frozenset({"feature_not_enabled", "not_allowed_token_type", "missing_scope"})
+"""What Slack answers a workspace that does not allow streaming (not a passing failure)."""
+
+
+class Streams:
+    """How this bot streams: its clock, and which workspaces refused streaming lately.
+
+    A workspace without the agent feature refuses every ``chat.startStream``; remembering it
+    (for ``retry_after`` seconds, so turning the feature on is noticed) saves each later
+    answer the refused call before it falls back to edits.
+    """
+
+    def __init__(self, clock: Clock = time.monotonic, retry_after: float = 3600.0) -> None:
+        self.clock = clock
+        self._retry_after = retry_after
+        self._refused: dict[str, float] = {}
+
+    def refused(self, team: str) -> bool:
+        when = self._refused.get(team)
+        return when is not None and self.clock() - when < self._retry_after
+
+    def note(self, team: str, error: object) -> None:
+        if error in _REFUSALS:
+            self._refused[team] = self.clock()
+
+
 class SlackReply(Protocol):
     """``core.types.Reply``, plus the start of the work and the tool status (``OnStatus``)."""
 
@@ -62,13 +88,13 @@ class SlackReply(Protocol):
 
 
 def open_reply(
-    client: AsyncWebClient, channel: str, thread_ts: str | None, team: str, user: str, clock: Clock
+    client: AsyncWebClient, channel: str, thread_ts: str | None, team: str, user: str, streams: Streams
 ) -> SlackReply:
     """A streamed answer in a thread; at a DM's top level (no thread to stream into, no status
     line) the placeholder reply."""
     if thread_ts is None:
         return StreamingReply(client, channel, None)
-    return NativeReply(client, channel, thread_ts, team, user, clock)
+    return NativeReply(client, channel, thread_ts, team, user, streams)
 
 
 def status_text(tool: str | None) -> str:
@@ -82,14 +108,14 @@ class NativeReply:
     """One answer in a thread: status, then streamed messages, or the placeholder fallback."""
 
     def __init__(
-        self, client: AsyncWebClient, channel: str, thread_ts: str, team: str, user: str,
-        clock: Clock = time.monotonic,
+        self, client: AsyncWebClient, channel: str, thread_ts: str, team: str, user: str, streams: Streams,
     ) -> None:
         self._client = client
         self._channel = channel
         self._thread_ts = thread_ts
         self._team, self._user = team, user  # streams in channels name their reader
-        self._clock = clock
+        self._streams = streams
+        self._clock = streams.clock
         self._fallback: StreamingReply | None = None
         self._status: str | None = None
         self._ts: str | None = None  # the open stream's message
@@ -206,14 +232,17 @@ class NativeReply:
         return True
 
     async def _open(self, text: str) -> bool:
+        if self._streams.refused(self._team):
+            return False  # refused a moment ago: straight to the edits
         try:
             response = await self._client.chat_startStream(
                 channel=self._channel, thread_ts=self._thread_ts, markdown_text=escape(text) or None,
                 recipient_team_id=self._team, recipient_user_id=self._user,
             )
         except SlackApiError as exc:
-            _log.info("slack refused to stream in %s (%s): answering with edits",
-                      self._channel, exc.response.get("error"))
+            error = exc.response.get("error")
+            _log.info("slack refused to stream in %s (%s): answering with edits", self._channel, error)
+            self._streams.note(self._team, error)
             return False
         self._ts, self._shown = str(response["ts"]), text
         self._opened = self._appended = self._clock()

@@ -58,6 +58,7 @@ __all__ = [
     "build_agent",
     "build_chat_model",
     "context_overflow",
+    "place_of",
     "state_schema",
     "tool_loop",
     "window_reducer",
@@ -209,8 +210,9 @@ class WindowedCall:
         self._reported = False
 
     async def __call__(
-        self, llm: Runnable[Any, Any], system: str, messages: list[AnyMessage]
+        self, llm: Runnable[Any, Any], system: str, messages: list[AnyMessage], model: str
     ) -> AIMessage:
+        """One model call; ``model`` names the model ``llm`` calls (which files it may be sent)."""
         budget = self.budget
         window: list[BaseMessage] = list(messages) if _fits(messages, budget) else trim_messages(
             messages,
@@ -224,7 +226,7 @@ class WindowedCall:
             newest = messages[-1]
             raise MessageTooLong(_count([newest]), budget, from_tool=not isinstance(newest, HumanMessage))
         if self._resolve is not None:  # files reach the model only here, never the checkpoint
-            window = await self._resolve(window)
+            window = await self._resolve(window, model)
         try:
             reply: AIMessage = await llm.ainvoke([SystemMessage(system), *for_model(window)])
         except (ContextOverflowError, openai.BadRequestError) as exc:
@@ -248,6 +250,14 @@ class WindowedCall:
         self._reported = True
 
 
+def place_of(config: RunnableConfig, settings: Settings) -> PlaceChoice:
+    """The place settings a run was started with (``configurable.place``), with an allowed model."""
+    place = config.get("configurable", {}).get("place")
+    if not isinstance(place, PlaceChoice) or place.model not in settings.allowed_models:
+        return PlaceChoice(settings.model, place.persona if isinstance(place, PlaceChoice) else None)
+    return place
+
+
 def build_agent(
     settings: Settings,
     checkpointer: BaseCheckpointSaver[Any],
@@ -266,12 +276,10 @@ def build_agent(
     call = WindowedCall(settings.context_tokens, resolve)
 
     async def agent(state: Any, config: RunnableConfig) -> dict[str, list[AnyMessage]]:
-        place = config.get("configurable", {}).get("place")
-        if not isinstance(place, PlaceChoice):
-            place = PlaceChoice(settings.model)
-        llm = llms.get(place.model, llms[settings.model])
+        place = place_of(config, settings)
+        llm = llms[place.model]
         messages: list[AnyMessage] = state["messages"]
-        reply = await call(llm, place.persona or SYSTEM_PROMPT, messages)
+        reply = await call(llm, place.persona or SYSTEM_PROMPT, messages, place.model)
         return {"messages": [reply]}
 
     return tool_loop(settings, "agent", agent, tools).compile(checkpointer=checkpointer)

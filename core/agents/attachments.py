@@ -25,8 +25,8 @@ __all__ = [
     "IMAGE_TOKENS", "REFS", "LoadFiles", "Resolve", "attachment_tokens", "refs_of", "resolver", "vision_on",
 ]
 
-Resolve = Callable[[list[BaseMessage]], Awaitable[list[BaseMessage]]]
-"""Turns a window's file references into content parts, for one call to the model."""
+Resolve = Callable[[list[BaseMessage], str], Awaitable[list[BaseMessage]]]
+"""Turns a window's file references into content parts, for one call to the model named."""
 
 LoadFiles = Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]
 """sha256s -> their stored rows (``mime``, ``text``, and ``data`` for the images)."""
@@ -40,11 +40,14 @@ REFS = "attachments"
 _VISION_MODELS = re.compile(r"^(?:.*/)?(?:gpt-4o|chatgpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|o[1-9])", re.IGNORECASE)
 
 
-def vision_on(settings: Settings) -> bool:
-    """``BACKTRACK_VISION``: ``auto`` trusts the model's name (gpt-4o*, gpt-4.1*, gpt-5*, o1…)."""
+def vision_on(settings: Settings, model: str | None = None) -> bool:
+    """Whether ``model`` (default BACKTRACK_MODEL; a place's own, via ``/model``) is sent images.
+
+    ``BACKTRACK_VISION``: ``auto`` trusts the model's name (gpt-4o*, gpt-4.1*, gpt-5*, o1…).
+    """
     if settings.vision != "auto":
         return settings.vision == "true"
-    return not settings.offline_model and bool(_VISION_MODELS.match(settings.model))
+    return not settings.offline_model and bool(_VISION_MODELS.match(model or settings.model))
 
 
 def refs_of(message: BaseMessage) -> list[dict[str, Any]]:
@@ -58,14 +61,16 @@ def attachment_tokens(message: BaseMessage) -> int:
     return sum(IMAGE_TOKENS if r.get("kind") == "image" else int(r.get("chars", 0)) // 4 + 8 for r in refs)
 
 
-def resolver(load: LoadFiles, vision: bool) -> Resolve:
-    """The ``Resolve`` the agents call: references in, the files' content parts out."""
+def resolver(load: LoadFiles, settings: Settings) -> Resolve:
+    """The ``Resolve`` the agents call: references in, the files' content parts out; images
+    only for a model that reads them (the turn's, which a place may have chosen)."""
 
-    async def resolve(messages: list[BaseMessage]) -> list[BaseMessage]:
+    async def resolve(messages: list[BaseMessage], model: str) -> list[BaseMessage]:
         wanted = {r["sha256"] for m in messages for r in refs_of(m) if "sha256" in r}
         if not wanted:
             return messages
         found = await load(sorted(wanted))
+        vision = vision_on(settings, model)
         return [_parts(m, found, vision) if refs_of(m) else m for m in messages]
 
     return resolve

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 
-from core.agents.agent import ModelStep, WindowedCall, build_chat_model, state_schema, tool_loop
+from core.agents.agent import ModelStep, WindowedCall, build_chat_model, place_of, state_schema, tool_loop
 from core.agents.approvals import requiring_approval
 from core.agents.calculator import calculator_tool
 from core.agents.tools import build_tools
@@ -61,6 +61,7 @@ ANALYST_PROMPT = (
     "you are given and use calculator for arithmetic. Reply with your analysis and the numbers "
     "it rests on."
 )
+_PERSONA = "\n\nHow to speak to the people here (this place's persona, set by its admins): "
 _LIMIT_NOTE = " The step limit for this question is reached: use no tools, answer now with what you have."
 
 DELEGATIONS = {"research": "researcher", "analyse": "analyst"}
@@ -121,27 +122,47 @@ def _pending_call(messages: Sequence[AnyMessage]) -> dict[str, Any] | None:
     return next((dict(c) for c in last.tool_calls if c["id"] not in answered), None)
 
 
-def _thinker(
-    call: WindowedCall, tooled: Runnable[Any, Any], bare: Runnable[Any, Any], prompt: str, limit: int,
-) -> ModelStep:
-    """An agent's model step; past ``limit`` tool calls it gets no tools and must answer."""
+Models = dict[str, tuple["Runnable[Any, Any]", "Runnable[Any, Any]"]]
+"""Per allowed model name: the model with an agent's tools bound, and without them."""
 
-    async def think(state: Any) -> Update:
+
+def _models(settings: Settings, model: BaseChatModel | None, tools: Sequence[Any]) -> Models:
+    """Built once per agent; a test's ``model`` stands in for every name."""
+    choice = {} if settings.tool_choice == "omit" else {"tool_choice": settings.tool_choice}
+    found: Models = {}
+    for name in settings.allowed_models:
+        chat = model or build_chat_model(settings, name)
+        found[name] = (chat.bind_tools(tools, **choice), chat)
+    return found
+
+
+def _thinker(
+    call: WindowedCall, models: Models, prompt: str, settings: Settings, *, speaks: bool = False
+) -> ModelStep:
+    """An agent's model step on the place's model; past the step limit it gets no tools and must
+    answer. The agent that ``speaks`` to the people (the coordinator) also gets the place's persona."""
+    limit = settings.team_max_steps
+
+    async def think(state: Any, config: RunnableConfig) -> Update:
+        place = place_of(config, settings)
+        tooled, bare = models[place.model]
         messages: list[AnyMessage] = state["messages"]
         over = _rounds(messages) >= limit
-        reply = await call(bare if over else tooled, prompt + _LIMIT_NOTE if over else prompt, messages)
+        system = prompt + (f"{_PERSONA}{place.persona}" if speaks and place.persona else "")
+        if over:
+            tooled, system = bare, system + _LIMIT_NOTE
+        reply = await call(tooled, system, messages, place.model)
         return {"messages": [reply]}
 
     return think
 
 
 def _sub_agent(
-    name: str, prompt: str, tools: list[BaseTool], call: WindowedCall, model: BaseChatModel,
+    name: str, prompt: str, tools: list[BaseTool], call: WindowedCall, model: BaseChatModel | None,
     settings: Settings,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """A sub-agent: model ⇄ tools. Compiled without a checkpointer, it inherits the team's."""
-    choice = {} if settings.tool_choice == "omit" else {"tool_choice": settings.tool_choice}
-    think = _thinker(call, model.bind_tools(tools, **choice), model, prompt, settings.team_max_steps)
+    think = _thinker(call, _models(settings, model, tools), prompt, settings)
     return tool_loop(settings, "model", think, tools).compile(name=name)
 
 
@@ -208,7 +229,6 @@ def build_team(
 
     ``resolve`` gives every agent the files, as in the single agent (core/agents/agent.py).
     """
-    model = model or build_chat_model(settings)
     call = WindowedCall(settings.context_tokens, resolve)
     limit = settings.team_max_steps
     found = build_tools(settings) if tools is None else tools
@@ -220,11 +240,11 @@ def build_team(
         "research": _sub_agent("researcher", RESEARCHER_PROMPT, research_tools, call, model, settings),
         "analyse": _sub_agent("analyst", ANALYST_PROMPT, analyst_tools, call, model, settings),
     }
-    choice = {} if settings.tool_choice == "omit" else {"tool_choice": settings.tool_choice}
-    think = _thinker(call, model.bind_tools(_COORDINATOR_TOOLS, **choice), model, COORDINATOR_PROMPT, limit)
+    coordinating = _models(settings, model, _COORDINATOR_TOOLS)
+    think = _thinker(call, coordinating, COORDINATOR_PROMPT, settings, speaks=True)
 
-    async def coordinator(state: Any) -> Update:
-        reply = (await think(state))["messages"][0]
+    async def coordinator(state: Any, config: RunnableConfig) -> Update:
+        reply = (await think(state, config))["messages"][0]
         if _rounds(state["messages"]) >= limit and isinstance(reply, AIMessage):
             text = f"{reply.text}\n\n{team_limit_notice(limit)}".lstrip()
             reply = reply.model_copy(update={"content": text})

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.agents.attachments import vision_on
 from core.storage.files import StoredFile
 from core.types import Attachment, Unread
 
@@ -66,6 +65,17 @@ class Prepared:
     @property
     def stored(self) -> list[StoredFile]:
         return [r.stored for r in self.ready]
+
+    def for_model(self, vision: bool) -> Prepared:
+        """These files as a model that reads images (``vision``) or not is sent them: without
+        vision an image is named as not read, and the user is told why."""
+        images = [r for r in self.ready if r.ref["kind"] == "image"]
+        if vision or not images:
+            return self
+        said = tuple(Unread(r.ref["name"], "this bot's model does not read images").sentence for r in images)
+        names = tuple(r.ref["name"] for r in images)
+        kept = tuple(r for r in self.ready if r.ref["kind"] != "image")
+        return Prepared(kept, self.notes + said, self.unread + names)
 
     def question(self, text: str) -> str:
         """The question as stored and shown: a marker naming the files, then the text."""
@@ -128,13 +138,11 @@ def _pdf_text(data: bytes, budget: int) -> str | None:
         return None
 
 
-def _read(file: Attachment, settings: Settings, vision: bool) -> _Ready | Unread:
+def _read(file: Attachment, settings: Settings) -> _Ready | Unread:
     kind = _kind(file.name, file.mime, file.data)
     if isinstance(kind, str):
         return Unread(file.name, kind)
     kind_name, mime = kind
-    if kind_name == "image" and not vision:
-        return Unread(file.name, "this bot's model does not read images")
     text = None
     if kind_name != "image":
         budget = settings.attachment_text_chars
@@ -191,9 +199,8 @@ async def prepare(files: Sequence[Attachment | Unread], settings: Settings) -> P
     """Check and read a message's files (PDF text off the event loop); nothing is stored yet."""
     if not files:
         return Prepared()
-    vision = vision_on(settings)
     read = [
-        await asyncio.to_thread(_read, f, settings, vision) if isinstance(f, Attachment) else f
+        await asyncio.to_thread(_read, f, settings) if isinstance(f, Attachment) else f
         for f in _over_caps(files, settings)
     ]
     ready = tuple(r for r in read if isinstance(r, _Ready))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from core import metrics
 from core.agents.approvals import describe_request
+from core.agents.attachments import vision_on
 from core.agents.speakers import speaker_name
 from core.conversations.files import Prepared, prepare
 from core.conversations.intake import clean_message
@@ -127,7 +128,6 @@ class TurnEngine:
         async with self.scope(key) as turn_id:
             text = clean_message(text, self._settings.max_message_chars) if text.strip() or not files else ""
             prepared = await prepare(files, self._settings)  # a message with files may have no text
-            question = prepared.question(text)
             await self._usage.check(key, user)  # before the turn is marked: a refusal changes nothing
             policy = self._settings.busy_policy
             if policy == "interrupt" and (running := self._running.get(str(key))):
@@ -138,7 +138,7 @@ class TurnEngine:
                 self._running[str(key)] = task
                 try:
                     return await self._question(
-                        key, question, prepared, turn_id, user, on_partial, event_id, on_status, speaker
+                        key, text, prepared, turn_id, user, on_partial, event_id, on_status, speaker
                     )
                 except asyncio.CancelledError:
                     if task.cancelling() and policy == "interrupt":
@@ -152,7 +152,7 @@ class TurnEngine:
     async def _question(
         self,
         key: ThreadKey,
-        question: str,
+        text: str,
         prepared: Prepared,
         turn_id: str,
         user: str | None,
@@ -162,12 +162,15 @@ class TurnEngine:
         speaker: str | None = None,
     ) -> Answer:
         started = time.perf_counter()
-        start = await self._store.start_turn(key, question, user)
+        start = await self._store.start_turn(key, prepared.question(text), user)
         self._on_turn(key)
         answer: Answer | None = None
         try:
             if start.approval_pending and (pending := await self._approvals.pending(key)):
                 raise still_waiting(pending)
+            place = self._places.of(start.places, key.scopes)
+            prepared = prepared.for_model(vision_on(self._settings, place.model))  # the place's model
+            question = prepared.question(text)
             head = start.head
             if head is None or head.checkpoint_id is None:
                 root = await self._runner.root(key)
@@ -176,7 +179,6 @@ class TurnEngine:
             await self._files.store(key, prepared.stored)
             metadata = {"user": user, "event_id": event_id, "turn_id": turn_id}
             agent = self._modes.of(start.team)
-            place = self._places.of(start.places, key.scopes)
             result = await self._runner.ask(
                 key, head.checkpoint_id, question, on_partial, metadata, on_status, place,
                 speaker_name(speaker, user), prepared.refs, agent,

@@ -77,6 +77,13 @@ async def test_where_slack_refuses_to_stream_the_answer_is_edited_in_under_the_s
     assert PLACEHOLDER not in [message.text, *message.edits], "the status line already shows the work"
     assert message.edits, "the answer was not previewed while it was written"
     assert fake.status_of(channel, ts) == [THINKING, ""]
+    # the workspace's refusal is remembered: the next answer goes straight to the edits
+    fake_llm.queue(Reply("again, edited in"))
+    other = _id("C")
+    later = await slack.mention(other, "once more")
+    await wait_until(lambda: fake.thread(other, later) == ["again, edited in"], what="the second answer")
+    await slack.settled(2)
+    assert len(fake.made("chat.startStream")) == 1, "a refused workspace was asked to stream again"
 
 
 async def test_a_six_minute_answer_rolls_over_into_a_new_message_before_slack_ends_it(

@@ -254,3 +254,22 @@ async def test_history_all_lists_which_agents_ran_what_they_called_and_for_how_l
     line = next(x for x in shown.splitlines() if x.strip().startswith("steps:"))
     assert "researcher: web_search" in line and "analyst: calculator" in line
     assert line.index("researcher") < line.index("analyst") < line.rindex("coordinator")
+
+
+async def test_the_team_answers_with_the_places_model_and_speaks_with_its_persona(
+    make_settings: Callable[..., Settings], fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    tag = unique("P").upper().replace("-", "")[:12]
+    key = ThreadKey.slack("T7", "C" + tag, "1.1")
+    persona = "Answer like a ship's captain."
+    settings = make_settings(BACKTRACK_AGENT="team", BACKTRACK_MODELS="captain-model")
+    async with open_service(settings) as service:
+        await service.change_place(key.scopes[0], "admin", persona=persona, model="captain-model")
+        fake_llm.reset()
+        script_delegation(fake_llm)
+        await service.ask(key, "What is the capital of France?")
+    assert {r["model"] for r in fake_llm.requests} == {"captain-model"}  # every agent, sub-agents too
+    coordinator = fake_llm.requests_of("coordinator")
+    assert coordinator and all(persona in r["messages"][0]["content"] for r in coordinator)
+    for member in ("researcher", "analyst"):  # they report to the coordinator, not to the people
+        assert all(persona not in r["messages"][0]["content"] for r in fake_llm.requests_of(member))

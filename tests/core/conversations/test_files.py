@@ -226,3 +226,20 @@ def test_vision_auto_follows_the_model_name_and_the_setting_overrides_it(
     make_settings: Callable[..., Settings], model: str, vision: str, on: bool
 ) -> None:
     assert vision_on(make_settings(BACKTRACK_MODEL=model, BACKTRACK_VISION=vision)) is on
+
+
+async def test_images_follow_the_model_the_place_chose(
+    open_with: Callable[..., Any], fake_llm: FakeOpenAI, unique: Callable[[str], str]
+) -> None:
+    """A place that chose a vision model (``/model``) gets its images read; another place on a
+    default model that reads none is told so, from the same bot."""
+    tag = unique("V").upper().replace("-", "")[:12]
+    seeing, blind = ThreadKey.slack("T9", "C" + tag, "1.1"), ThreadKey.slack("T9", "D" + tag, "1.1")
+    async with open_with(BACKTRACK_MODEL="plain-model", BACKTRACK_MODELS="gpt-4o") as service:
+        await service.change_place(seeing.scopes[0], "admin", model="gpt-4o")
+        answer = await service.ask(seeing, "what is this?", files=[Attachment("chart.png", "image/png", png())])
+        assert fake_llm.requests[-1]["model"] == "gpt-4o" and len(images(fake_llm.requests[-1])) == 1
+        assert "could not read" not in answer.text
+        answer = await service.ask(blind, "and this?", files=[Attachment("chart.png", "image/png", png())])
+        assert fake_llm.requests[-1]["model"] == "plain-model" and images(fake_llm.requests[-1]) == []
+        assert answer.text.endswith("I could not read chart.png: this bot's model does not read images.")
