@@ -46,8 +46,12 @@ class Command:
         arg = self.argument.strip()
         if not arg:
             return default
-        if not re.fullmatch(r"[+-]?\d{1,6}", arg):
+        if not re.fullmatch(r"[+-]?\d+", arg):
             raise InvalidInput(f"/{self.name} takes a number of {what}, e.g. /{self.name} {default}")
+        if len(arg.lstrip("+-")) > 6:
+            raise InvalidInput(
+                f"/{self.name} takes a number of {what} below a million, e.g. /{self.name} {default}"
+            )
         return int(arg)
 
 

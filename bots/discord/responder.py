@@ -15,6 +15,7 @@ from bots.discord.feedback import feedback_view
 from bots.discord.files import fetch_attachments
 from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
 from core.conversations.boundary import boundary
+from core.conversations.intake import is_blank
 from core.errors import NotPermitted
 from core.types import Command, Incoming
 
@@ -64,7 +65,8 @@ class Responder:
         places = channel_ids(message.channel)
         called = self._called(message, guild_id, me)
         text = re.sub(rf"<@!?{me.id}>", " ", message.content).strip()
-        if not called and not ((text or message.attachments) and self.gate.open_channels & places):
+        has_content = not is_blank(text) or bool(message.attachments)
+        if not called and not (has_content and self.gate.open_channels & places):
             return  # not for the bot (in an open channel: nothing to answer, e.g. a sticker)
         if not self.gate.admits(guild_id, places, author):
             _log.info("ignored message %s from %s: not on the allow-lists", message.id, author.id)

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.serving import add_health_routes
@@ -77,6 +78,7 @@ class SlackBot:
         secret = settings.slack_signing_secret
         self.service = service
         self.handled = 0
+        self._secret = secret.get_secret_value() if secret else ""
         self.client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))  # a 500 blip
@@ -144,8 +146,16 @@ class SlackBot:
         """The HTTP mode server: Slack's Events API, slash commands and clicks, health and metrics."""
         app = web.Application(client_max_size=max_body_bytes)
 
+        verifier = SignatureVerifier(self._secret)
+
         async def events(request: web.Request) -> web.Response:
-            return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+            try:
+                bolt_request = await to_bolt_request(request)
+            except ValueError:  # a body that is not JSON or a form: bolt parses it before any check
+                if not verifier.is_valid_request(await request.text(), dict(request.headers)):
+                    return web.json_response({"error": "invalid request"}, status=401)
+                return web.json_response({"error": "the body is not valid JSON or form data"}, status=400)
+            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
         app.router.add_post(EVENTS_PATH, events)
         add_health_routes(app, self.service)

@@ -42,12 +42,16 @@ _PAGE_HEADERS = {
 }
 
 
+_LARGEST = 2**63 - 1
+"""PostgreSQL's bigint: a larger number cannot name a turn or a page."""
+
+
 def _int(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise InvalidInput(f"{name} must be a whole number")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _LARGEST:
+        raise InvalidInput(f"{name} must be a whole number from 0 to {_LARGEST}")
     return int(raw)
 
 

@@ -25,13 +25,18 @@ if TYPE_CHECKING:
     from core.storage.generations import Generations
     from core.types import Incoming
 
-__all__ = ["Intake", "clean_message"]
+__all__ = ["Intake", "clean_message", "is_blank"]
 
 _log = logging.getLogger(__name__)
 
 _KNOWN_CONVERSATIONS = 10_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone halves (e.g. from JSON "\udcff") cannot be stored
+
+
+def is_blank(text: str) -> bool:
+    """Whether nothing would be left of ``text`` to answer (only spaces and control characters)."""
+    return not _CONTROL.sub("", text).strip()
 
 
 def clean_message(text: object, max_chars: int) -> str:

@@ -26,7 +26,7 @@ class Run(NamedTuple):
     stderr: str
 
 
-async def console(pg_url: str, thread: str, script: str, *args: str, **env: str) -> Run:
+async def console(pg_url: str, thread: str, script: str | bytes, *args: str, **env: str) -> Run:
     """Run the console as a child; async so the fake model in this process can answer it."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BACKTRACK_", "TAVILY_"))}
     proc = await asyncio.create_subprocess_exec(
@@ -34,7 +34,7 @@ async def console(pg_url: str, thread: str, script: str, *args: str, **env: str)
         env={**clean, "DATABASE_URL": pg_url, **env}, cwd=ROOT,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(script.encode()), 120)
+    out, err = await asyncio.wait_for(proc.communicate(script if isinstance(script, bytes) else script.encode()), 120)
     return Run(proc.returncode, out.decode(), err.decode())
 
 
