@@ -1,4 +1,7 @@
-"""``python -m bench [--quick] [--json PATH]``: run the benchmark, print the table, save JSON.
+"""``python -m bench [--quick | --per-turn] [--json PATH]``: run the benchmark, print the table, save JSON.
+
+``--per-turn`` (``make bench-quick``) measures only what one turn costs: statements and round
+trips on the wire, CPU, latency alone and among 50, throughput among 50.
 
 Uses ``DATABASE_URL`` when set (it needs the right to create databases), otherwise an
 embedded PostgreSQL in a temporary directory. Each system gets its own fresh database.
@@ -33,12 +36,13 @@ from bench.scripted_model import ScriptedChatModel, question
 from bench.storage import create_database, drop_database
 from bench.systems import BacktrackChat, Chat
 from bench.team import add_rows, team_conversation
+from bench.turn_cost import Wire, backtrack_on, naive_on, wire_cost
 from bench.viewer import page_data
 from core.keys import ThreadKey
 from core.runtime import open_service
 from core.settings import Settings, load_settings
 
-__all__ = ["FULL", "QUICK", "Plan", "main", "run"]
+__all__ = ["FULL", "PER_TURN", "QUICK", "Plan", "main", "run"]
 
 _log = logging.getLogger(__name__)
 _ROOT = Path(__file__).resolve().parent.parent
@@ -63,17 +67,24 @@ class Plan:
     """Length of the team-mode conversation (compared over ``window`` turns too)."""
     processes: tuple[int, ...] = (1, 2, 4)
     """Process counts of the scale-out rows, each driven over HTTP."""
+    wire_turns: int = 30
+    """Turns of one conversation counted on the wire (statements, round trips)."""
+    everything: bool = True
+    """False: only the per-turn rows (``--per-turn``)."""
 
 
 FULL = Plan(500, 50, 20, 50, 20, 10, 10, 10_000, 150)
-QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200, 30, (1, 2))
+QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200, 30, (1, 2), wire_turns=10)
+PER_TURN = Plan(0, 0, 0, 50, 10, 10, 0, 0, 0, (), wire_turns=30, everything=False)
 
 
 @dataclass
 class Measured:
-    long: Long
+    long: Long | None
     sequential: Concurrent
     parallel: Concurrent
+    wire: Wire | None = None
+    """Statements and round trips per turn (systems with a database)."""
     viewer: list[float] | None = None
     """Seconds per viewer page load of the long conversation (backtrack only)."""
 
@@ -90,10 +101,12 @@ def _settings(url: str, pool_max: int) -> Settings:
 
 
 async def _exercise(chat: Chat, url: str | None, plan: Plan, run_id: str) -> Measured:
-    _log.warning("%s: %d-turn conversation", chat.name, plan.turns)
-    long = await long_conversation(
-        chat, f"{run_id}-long", plan.turns, plan.window, plan.repeats, url
-    )
+    long = None
+    if plan.everything:
+        _log.warning("%s: %d-turn conversation", chat.name, plan.turns)
+        long = await long_conversation(
+            chat, f"{run_id}-long", plan.turns, plan.window, plan.repeats, url
+        )
     _log.warning("%s: %d conversations one at a time", chat.name, plan.sequential)
     sequential = await concurrent(
         chat, f"{run_id}-seq", plan.sequential, plan.per_conversation, parallel=False
@@ -137,6 +150,7 @@ async def run(plan: Plan, admin_url: str, mode: str) -> Report:
     urls = [await create_database(admin_url, f"bench_{n}") for n in ("naive", "backtrack", "rss", "team")]
     naive_url, backtrack_url, rss_url, team_url = urls
     results: dict[str, Measured] = {}
+    scaled: Scaled = {}
     try:
         settings = _settings(backtrack_url, plan.conversations + 10)
         results["in_memory"] = await _exercise(
@@ -151,63 +165,107 @@ async def run(plan: Plan, admin_url: str, mode: str) -> Report:
             results["backtrack"] = await _exercise(
                 BacktrackChat(service), backtrack_url, plan, run_id
             )
-            _log.warning("backtrack: the viewer's page data for the %d-turn conversation", plan.turns)
-            long_key = ThreadKey.api(f"{run_id}-long")
-            results["backtrack"].viewer = await page_data(service, long_key, plan.repeats)
-        _log.warning("scale-out: %s processes over HTTP", ", ".join(map(str, plan.processes)))
-        scaled = await scale_out(admin_url, plan.processes, plan.conversations, plan.per_conversation)
-        _log.warning("team: %d-turn conversation", plan.team_turns)
-        team = await team_conversation(team_url, _settings(team_url, 5), plan.team_turns, plan.window)
-        _log.warning("idle memory: %d then %d stored conversations", plan.rss_small, plan.rss_large)
-        rss = await _idle_memory(rss_url, plan, model)
+            if plan.everything:
+                _log.warning("backtrack: the viewer's page data for the %d-turn conversation", plan.turns)
+                long_key = ThreadKey.api(f"{run_id}-long")
+                results["backtrack"].viewer = await page_data(service, long_key, plan.repeats)
+        _log.warning("statements and round trips of %d turns, on the wire", plan.wire_turns)
+
+        def pool(url: str) -> Settings:
+            return _settings(url, 5)
+
+        for name, url, opener in (("naive", naive_url, naive_on(pool, model)),
+                                  ("backtrack", backtrack_url, backtrack_on(pool, model))):
+            results[name].wire = await wire_cost(opener, url, f"{run_id}-wire", plan.wire_turns)
+        if plan.everything:
+            _log.warning("scale-out: %s processes over HTTP", ", ".join(map(str, plan.processes)))
+            scaled = await scale_out(admin_url, plan.processes, plan.conversations, plan.per_conversation)
+            _log.warning("team: %d-turn conversation", plan.team_turns)
+            team = await team_conversation(team_url, _settings(team_url, 5), plan.team_turns, plan.window)
+            _log.warning("idle memory: %d then %d stored conversations", plan.rss_small, plan.rss_large)
+            rss = await _idle_memory(rss_url, plan, model)
         async with await psycopg.AsyncConnection.connect(admin_url) as conn:
             row = await (await conn.execute("SHOW server_version")).fetchone()
         version = f"PostgreSQL {row[0]}" if row else "unknown"
     finally:
         for url in urls:
             await drop_database(admin_url, url)
-    report = build_report(plan, mode, results, rss, machine(version), scaled)
-    add_rows(report, team)
+    report = Report(mode=mode, machine=machine(version))
+    per_turn_rows(report, plan, results)
+    if plan.everything:
+        build_report(report, plan, results, rss, scaled)
+        add_rows(report, team)
     return report
 
 
+def per_turn_rows(report: Report, plan: Plan, results: dict[str, Measured]) -> None:
+    """What a turn costs, side by side, and the goals of beating naive on each."""
+    db = ("naive", "backtrack")
+    wire = {s: results[s].wire for s in db}
+    report.add("statements per turn, on the wire", "", **{s: w.statements for s, w in wire.items() if w})
+    report.add("round trips per turn, on the wire", "", **{s: w.round_trips for s, w in wire.items() if w})
+    seq, par = ({s: getattr(m, pick) for s, m in results.items()} for pick in ("sequential", "parallel"))
+    cpu = {s: c.cpu_seconds * 1000 / len(c.latencies) for s, c in seq.items()}
+    report.add("CPU per turn, this process, 1 conversation at a time", "ms", **cpu)
+    c, k = plan.conversations, plan.per_conversation
+    for label, runs in ((f"1 conversation at a time ({plan.sequential} x {k})", seq),
+                        (f"{c} concurrent conversations", par)):
+        report.add(f"turn latency p50, {label}", "ms", **{s: p50(r.latencies) for s, r in runs.items()})
+        report.add(f"turn latency p99, {label}", "ms",
+                   **{s: percentile(r.latencies, 0.99) for s, r in runs.items()})
+    tps = {s: r.turns_per_second for s, r in par.items()}
+    report.add(f"throughput, {c} conversations x {k} turns at once", "turns/s", **tps)
+    report.add("  vs in-memory saver", "x", **{s: v / tps["in_memory"] for s, v in tps.items()})
+    report.add("  vs naive", "x", **{s: v / tps["naive"] for s, v in tps.items()})
+    report.checks["per_turn_wrong_answers"] = {
+        s: seq[s].wrong_answers + par[s].wrong_answers for s in results
+    }
+    bt, naive = wire["backtrack"], wire["naive"]
+    assert bt and naive, "the wire was not measured"
+    report.goal("round trips per turn vs naive's", f"<= {naive.round_trips:.2f}", bt.round_trips,
+                bt.round_trips <= naive.round_trips)
+    report.goal("CPU ms per turn vs naive's", f"<= {cpu['naive']:.2f}", cpu["backtrack"],
+                cpu["backtrack"] <= cpu["naive"])
+    single = {s: p50(r.latencies) for s, r in seq.items()}
+    report.goal("single-conversation p50 (ms) vs naive's", f"<= {single['naive']:.2f}", single["backtrack"],
+                single["backtrack"] <= single["naive"])
+    versus_naive = tps["backtrack"] / tps["naive"]
+    report.goal("throughput vs naive", ">= 1.0", versus_naive, versus_naive >= 1.0)
+    share = tps["backtrack"] / tps["in_memory"]
+    report.goal("throughput vs in-memory", ">= 0.45", share, share >= 0.45)
+
+
 def build_report(
-    plan: Plan, mode: str, results: dict[str, Measured], rss: dict[str, int], host: dict[str, Any],
-    scaled: Scaled,
-) -> Report:
-    report = Report(mode=mode, machine=host)
+    report: Report, plan: Plan, results: dict[str, Measured], rss: dict[str, int], scaled: Scaled,
+) -> None:
+    """The rows of the full run beyond the per-turn ones: storage, long conversations, scale."""
+    longs: dict[str, Long] = {}
+    for system, measured in results.items():
+        assert measured.long is not None, "the long conversation was not run"
+        longs[system] = measured.long
     t, w = plan.turns, plan.window
     edge = min(20, t // 5)
 
     def each(fn: Any, systems: tuple[str, ...] = ("in_memory", "naive", "backtrack")) -> dict[str, float]:
-        return {s: fn(results[s]) for s in systems}
+        return {s: fn(longs[s]) for s in systems}
 
     db = ("naive", "backtrack")
     mb = 1024 * 1024
-    total = each(lambda m: (m.long.sizes[t].total - m.long.sizes[0].total) / mb, db)
+    total = each(lambda m: (m.sizes[t].total - m.sizes[0].total) / mb, db)
     report.add(f"storage added by a {t}-turn conversation, all tables", "MB", **total)
     report.add("  of which checkpoint blobs, uncompressed", "MB",
-               **each(lambda m: (m.long.sizes[t].blobs - m.long.sizes[0].blobs) / mb, db))
-    start = each(lambda m: (m.long.sizes[w].rows - m.long.sizes[0].rows) / w / 1024, db)
-    end = each(lambda m: (m.long.sizes[t].rows - m.long.sizes[t - w].rows) / w / 1024, db)
+               **each(lambda m: (m.sizes[t].blobs - m.sizes[0].blobs) / mb, db))
+    start = each(lambda m: (m.sizes[w].rows - m.sizes[0].rows) / w / 1024, db)
+    end = each(lambda m: (m.sizes[t].rows - m.sizes[t - w].rows) / w / 1024, db)
     report.add(f"bytes added per turn, turns 1-{w}", "KB", **start)
     report.add(f"bytes added per turn, turns {t - w + 1}-{t}", "KB", **end)
-    tps = each(lambda m: m.parallel.turns_per_second)
     c, k = plan.conversations, plan.per_conversation
-    report.add(f"throughput, {c} conversations x {k} turns at once", "turns/s", **tps)
-    report.add("  vs in-memory saver", "x", **{s: v / tps["in_memory"] for s, v in tps.items()})
-    for label, pick in ((f"1 conversation at a time ({plan.sequential} x {k})", "sequential"),
-                        (f"{c} concurrent conversations", "parallel")):
-        report.add(f"turn latency p50, {label}", "ms",
-                   **each(lambda m, p=pick: p50(getattr(m, p).latencies)))
-        report.add(f"turn latency p99, {label}", "ms",
-                   **each(lambda m, p=pick: percentile(getattr(m, p).latencies, 0.99)))
-    first = each(lambda m: p50(m.long.latencies[:edge]))
-    last = each(lambda m: p50(m.long.latencies[-edge:]))
+    first = each(lambda m: p50(m.latencies[:edge]))
+    last = each(lambda m: p50(m.latencies[-edge:]))
     report.add(f"turn latency p50, turns 1-{edge}", "ms", **first)
     report.add(f"turn latency p50, turns {t - edge + 1}-{t}", "ms", **last)
-    report.add(f"history(limit=10) p50 at turn {t}", "ms", **each(lambda m: p50(m.long.history)))
-    report.add(f"rewind(1) p50 at turn {t}", "ms", **each(lambda m: p50(m.long.rewind)))
+    report.add(f"history(limit=10) p50 at turn {t}", "ms", **each(lambda m: p50(m.history)))
+    report.add(f"rewind(1) p50 at turn {t}", "ms", **each(lambda m: p50(m.rewind)))
     report.add(f"idle RSS, {plan.rss_small} stored conversations", "MB",
                backtrack=rss["small_kb"] / 1024)
     report.add(f"idle RSS, {rss['stored']:,} stored conversations", "MB",
@@ -225,27 +283,25 @@ def build_report(
     report.goal("storage vs naive", "<= 0.05", ratio, ratio <= 0.05)
     growth = end["backtrack"] / start["backtrack"]
     report.goal("bytes per turn, end / start", "<= 1.2", growth, growth <= 1.2)
-    share = tps["backtrack"] / tps["in_memory"]
-    report.goal("throughput vs in-memory", ">= 0.6", share, share >= 0.6)
     flat = last["backtrack"] / first["backtrack"]
     report.goal(f"turn latency p50, last {edge} / first {edge}", "<= 1.5", flat, flat <= 1.5)
-    report.goal("history p50 (ms)", "<= 10", p50(bt.long.history), p50(bt.long.history) <= 10)
-    report.goal("rewind p50 (ms)", "<= 10", p50(bt.long.rewind), p50(bt.long.rewind) <= 10)
+    history, rewind = p50(longs["backtrack"].history), p50(longs["backtrack"].rewind)
+    report.goal("history p50 (ms)", "<= 10", history, history <= 10)
+    report.goal("rewind p50 (ms)", "<= 10", rewind, rewind <= 10)
     report.goal(f"viewer: {t}-turn conversation page data (ms)", "< 1000", viewer, viewer < 1000)
     memory = rss["large_kb"] / rss["small_kb"]
     report.goal("idle RSS, many / few conversations", "<= 1.10", memory, memory <= 1.10)
 
-    report.checks = {
+    report.checks |= {
         "plan": plan.__dict__,
-        "wrong_answers": {s: m.long.wrong_answers + m.sequential.wrong_answers
+        "wrong_answers": {s: longs[s].wrong_answers + m.sequential.wrong_answers
                           + m.parallel.wrong_answers for s, m in results.items()},
-        "turns_answered": {s: len(m.long.latencies) + len(m.sequential.latencies)
+        "turns_answered": {s: len(longs[s].latencies) + len(m.sequential.latencies)
                            + len(m.parallel.latencies) for s, m in results.items()},
-        "backtrack_history_after_rewinds": bt.long.history_after_rewind,
+        "backtrack_history_after_rewinds": longs["backtrack"].history_after_rewind,
         "stored_conversations": rss["stored"],
-        "sizes": {s: {n: asdict(z) for n, z in results[s].long.sizes.items()} for s in db},
+        "sizes": {s: {n: asdict(z) for n, z in longs[s].sizes.items()} for s in db},
     }
-    return report
 
 
 @asynccontextmanager
@@ -267,12 +323,14 @@ async def _server() -> AsyncIterator[str]:
 
 async def _main(args: argparse.Namespace) -> Report:
     async with _server() as url:
-        return await run(QUICK if args.quick else FULL, url, "quick" if args.quick else "full")
+        mode = "per-turn" if args.per_turn else "quick" if args.quick else "full"
+        return await run({"per-turn": PER_TURN, "quick": QUICK, "full": FULL}[mode], url, mode)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, well under a minute")
+    parser.add_argument("--per-turn", action="store_true", help="only what a turn costs (make bench-quick)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")

@@ -49,6 +49,8 @@ class Concurrent:
     conversations: int
     turns: int
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    """This process's CPU time over the run (the model is scripted: the rest is the system)."""
     latencies: list[float] = field(default_factory=list)
     wrong_answers: int = 0
 
@@ -105,11 +107,12 @@ async def concurrent(
             result.wrong_answers += not _answers(answer, name, turn)
 
     names = [f"{prefix}-{i}" for i in range(conversations)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if parallel:
         await asyncio.gather(*(talk(n) for n in names))
     else:
         for name in names:
             await talk(name)
     result.seconds = time.perf_counter() - started
+    result.cpu_seconds = time.process_time() - cpu
     return result

@@ -114,6 +114,33 @@ def _fits(messages: list[AnyMessage], max_tokens: int) -> bool:
     )
 
 
+_TOTALS: dict[tuple[int, str | None, str | None], int] = {}
+"""A window's token total by (length, first id, last id): messages here are never edited."""
+
+
+def _shape(messages: list[AnyMessage]) -> tuple[int, str | None, str | None]:
+    return len(messages), messages[0].id, messages[-1].id
+
+
+def _window_total(messages: list[AnyMessage]) -> int:
+    if not messages:
+        return 0
+    total = _TOTALS.get(_shape(messages))
+    return sum(_tokens(m) for m in messages) if total is None else total
+
+
+def _remember_total(messages: list[AnyMessage], total: int) -> None:
+    if len(_TOTALS) >= _TOKEN_CACHE_SIZE:
+        _TOTALS.clear()
+    if messages[0].id is not None and messages[-1].id is not None:
+        _TOTALS[_shape(messages)] = total
+
+
+def _appended(state: list[AnyMessage], merged: list[AnyMessage]) -> bool:
+    """Whether ``merged`` is ``state`` with messages added at the end (what this graph writes)."""
+    return bool(merged) and len(merged) >= len(state) and (not state or merged[len(state) - 1] is state[-1])
+
+
 def window_reducer(max_tokens: int) -> Reducer:
     """Append like ``add_messages``, then drop what ``trim_messages`` could never send.
 
@@ -128,6 +155,11 @@ def window_reducer(max_tokens: int) -> Reducer:
 
     def reduce(state: list[AnyMessage], writes: Sequence[Any]) -> list[AnyMessage]:
         merged = _messages_delta_reducer(state, list(writes))
+        if _appended(state, merged) and isinstance(merged[0], HumanMessage):
+            total = _window_total(state) + sum(_tokens(m) for m in merged[len(state):])
+            if total <= max_tokens:  # the common case: it all fits, nothing to count again
+                _remember_total(merged, total)
+                return merged
         humans = [i for i, m in enumerate(merged) if isinstance(m, HumanMessage)]
         if not humans:
             return merged

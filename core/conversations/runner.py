@@ -19,7 +19,7 @@ from core.agents.team import DELEGATIONS
 from core.errors import AgentFailed, BacktrackError
 from core.metrics import MetricsCallback
 from core.records import Usage
-from core.storage.checkpointer import PooledPostgresSaver
+from core.storage.checkpointer import BATCH, LATEST, PooledPostgresSaver
 from core.storage.db import STORAGE_ERRORS
 from core.storage.usage import usage_of
 
@@ -75,7 +75,7 @@ class GraphRunner:
     async def ask(
         self, key: ThreadKey, start: str, question: str, on_partial: OnPartial | None,
         metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice, speaker: str | None = None,
-        files: list[dict[str, Any]] | None = None, agent: str = "single",
+        files: list[dict[str, Any]] | None = None, agent: str = "single", latest: str | None = None,
     ) -> RunResult:
         """``speaker`` is stored as the message's name (``core/agents/speakers.py``), never in its text;
         ``files`` are references (``core/agents/attachments.py``): the checkpoint keeps them,
@@ -83,7 +83,9 @@ class GraphRunner:
         extra = {"additional_kwargs": {REFS: files}} if files else {}
         message = HumanMessage(question, name=speaker, **extra)
         metadata = {**metadata, "agent": agent}
-        return await self._run(key, start, {"messages": [message]}, on_partial, metadata, on_status, place)
+        return await self._run(
+            key, start, {"messages": [message]}, on_partial, metadata, on_status, place, latest
+        )
 
     async def files_at(self, key: ThreadKey, checkpoint_id: str) -> list[dict[str, Any]]:
         """The file references of the question of the turn that ended at ``checkpoint_id``.
@@ -107,12 +109,15 @@ class GraphRunner:
 
     async def _run(
         self, key: ThreadKey, start: str, graph_input: Any, on_partial: OnPartial | None,
-        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice,
+        metadata: dict[str, Any], on_status: OnStatus | None, place: PlaceChoice, latest: str | None = None,
     ) -> RunResult:
+        """``latest``: the thread's newest checkpoint id if the caller read it under the lock."""
         config: Any = {
             # ``place`` is an object, so LangGraph does not copy it into checkpoint metadata
             # (it copies plain strings there): the model's name is put there on purpose.
-            "configurable": {"thread_id": str(key), "checkpoint_id": start, "place": place},
+            "configurable": {
+                "thread_id": str(key), "checkpoint_id": start, "place": place, BATCH: True, LATEST: latest,
+            },
             "metadata": {"platform": key.platform, "model": place.model, **metadata},
             "recursion_limit": 25,
             "callbacks": [MetricsCallback(place.model)],
@@ -124,26 +129,34 @@ class GraphRunner:
         # token streaming costs a callback per chunk: only when someone reads the partials
         modes: Any = ["checkpoints", "updates", *(["messages"] if on_partial else [])]
         stream: Any = graph.astream(graph_input, config, stream_mode=modes, subgraphs=subgraphs)
+        saver = graph.checkpointer if isinstance(graph.checkpointer, PooledPostgresSaver) else None
         try:
-            async for item in stream:
-                namespace, mode, chunk = item if subgraphs else ((), *item)
-                if mode == "updates":
-                    usage += _usage(chunk)  # every agent's model calls, sub-agents' too
-                    if interrupts := chunk.get("__interrupt__"):
-                        pause = pause or interrupts[0].value
-                    elif on_status is not None and (status := _status(chunk, namespace)) is not None:
-                        await on_status(status or None)
-                elif namespace:
-                    continue  # a sub-agent's own steps: only the coordinator speaks to the user
-                elif mode == "checkpoints":
-                    ended = chunk
-                    last = chunk["config"]["configurable"]["checkpoint_id"]
-                    messages = chunk["values"].get("messages") or []
-                    final = messages[-1] if messages else None
-                elif (text := _partial(chunk[0], partial)) is not None:
-                    partial = text
-                    if on_partial is not None and partial:
-                        await on_partial(partial)
+            try:
+                async for item in stream:
+                    namespace, mode, chunk = item if subgraphs else ((), *item)
+                    if mode == "updates":
+                        usage += _usage(chunk)  # every agent's model calls, sub-agents' too
+                        if interrupts := chunk.get("__interrupt__"):
+                            pause = pause or interrupts[0].value
+                        elif on_status is not None and (status := _status(chunk, namespace)) is not None:
+                            await on_status(status or None)
+                    elif namespace:
+                        continue  # a sub-agent's own steps: only the coordinator speaks to the user
+                    elif mode == "checkpoints":
+                        ended = chunk
+                        last = chunk["config"]["configurable"]["checkpoint_id"]
+                        messages = chunk["values"].get("messages") or []
+                        final = messages[-1] if messages else None
+                    elif (text := _partial(chunk[0], partial)) is not None:
+                        partial = text
+                        if on_partial is not None and partial:
+                            await on_partial(partial)
+            except BaseException:
+                if saver is not None:
+                    saver.discard(str(key))  # a failed or cancelled run's branch is abandoned
+                raise
+            if saver is not None:
+                await saver.flush(str(key))  # an interrupt's or an error's writes, before anything reports
         except (BacktrackError, asyncio.CancelledError, *STORAGE_ERRORS):
             raise
         except Exception as exc:  # the model or the graph failed: the turn is abandoned
@@ -155,7 +168,7 @@ class GraphRunner:
             return RunResult(checkpoint_id=last, answer=None, pause=pause, usage=usage)
         if not isinstance(final, AIMessage):
             raise AgentFailed()
-        if isinstance(saver := graph.checkpointer, PooledPostgresSaver):
+        if saver is not None:
             saver.keep_window(ended["config"], ended["values"]["messages"])  # the next turn starts here
         return RunResult(checkpoint_id=last, answer=final.text, usage=usage)
 

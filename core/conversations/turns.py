@@ -39,7 +39,7 @@ from core.errors import (
 from core.logs import log_context
 from core.metrics import observe_turn
 from core.records import Approval
-from core.storage.conversations import Head
+from core.storage.conversations import Head, StartedTurn
 from core.storage.db import STORAGE_ERRORS, storage_errors
 from core.types import Answer, OnDecided, OnPartial, OnStatus
 
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["TurnEngine", "still_waiting"]
 
 _log = logging.getLogger(__name__)
+
 
 def still_waiting(pending: Approval) -> ApprovalPending:
     return ApprovalPending(
@@ -98,6 +99,8 @@ class TurnEngine:
         self._places = places
         self._usage = usage
         self._running: dict[str, asyncio.Task[Any]] = {}
+        self._told: dict[str, str] = {}
+        """Per conversation: a question whose start failed on storage, as its asker was told."""
         self._active: set[asyncio.Task[Any]] = set()
         self._draining = False
 
@@ -132,37 +135,51 @@ class TurnEngine:
             policy = self._settings.busy_policy
             if policy == "interrupt" and (running := self._running.get(str(key))):
                 running.cancel()
-            async with self._locks.hold(key, wait=policy != "reject"):
-                task = asyncio.current_task()
-                assert task is not None
-                self._running[str(key)] = task
-                try:
-                    return await self._question(
-                        key, text, prepared, turn_id, user, on_partial, event_id, on_status, speaker
+            question = prepared.question(text)
+            held = False
+            try:
+                async with self._locks.hold(
+                    key, wait=policy != "reject", acquire=self._store.start_turn(key, question, user)
+                ) as row:
+                    held = True
+                    return await self._hold_turn(
+                        key, text, prepared, turn_id, user, on_partial, event_id, on_status, speaker,
+                        self._store.started(row), policy,
                     )
-                except asyncio.CancelledError:
-                    if task.cancelling() and policy == "interrupt":
-                        task.uncancel()
-                        raise TurnInterrupted("Stopped: a newer message replaced this one.") from None
-                    raise
-                finally:
-                    if self._running.get(str(key)) is task:
-                        del self._running[str(key)]
+            except STORAGE_ERRORS:
+                if not held:  # the start may have reached the server before the path failed
+                    self._told[str(key)] = question
+                raise
+
+    async def _hold_turn(
+        self, key: ThreadKey, text: str, prepared: Prepared, turn_id: str, user: str | None,
+        on_partial: OnPartial | None, event_id: str | None, on_status: OnStatus | None,
+        speaker: str | None, start: StartedTurn, policy: str,
+    ) -> Answer:
+        """Run the question as the conversation's running task (which ``interrupt`` may cancel)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._running[str(key)] = task
+        try:
+            return await self._question(
+                key, text, prepared, turn_id, user, on_partial, event_id, on_status, speaker, start
+            )
+        except asyncio.CancelledError:
+            if task.cancelling() and policy == "interrupt":
+                task.uncancel()
+                raise TurnInterrupted("Stopped: a newer message replaced this one.") from None
+            raise
+        finally:
+            if self._running.get(str(key)) is task:
+                del self._running[str(key)]
 
     async def _question(
-        self,
-        key: ThreadKey,
-        text: str,
-        prepared: Prepared,
-        turn_id: str,
-        user: str | None,
-        on_partial: OnPartial | None,
-        event_id: str | None,
-        on_status: OnStatus | None = None,
-        speaker: str | None = None,
+        self, key: ThreadKey, text: str, prepared: Prepared, turn_id: str, user: str | None,
+        on_partial: OnPartial | None, event_id: str | None, on_status: OnStatus | None,
+        speaker: str | None, start: StartedTurn,
     ) -> Answer:
+        """The turn itself, once ``start`` took the lock and marked it in flight."""
         started = time.perf_counter()
-        start = await self._store.start_turn(key, prepared.question(text), user)
         self._on_turn(key)
         answer: Answer | None = None
         try:
@@ -181,7 +198,7 @@ class TurnEngine:
             agent = self._modes.of(start.team)
             result = await self._runner.ask(
                 key, head.checkpoint_id, question, on_partial, metadata, on_status, place,
-                speaker_name(speaker, user), prepared.refs, agent,
+                speaker_name(speaker, user), prepared.refs, agent, start.latest,
             )
             answer = await self.record(key, head, question, user, result, place, agent)
         finally:
@@ -190,12 +207,10 @@ class TurnEngine:
         _log.info("turn %s on %s done in %.0f ms", turn_id, key, (time.perf_counter() - started) * 1000)
         if prepared.notes:  # after the answer, so a streamed answer only grows
             answer = replace(answer, text=answer.text + "\n\n" + "\n".join(prepared.notes))
-        if abandoned := start.abandoned:
-            notice = (
-                f"(Your earlier message “{preview(abandoned, 60)}” was cut off by a restart or an"
-                " outage; it was not answered.)"
-            )
-            return replace(answer, text=f"{notice}\n\n{answer.text}")
+        told = self._told.pop(str(key), None)
+        if (abandoned := start.abandoned) and abandoned != told:  # not one the asker was told failed
+            notice = f"(Your earlier message “{preview(abandoned, 60)}” was cut off by a restart or an"
+            return replace(answer, text=f"{notice} outage; it was not answered.)\n\n{answer.text}")
         return answer
 
     async def _end_turn(self, key: ThreadKey) -> None:
@@ -315,8 +330,8 @@ class TurnEngine:
             checkpoint_id=result.checkpoint_id,
             question=question,
             answer=result.answer,
+            tokens=self._usage.counted(key, user, place.model, result.usage),
         )
-        await self._usage.record(key, user, place.model, result.usage, turn.turn_id if turn else None)
         if turn is None:  # only if the cross-process lock was lost mid-turn
             raise ConversationBusy("The conversation moved on while answering; please ask again.")
         return Answer(key=key, text=result.answer, turn=turn)

@@ -39,8 +39,15 @@ other id goes to the database. This is safe across processes without any invalid
 protocol, because what it keeps is immutable: a checkpoint's row, its ancestors and so
 its rebuilt state never change once written. The one part that can change, writes later
 stored *on* that checkpoint, drops the entry (``aput_writes``); another process's writes
-on it are pending writes of a finished turn, which no run reads as state. The newest-
-checkpoint query (``aget_tuple`` without an id) is never cached: only the database knows.
+on it are pending writes of a finished turn, which no run reads as state. "The newest
+checkpoint" is answered from it only if the turn's start read that id (``LATEST``) under the lock.
+
+**Writes travel with the next checkpoint.** In a run the runner marks (``BATCH``), a task's
+writes are held and sent in the same pipeline as the thread's next checkpoint, before it: a
+step costs one round trip, not two. The runner flushes what is held when the run ends (an
+interrupt's writes) before reporting, every read flushes its thread first, and a process that
+dies in between loses only writes of an abandoned run (turns start from the head, never from
+a half-finished run).
 """
 
 from __future__ import annotations
@@ -49,15 +56,15 @@ import json
 import pickle
 import random
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import langgraph.checkpoint.postgres.aio as _pg_aio
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -68,10 +75,18 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from psycopg.types.json import Jsonb
 
 from core.storage.db import Pool
 
-__all__ = ["DELTA_PAGE_ROWS", "KEPT_BYTES", "MEMO_BYTES", "MemoSerializer", "PooledPostgresSaver"]
+__all__ = [
+    "BATCH", "DELTA_PAGE_ROWS", "KEPT_BYTES", "LATEST", "MEMO_BYTES", "MemoSerializer", "PooledPostgresSaver",
+]
+
+BATCH = "batch_writes"
+"""Configurable key: this run's writes may wait for its next checkpoint (module docstring)."""
+LATEST = "latest_checkpoint_id"
+"""Configurable key: the thread's newest root checkpoint id, read under the conversation's lock."""
 
 DELTA_PAGE_ROWS = 256
 MEMO_BYTES = 32 * 1024 * 1024
@@ -90,9 +105,7 @@ class _NoLock:
     async def __aenter__(self) -> None:
         return None
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *_exc: object) -> None:
         return None
 
 
@@ -146,8 +159,10 @@ class MemoSerializer(JsonPlusSerializer):
 @dataclass
 class _Kept:
     checkpoint_id: str
-    tuple_bytes: bytes
+    tuple_bytes: bytes = b""
     window: bytes | None = None
+    written: tuple[RunnableConfig, Checkpoint, CheckpointMetadata, str | None] | None = None
+    """What ``aput`` stored, turned into ``tuple_bytes`` only if the run ends there (most don't)."""
 
     @property
     def size(self) -> int:
@@ -161,6 +176,8 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self._kept_bytes = 0
         self.kept_hits = 0
+        self._held: dict[str, list[tuple[str, list[Any]]]] = {}
+        """Per thread: writes statements waiting for the thread's next checkpoint."""
 
     # -- the turn-end cache ----------------------------------------------------------
 
@@ -168,7 +185,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        stored = await super().aput(config, checkpoint, metadata, new_versions)
+        stored = await self._put(config, checkpoint, metadata, new_versions)
         thread = str(stored["configurable"]["thread_id"])
         if stored["configurable"].get("checkpoint_ns", ""):
             return stored
@@ -176,21 +193,65 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         values = checkpoint["channel_values"]
         if _MESSAGES in values or not all(v is None or isinstance(v, _INLINE) for v in values.values()):
             return stored  # a snapshot or a blob: not what a turn ends on; read it back instead
-        parent = config["configurable"].get("checkpoint_id")
-        as_read = CheckpointTuple(
-            config=stored,
-            checkpoint=json.loads(json.dumps(checkpoint)),  # as the database hands it back
-            metadata=json.loads(json.dumps(get_serializable_checkpoint_metadata(config, metadata))),
-            parent_config=(
-                {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": parent}}
-                if parent else None
-            ),
-            pending_writes=[],
-        )
-        self._kept[thread] = kept = _Kept(checkpoint["id"], pickle.dumps(as_read, pickle.HIGHEST_PROTOCOL))
-        self._kept_bytes += kept.size
-        self._trim()
+        written = (stored, checkpoint, get_serializable_checkpoint_metadata(config, metadata),
+                   config["configurable"].get("checkpoint_id"))
+        self._kept[thread] = _Kept(checkpoint["id"], written=written)
         return stored
+
+    async def _put(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Upstream's ``aput``, the held writes in front in its pipeline, no worker thread to serialise."""
+        configurable = config["configurable"]
+        thread, ns = str(configurable["thread_id"]), configurable["checkpoint_ns"]
+        held = self._held.pop(thread, [])
+        copy = checkpoint.copy()
+        copy["channel_values"] = values = dict(checkpoint["channel_values"])
+        blobs: dict[str, Any] = {}
+        for name, value in checkpoint["channel_values"].items():
+            if isinstance(value, _DeltaSnapshot):
+                blobs[name], values[name] = value, True
+            elif not (value is None or isinstance(value, _INLINE)):
+                blobs[name] = values.pop(name)
+        async with self._cursor(pipeline=True) as cur:
+            for query, params in held:
+                await cur.executemany(query, params)
+            if versions := {k: v for k, v in new_versions.items() if k in blobs}:
+                await cur.executemany(
+                    self.UPSERT_CHECKPOINT_BLOBS_SQL, self._dump_blobs(thread, ns, blobs, versions)
+                )
+            await cur.execute(
+                self.UPSERT_CHECKPOINTS_SQL,
+                (thread, ns, checkpoint["id"], configurable.get("checkpoint_id"), Jsonb(copy),
+                 Jsonb(get_serializable_checkpoint_metadata(config, metadata))),
+            )
+        return {"configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
+
+    def _writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> tuple[str, list[Any]]:
+        configurable = config["configurable"]
+        query = (
+            self.UPSERT_CHECKPOINT_WRITES_SQL if all(w[0] in WRITES_IDX_MAP for w in writes)
+            else self.INSERT_CHECKPOINT_WRITES_SQL
+        )
+        params = self._dump_writes(
+            configurable["thread_id"], configurable["checkpoint_ns"], configurable["checkpoint_id"],
+            task_id, task_path, writes,
+        )
+        return query, params
+
+    async def flush(self, thread: str) -> None:
+        """Store the writes still held for ``thread`` (the runner calls it as a run ends)."""
+        if held := self._held.pop(thread, None):
+            async with self._cursor(pipeline=True) as cur:
+                for query, params in held:
+                    await cur.executemany(query, params)
+
+    def discard(self, thread: str) -> None:
+        """Drop what is held for a run that was cancelled: its branch is abandoned."""
+        self._held.pop(thread, None)
 
     def _trim(self) -> None:
         while self._kept_bytes > KEPT_BYTES and self._kept:
@@ -207,6 +268,19 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         if kept is None or kept.checkpoint_id != config["configurable"].get("checkpoint_id"):
             return
         self._kept_bytes -= kept.size
+        if kept.written is not None:
+            stored, checkpoint, metadata, parent = kept.written
+            as_read = CheckpointTuple(
+                config=stored,
+                checkpoint=json.loads(json.dumps(checkpoint)),  # as the database hands it back
+                metadata=json.loads(json.dumps(metadata)),
+                parent_config=(
+                    {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": parent}}
+                    if parent else None
+                ),
+                pending_writes=[],
+            )
+            kept.tuple_bytes, kept.written = pickle.dumps(as_read, pickle.HIGHEST_PROTOCOL), None
         kept.window = pickle.dumps(list(messages), pickle.HIGHEST_PROTOCOL)
         self._kept_bytes += kept.size
         self._kept.move_to_end(thread)
@@ -228,25 +302,45 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         kept = self._kept.get(thread)
         if kept is not None and kept.checkpoint_id == config["configurable"].get("checkpoint_id"):
             self._forget_kept(thread)  # writes stored on it: the kept tuple no longer reads back as stored
-        await super().aput_writes(config, writes, task_id, task_path)
+        statement = self._writes(config, writes, task_id, task_path)
+        if config["configurable"].get(BATCH):
+            self._held.setdefault(thread, []).append(statement)
+            return
+        async with self._cursor(pipeline=True) as cur:
+            await cur.executemany(*statement)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        configurable = config["configurable"]
+        thread = str(configurable["thread_id"])
+        if not configurable.get("checkpoint_id") and not configurable.get("checkpoint_ns", ""):
+            kept = self._kept.get(thread)
+            if kept is not None and kept.checkpoint_id == configurable.get(LATEST):
+                config = {**config, "configurable": {**configurable, "checkpoint_id": kept.checkpoint_id}}
         if (kept := self._hit(config)) is not None:
             self.kept_hits += 1
             found: CheckpointTuple = pickle.loads(kept.tuple_bytes)  # our own bytes, made above
             return found
+        await self.flush(thread)
         return await super().aget_tuple(config)
+
+    async def alist(self, config: RunnableConfig | None, **kwargs: Any) -> AsyncIterator[CheckpointTuple]:
+        if config is not None:
+            await self.flush(str(config["configurable"]["thread_id"]))
+        async for found in super().alist(config, **kwargs):
+            yield found
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
         kept = self._hit(config)
         if kept is None or kept.window is None or list(channels) != [_MESSAGES]:
+            await self.flush(str(config["configurable"]["thread_id"]))
             return await super().aget_delta_channel_history(config=config, channels=channels)
         return {_MESSAGES: {"writes": [], "seed": _DeltaSnapshot(pickle.loads(kept.window))}}
 
     async def adelete_thread(self, thread_id: str) -> None:
         self._forget_kept(str(thread_id))
+        self.discard(str(thread_id))
         await super().adelete_thread(thread_id)
 
     def get_next_version(self, current: str | None, channel: None) -> str:

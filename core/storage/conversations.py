@@ -14,6 +14,7 @@ from core.errors import ConversationNotFound
 from core.keys import ThreadKey
 from core.records import Turn
 from core.storage.tree import TurnTree, turn_from_row
+from core.storage.usage import BUMP
 
 __all__ = ["ConversationStore", "Head", "StartedTurn", "head_from_row"]
 
@@ -33,15 +34,18 @@ ON CONFLICT (key) DO UPDATE
 """
 
 # One statement appends the turn and moves the head, only if the head is still ``old``
-# (compare-and-set), and clears the in-flight mark: a turn costs one round trip to record.
-_RECORD_TURN = """
-WITH expected AS (
+# (compare-and-set), clears the in-flight mark and counts the tokens in the ledger (even if
+# the head moved: they were spent): a turn costs one round trip to record.
+_RECORD_TURN = f"""
+WITH {BUMP}, expected AS (
     SELECT key FROM conversations
     WHERE key = %(key)s AND head_turn_id IS NOT DISTINCT FROM %(old)s
     FOR UPDATE
 ), new AS (
-    INSERT INTO turns (conversation_key, parent_id, seq, checkpoint_id, user_id, question, answer)
-    SELECT key, %(parent)s, %(seq)s, %(checkpoint)s, %(user)s, %(question)s, %(answer)s FROM expected
+    INSERT INTO turns (conversation_key, parent_id, seq, checkpoint_id, user_id, question, answer,
+                       input_tokens, output_tokens)
+    SELECT key, %(parent)s, %(seq)s, %(checkpoint)s, %(user)s, %(question)s, %(answer)s,
+           %(u_input)s, %(u_output)s FROM expected
     RETURNING *
 ), moved AS (
     UPDATE conversations c SET head_turn_id = new.id, last_active_at = now(), last_user = %(user)s
@@ -68,27 +72,12 @@ WITH gone AS (DELETE FROM inflight_turns WHERE conversation_key = %(key)s)
 DELETE FROM conversations WHERE key = %(key)s
 """
 
-# Marks the turn in flight and reads what it starts from, in one round trip. The previous
-# in-flight row can only be left over from a process that died mid-turn (the caller holds
-# the conversation's lock).
-_START_TURN = """
-WITH old AS (SELECT question FROM inflight_turns WHERE conversation_key = %(key)s),
-mark AS (
-    INSERT INTO inflight_turns (conversation_key, question, user_id)
-    VALUES (%(key)s, %(question)s, %(user)s)
-    ON CONFLICT (conversation_key) DO UPDATE
-       SET question = EXCLUDED.question, user_id = EXCLUDED.user_id, started_at = now()
-)
-SELECT (SELECT question FROM old) AS abandoned, c.key IS NOT NULL AS exists,
-       c.root_checkpoint_id, c.team, t.id AS turn_id, t.seq, t.checkpoint_id,
-       EXISTS (SELECT 1 FROM approvals a
-               WHERE a.conversation_key = %(key)s AND a.status = 'pending') AS pending,
-       (SELECT coalesce(json_agg(p), '[]'::json) FROM place_settings p
-        WHERE p.place = ANY(%(scopes)s)) AS places
-FROM (VALUES (1)) AS one (x)
-LEFT JOIN conversations c ON c.key = %(key)s
-LEFT JOIN turns t ON t.id = c.head_turn_id
-"""
+# Takes the conversation's lock and, if it got it, marks the turn in flight and reads what it
+# starts from (with the thread's newest checkpoint id, which LangGraph asks for next:
+# core/storage/checkpointer.py), in one round trip on the lock connection. The previous
+# in-flight row can only be left over from a process that died mid-turn. The function is
+# migration 11 (core/storage/migrations.py).
+START_TURN = "SELECT * FROM backtrack_start_turn(%s, %s, %s, %s)"
 
 _END_TURN = "DELETE FROM inflight_turns WHERE conversation_key = %s"
 
@@ -114,6 +103,8 @@ class StartedTurn:
     """The conversation's ``/team`` choice; None: never chosen, the default applies."""
     places: tuple[dict[str, Any], ...] = ()
     """The stored settings of the key's places (core/storage/places.py), read in the same statement."""
+    latest: str | None = None
+    """The thread's newest root checkpoint id, read under the conversation's lock."""
 
 
 def head_from_row(row: dict[str, Any]) -> Head:
@@ -159,10 +150,12 @@ class ConversationStore(TurnTree):
         checkpoint_id: str,
         question: str,
         answer: str,
+        tokens: dict[str, Any],
     ) -> Turn | None:
         """Append a turn after ``head`` and make it the head; ``None`` if the head moved.
 
-        ``replacing`` is the head expected now, when the turn forks from an earlier one.
+        ``replacing`` is the head expected now, when the turn forks from an earlier one;
+        ``tokens`` are the run's for the ledger (``UsageLedger.counted``).
         """
         parent = head.turn_id if head else None
         old = parent if replacing == "head" else replacing
@@ -176,7 +169,7 @@ class ConversationStore(TurnTree):
             "answer": answer,
         }
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(_RECORD_TURN, {**turn, "old": old})).fetchone()
+            row = await (await conn.execute(_RECORD_TURN, {**turn, **tokens, "old": old})).fetchone()
         return turn_from_row(row) if row else None
 
     async def begin_conversation(
@@ -209,18 +202,21 @@ class ConversationStore(TurnTree):
             cur = await conn.execute(_DELETE, {"key": str(key)})
             return cur.rowcount > 0
 
-    async def start_turn(self, key: ThreadKey, question: str, user: str | None) -> StartedTurn:
-        """Mark a turn in flight; returns its head and what a dead process left behind."""
-        params = {"key": str(key), "question": question, "user": user, "scopes": list(key.scopes)}
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(_START_TURN, params)).fetchone()
-        assert row is not None
+    @staticmethod
+    def start_turn(key: ThreadKey, question: str, user: str | None) -> tuple[str, tuple[Any, ...]]:
+        """The statement that locks the conversation and marks a turn in flight (for ``hold``)."""
+        return START_TURN, (str(key), question, user, list(key.scopes))
+
+    @staticmethod
+    def started(row: dict[str, Any]) -> StartedTurn:
+        """What ``start_turn``'s row says: the head, what a dead process left behind."""
         return StartedTurn(
             head=head_from_row(row) if row["exists"] else None,
             abandoned=row["abandoned"],
             approval_pending=row["pending"],
             team=row["team"],
             places=tuple(row["places"]),
+            latest=row["latest"],
         )
 
     async def end_turn(self, key: ThreadKey) -> None:

@@ -77,6 +77,12 @@ async def _mark_returned(conn: psycopg.AsyncConnection[Any]) -> None:
     conn._backtrack_returned = time.monotonic()  # type: ignore[attr-defined]
 
 
+def _trusted(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the connection was in use within the last second (so it is alive)."""
+    returned = getattr(conn, "_backtrack_returned", None)
+    return returned is not None and time.monotonic() - returned <= _TRUST_SECONDS
+
+
 async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
     """Ping a connection on checkout unless it was in use within the last second.
 
@@ -84,8 +90,7 @@ async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
     timeout): the ping finds out and the pool hands out another. One that just finished a
     query is alive; pinging it too would add a round trip to every query of a busy bot.
     """
-    returned = getattr(conn, "_backtrack_returned", None)
-    if returned is None or time.monotonic() - returned > _TRUST_SECONDS:
+    if not _trusted(conn):
         await AsyncConnectionPool.check_connection(conn)
 
 
@@ -211,6 +216,8 @@ class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]):
             self.run_task(retry.task)
 
     async def _check_connection(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
+        if _trusted(conn):
+            return  # nothing to ask the server, so nothing to bound (a busy pool's every checkout)
         try:  # a hung server must not hang the check
             await bounded(conn, super()._check_connection(conn), self.timeout)
         except Exception:

@@ -179,6 +179,45 @@ MIGRATIONS: Sequence[str] = (
         revoked_at  timestamptz
     );
     """,
+    # A turn's lock and its start in one round trip (core/storage/locks.py). A function, not
+    # one statement: its second query takes a fresh snapshot after the lock is held, so it
+    # sees everything the previous holder committed before letting go.
+    """
+    CREATE FUNCTION backtrack_start_turn(p_key text, p_question text, p_user text, p_scopes text[])
+    RETURNS TABLE (locked boolean, abandoned text, "exists" boolean, root_checkpoint_id text,
+                   team boolean, turn_id bigint, seq integer, checkpoint_id text, pending boolean,
+                   places json, latest text)
+    LANGUAGE plpgsql VOLATILE AS $$
+    #variable_conflict use_column
+    BEGIN
+        IF NOT pg_try_advisory_lock(hashtextextended(p_key, 0)) THEN
+            RETURN QUERY SELECT false, NULL::text, false, NULL::text, NULL::boolean, NULL::bigint,
+                                NULL::integer, NULL::text, false, '[]'::json, NULL::text;
+            RETURN;
+        END IF;
+        RETURN QUERY
+        WITH old AS (SELECT question FROM inflight_turns WHERE conversation_key = p_key),
+        mark AS (
+            INSERT INTO inflight_turns (conversation_key, question, user_id)
+            VALUES (p_key, p_question, p_user)
+            ON CONFLICT (conversation_key) DO UPDATE
+               SET question = EXCLUDED.question, user_id = EXCLUDED.user_id, started_at = now()
+        )
+        SELECT true, (SELECT question FROM old), c.key IS NOT NULL, c.root_checkpoint_id, c.team,
+               t.id, t.seq, t.checkpoint_id,
+               EXISTS (SELECT 1 FROM approvals a
+                       WHERE a.conversation_key = p_key AND a.status = 'pending'),
+               (SELECT coalesce(json_agg(p), '[]'::json) FROM place_settings p
+                WHERE p.place = ANY(p_scopes)),
+               (SELECT k.checkpoint_id FROM checkpoints k WHERE k.thread_id = p_key AND k.checkpoint_ns = ''
+                ORDER BY k.checkpoint_id DESC LIMIT 1)
+        FROM (VALUES (1)) AS one (x)
+        LEFT JOIN conversations c ON c.key = p_key
+        LEFT JOIN turns t ON t.id = c.head_turn_id;
+    END $$;
+    """,
+    # The versions of a turn (its siblings), counted for every turn /history shows.
+    "CREATE INDEX turns_parent ON turns (conversation_key, parent_id, id);",
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

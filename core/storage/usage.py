@@ -25,22 +25,26 @@ if TYPE_CHECKING:
     from core.settings import Settings
     from core.storage.db import Pool
 
-__all__ = ["UsageLedger", "UsageReport", "usage_of"]
+__all__ = ["BUMP", "UsageLedger", "UsageReport", "usage_of"]
 
 _log = logging.getLogger(__name__)
 
 _TODAY = "(now() AT TIME ZONE 'UTC')::date"
 
-# One round trip: the ledger's row of today grows, and the turn (if any) gets its figures.
-_RECORD = f"""
-WITH bump AS (
+BUMP = f"""
+bump AS (
     INSERT INTO token_usage (day, platform, place, user_id, model, input_tokens, output_tokens)
-    VALUES ({_TODAY}, %(platform)s, %(place)s, %(user)s, %(model)s, %(input)s, %(output)s)
+    SELECT {_TODAY}, %(u_platform)s, %(u_place)s, %(u_user)s, %(u_model)s, %(u_input)s, %(u_output)s
+    WHERE %(u_input)s::bigint + %(u_output)s::bigint > 0
     ON CONFLICT (place, day, user_id, model) DO UPDATE SET
         input_tokens = token_usage.input_tokens + EXCLUDED.input_tokens,
         output_tokens = token_usage.output_tokens + EXCLUDED.output_tokens
-)
-UPDATE turns SET input_tokens = %(input)s, output_tokens = %(output)s WHERE id = %(turn)s
+)"""
+"""The ledger's row of today grows: a CTE, so recording a turn carries it in the same statement."""
+
+_RECORD = f"""
+WITH {BUMP}
+UPDATE turns SET input_tokens = %(u_input)s, output_tokens = %(u_output)s WHERE id = %(turn)s
 """
 
 _MINE = "platform = %(platform)s AND user_id = %(user)s"
@@ -84,22 +88,24 @@ class UsageLedger:
         self._pool = pool
         self._settings = settings
 
-    async def record(
-        self, key: ThreadKey, user: str | None, model: str, usage: Usage, turn_id: int | None = None
-    ) -> None:
-        """Count one run's tokens. A storage failure here is logged, never raised: the
-        answer it belongs to is already stored, and matters more than the ledger."""
+    def counted(self, key: ThreadKey, user: str | None, model: str, usage: Usage) -> dict[str, Any]:
+        """Count one run's tokens in the metrics; the parameters of ``BUMP`` for the ledger."""
         for kind, count in (("input", usage.input_tokens), ("output", usage.output_tokens)):
             TOKENS.labels(platform=key.platform, model=model, kind=kind).inc(count)
-        if not usage.total and turn_id is None:
-            return
-        params = {
-            "platform": key.platform, "place": key.scopes[0], "user": user or "", "model": model,
-            "input": usage.input_tokens, "output": usage.output_tokens, "turn": turn_id,
+        return {
+            "u_platform": key.platform, "u_place": key.scopes[0], "u_user": user or "", "u_model": model,
+            "u_input": usage.input_tokens, "u_output": usage.output_tokens,
         }
+
+    async def record(self, key: ThreadKey, user: str | None, model: str, usage: Usage) -> None:
+        """Count a run that recorded no turn (one that paused). A storage failure here is
+        logged, never raised: the approval it belongs to is already stored."""
+        params = self.counted(key, user, model, usage)
+        if not usage.total:
+            return
         try:
             async with self._pool.connection() as conn:
-                await conn.execute(_RECORD, params)
+                await conn.execute(_RECORD, {**params, "turn": None})
         except STORAGE_ERRORS:
             _log.warning("could not record the token usage of a turn on %s", key)
 
