@@ -33,6 +33,9 @@ HELP = """Commands:
   /history [N]   the last N turns of this conversation (default 10)
   /history --all every turn on every branch, and who rewound when
   /rewind [N]    go back N turns (default 1); the old turns stay stored
+  /edit N TEXT   ask turn N again with new text: a new version of it (the old one stays)
+  /retry         answer the last question again: another version of that answer
+  /branch [N]    list the versions of the last edited or retried turn, or switch to version N
   /forget        delete this conversation
   /approve       run the action the assistant is waiting to run
   /reject        refuse it; the assistant is told

@@ -71,6 +71,9 @@ class Turn:
     """Storage identity; adapters show ``index`` and ``checkpoint_id`` instead."""
     feedback: tuple[Feedback, ...] = ()
     """Who rated the answer, oldest first (read with history and the audit view)."""
+    version: int = 1
+    versions: int = 1
+    """``version`` of ``versions``: the answers one question got here (edits, retries, replays)."""
 
 
 @dataclass(frozen=True, slots=True)

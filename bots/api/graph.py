@@ -1,4 +1,5 @@
-"""The conversation routes, ``/api/graph/*``: ask, resume, replay, history, rewind, rate, forget.
+"""The conversation routes, ``/api/graph/*``: ask, resume, replay, edit, retry, versions, branch,
+history, rewind, rate, forget.
 
 Every route names its conversation by ``thread_id`` (the key ``api:<thread_id>``) and
 calls one service verb; what it answers is shaped by ``bots/api/render.py``.
@@ -14,6 +15,7 @@ from bots.api.requests import attachments, field, json_body, request_id
 from bots.serving import SERVICE
 from core.errors import ConversationNotFound
 from core.keys import ThreadKey
+from core.types import Answer
 
 __all__ = ["add_graph_routes"]
 
@@ -55,11 +57,63 @@ async def resume(request: web.Request) -> web.Response:
 
 
 async def replay(request: web.Request) -> web.Response:
+    """The turn that ended at ``checkpoint_id`` asked again (with ``query``: edited), a new version."""
     body = await json_body(request)
     thread_id, checkpoint = field(body, "thread_id", str), field(body, "checkpoint_id", str)
-    user = field(body, "user", str, None)
-    answer = await request.app[SERVICE].replay(_key(request, thread_id), checkpoint, user=user)
-    return web.json_response(render.answer(thread_id, answer))
+    user, query = field(body, "user", str, None), field(body, "query", str, None)
+    answer = await request.app[SERVICE].replay(_key(request, thread_id), checkpoint, user=user, text=query)
+    return await _versioned(request, thread_id, answer)
+
+
+async def edit(request: web.Request) -> web.Response:
+    """Turn ``index`` of the live branch (as history numbers it) asked again as ``query``."""
+    body = await json_body(request)
+    thread_id, index = field(body, "thread_id", str), field(body, "index", int)
+    query = field(body, "query", str)
+    service, key = request.app[SERVICE], _key(request, thread_id)
+    turn = await service.turn_on_branch(key, index)
+    answer = await service.replay(key, turn.checkpoint_id, user=field(body, "user", str, None), text=query)
+    return await _versioned(request, thread_id, answer)
+
+
+async def retry(request: web.Request) -> web.Response:
+    """The last question answered again: another version of the last turn."""
+    body = await json_body(request)
+    thread_id = field(body, "thread_id", str)
+    service, key = request.app[SERVICE], _key(request, thread_id)
+    last = await service.history(key, 1)
+    if not last:
+        raise ConversationNotFound("this conversation has no turn to try again yet")
+    answer = await service.replay(key, last[0].checkpoint_id, user=field(body, "user", str, None))
+    return await _versioned(request, thread_id, answer)
+
+
+async def _versioned(request: web.Request, thread_id: str, answer: Answer) -> web.Response:
+    shown = render.answer(thread_id, answer)
+    if answer.turn is not None:
+        found = await request.app[SERVICE].versions(answer.key, answer.turn.checkpoint_id)
+        shown |= {"version": len(found), "versions": len(found)}
+    return web.json_response(shown)
+
+
+async def versions(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    thread_id, checkpoint = field(body, "thread_id", str), field(body, "checkpoint_id", str)
+    found = await request.app[SERVICE].versions(_key(request, thread_id), checkpoint)
+    return web.json_response({"thread_id": thread_id, "versions": [render.turn(t) for t in found]})
+
+
+async def branch(request: web.Request) -> web.Response:
+    """Continue on the version that ended at ``checkpoint_id`` (and what was asked after it)."""
+    body = await json_body(request)
+    thread_id, checkpoint = field(body, "thread_id", str), field(body, "checkpoint_id", str)
+    service, key = request.app[SERVICE], _key(request, thread_id)
+    result = await service.switch(key, checkpoint, user=field(body, "user", str, None))
+    return web.json_response({
+        "thread_id": thread_id,
+        "checkpoint_id": result.head.checkpoint_id if result.head else None,
+        "turns": [render.turn(t) for t in await service.history(key, 10)],
+    })
 
 
 async def history(request: web.Request) -> web.Response:
@@ -119,5 +173,9 @@ def add_graph_routes(app: web.Application) -> None:
     app.router.add_post("/api/graph/rewind", rewind)
     app.router.add_post("/api/graph/resume", resume)
     app.router.add_post("/api/graph/replay", replay)
+    app.router.add_post("/api/graph/edit", edit)
+    app.router.add_post("/api/graph/retry", retry)
+    app.router.add_post("/api/graph/versions", versions)
+    app.router.add_post("/api/graph/branch", branch)
     app.router.add_post("/api/graph/feedback", feedback)
     app.router.add_delete("/api/graph/{thread_id}", forget)

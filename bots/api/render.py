@@ -25,6 +25,8 @@ def turn(found: Turn) -> dict[str, Any]:
         "time": found.at.isoformat(),
         "checkpoint_id": found.checkpoint_id,
         "feedback": [{"user": f.user, "value": f.value, "time": f.at.isoformat()} for f in found.feedback],
+        "version": found.version,
+        "versions": found.versions,
     }
 
 

@@ -46,10 +46,13 @@ if TYPE_CHECKING:
     from core.conversations.service import ConversationService
     from core.settings import Settings
 
-__all__ = ["EVENTS_PATH", "SlackBot", "require_tokens"]
+__all__ = ["EVENTS_PATH", "SLASH_COMMANDS", "SlackBot", "require_tokens"]
 
 
 EVENTS_PATH = "/slack/events"
+SLASH_COMMANDS = tuple(name for name in COMMANDS if name not in ("edit", "retry", "branch"))
+"""A new version of an answer belongs in its thread: ``!retry``, ``!edit 2 …`` and ``!branch``
+are typed there, where the answer is posted; a slash command could only answer privately."""
 
 
 def require_tokens(settings: Settings) -> str:
@@ -102,7 +105,7 @@ class SlackBot:
         self.app.assistant(threads.middleware)
         self.app.event("message")(self._on_event)
         self.app.event("app_mention")(self._on_event)
-        for name in COMMANDS:
+        for name in SLASH_COMMANDS:
             self.app.command(f"/{name}")(self._on_command)
         self.app.action(ACTIONS)(self._on_action)
         self.app.action(FEEDBACK)(self._on_feedback)

@@ -129,6 +129,36 @@ class Branches:
             await self._move(key, head, target, user)
             return RewindResult(key=key, removed=removed, head=target)
 
+    async def turn_on_branch(self, key: ThreadKey, index: int) -> Turn:
+        """Turn ``index`` (from 1) of the live branch, as ``/history`` numbers it."""
+        async with storage_errors():
+            head = await self._store.existing_head(key)
+            if not 1 <= index <= head.seq:
+                raise RewindOutOfRange(
+                    f"there is no turn {index} on the current branch (it has {head.seq})"
+                    if head.seq else "this conversation has no turns on its current branch yet"
+                )
+            return (await self._store.branch(key, head.seq - index + 1))[-1]
+
+    async def versions(self, key: ThreadKey, checkpoint_id: str) -> list[Turn]:
+        """The versions of the turn that ended at ``checkpoint_id``, oldest first."""
+        async with storage_errors():
+            await self._store.existing_head(key)
+            turn = await self._store.turn_at(key, checkpoint_id)
+            if turn is None:
+                raise RewindOutOfRange("no turn of this conversation ends at that checkpoint")
+            return await self._store.versions(key, turn)
+
+    async def switch(self, key: ThreadKey, checkpoint_id: str, user: str | None) -> RewindResult:
+        """Continue on the version that ended at ``checkpoint_id``: the head moves to the end of
+        its branch that grew last (the turns asked after it, if any), recorded like a rewind."""
+        async with storage_errors():
+            turn = await self._store.turn_at(key, checkpoint_id)
+            if turn is None:
+                raise RewindOutOfRange("no turn of this conversation ends at that checkpoint")
+            leaf = await self._store.newest_leaf(turn)
+        return await self.rewind_to(key, leaf.checkpoint_id, user)
+
     async def _move(self, key: ThreadKey, head: Head, target: Turn | None, user: str | None) -> None:
         """Move the head; a paused request belongs to the branch left behind, so it is cancelled."""
         new = target.turn_id if target else None

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from core.conversations.wording import format_audit, format_history, format_rewind, format_team, format_usage
+from core.conversations.branches import MAX_HISTORY
+from core.conversations.wording import (
+    format_audit,
+    format_history,
+    format_rewind,
+    format_team,
+    format_usage,
+    format_version,
+    format_versions,
+)
 from core.errors import InvalidInput, StaleApproval
 
 if TYPE_CHECKING:
@@ -37,6 +46,12 @@ class Verbs(Protocol):
     async def start_new(self, key: ThreadKey, user: str | None) -> ThreadKey: ...
     async def place_command(self, key: ThreadKey, command: Command, user: str | None) -> str: ...
     async def usage(self, key: ThreadKey, user: str | None) -> UsageReport: ...
+    async def replay(
+        self, key: ThreadKey, checkpoint_id: str, *, user: str | None = ..., text: str | None = ...
+    ) -> Answer: ...
+    async def turn_on_branch(self, key: ThreadKey, index: int) -> Turn: ...
+    async def versions(self, key: ThreadKey, checkpoint_id: str) -> list[Turn]: ...
+    async def switch(self, key: ThreadKey, checkpoint_id: str, *, user: str | None = ...) -> RewindResult: ...
 
 
 async def run_command(service: Verbs, key: ThreadKey, command: Command, user: str | None) -> str:
@@ -53,6 +68,8 @@ async def run_command(service: Verbs, key: ThreadKey, command: Command, user: st
     if command.name == "rewind":
         steps = command.count(1, what="turns to go back")
         return format_rewind(await service.rewind(key, steps, user=user))
+    if command.name in ("edit", "retry", "branch"):
+        return await _versions(service, key, command, user)
     if command.name == "forget":
         await service.forget(key)
         return "Forgot this conversation: every turn and checkpoint of it is deleted."
@@ -71,3 +88,38 @@ async def run_command(service: Verbs, key: ThreadKey, command: Command, user: st
     if command.name == "usage":
         return format_usage(await service.usage(key, user))
     raise InvalidInput(f"unknown command /{command.name}")
+
+
+async def _versions(service: Verbs, key: ThreadKey, command: Command, user: str | None) -> str:
+    """``/edit N text`` and ``/retry`` make a new version of a turn; ``/branch [N]`` shows or
+    picks the versions of the newest turn of this branch that has several."""
+    if command.name == "edit":
+        number, _, text = command.argument.strip().partition(" ")
+        if not number.isdigit() or not text.strip():
+            raise InvalidInput("/edit takes a turn number and the new text, e.g. /edit 2 What about Spain?")
+        turn = await service.turn_on_branch(key, int(number))
+        answer = await service.replay(key, turn.checkpoint_id, user=user, text=text)
+    elif command.name == "retry":
+        if command.argument.strip():
+            raise InvalidInput("/retry takes nothing: it answers the last question again")
+        last = await service.history(key, 1)
+        if not last:
+            raise InvalidInput("There is nothing to try again yet: ask something first.")
+        answer = await service.replay(key, last[0].checkpoint_id, user=user)
+    else:
+        forked = [t for t in await service.history(key, MAX_HISTORY) if t.versions > 1]
+        if not forked:
+            raise InvalidInput("No turn of this branch has other versions yet: /edit or /retry makes one.")
+        versions = await service.versions(key, forked[-1].checkpoint_id)
+        if not command.argument.strip():
+            return format_versions(versions, forked[-1])
+        wanted = command.count(1, what="the version to show")
+        if not 1 <= wanted <= len(versions):
+            raise InvalidInput(f"Turn {forked[-1].index} has versions 1 to {len(versions)}.")
+        await service.switch(key, versions[wanted - 1].checkpoint_id, user=user)
+        return format_version(versions[wanted - 1], wanted, len(versions), switched=True)
+    assert answer.turn is not None or answer.approval is not None
+    if answer.turn is None:
+        return answer.text
+    versions = await service.versions(key, answer.turn.checkpoint_id)
+    return f"{answer.text}\n\n" + format_version(answer.turn, len(versions), len(versions), switched=False)

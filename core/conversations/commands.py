@@ -13,7 +13,10 @@ from core.types import Command
 
 __all__ = ["COMMANDS", "parse_command"]
 
-COMMANDS = ("history", "rewind", "forget", "approve", "reject", "new", "team", "persona", "model", "usage")
+COMMANDS = (
+    "history", "rewind", "edit", "retry", "branch", "forget", "approve", "reject", "new", "team", "persona",
+    "model", "usage",
+)
 
 
 def parse_command(text: str, prefixes: str = "/") -> Command | None:

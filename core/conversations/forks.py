@@ -1,15 +1,18 @@
-"""Asking again from an earlier point of a conversation, as a new branch: a replay.
+"""Asking again from an earlier point of a conversation, as a new branch: a replay or an edit.
 
 A fork starts from the checkpoint where the earlier turn started, so the model sees the
 conversation as it was then and nothing after it; the turn it forks from and everything
-after it stay stored, reachable with ``rewind_to``. Moving the head to the new branch is
+after it stay stored, reachable with ``rewind_to`` (or by switching versions). A replay
+asks the same question again ("try again"), an edit asks a new text in its place; either
+way the new turn is another version of that turn. Moving the head to the new branch is
 recorded like a rewind, with who and when.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from core.conversations.intake import clean_message
 from core.conversations.turns import still_waiting
 from core.errors import RewindOutOfRange
 from core.storage.conversations import Head
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from core.conversations.runner import GraphRunner
     from core.conversations.turns import TurnEngine
     from core.keys import ThreadKey
+    from core.settings import Settings
     from core.storage.approvals import ApprovalStore
     from core.storage.conversations import ConversationStore
     from core.storage.locks import ConversationLocks
@@ -40,7 +44,9 @@ class Forks:
         modes: TeamModes,
         places: PlaceStore,
         usage: UsageLedger,
+        settings: Settings,
     ) -> None:
+        self._settings = settings
         self._engine = engine
         self._store = store
         self._approvals = approvals
@@ -50,8 +56,12 @@ class Forks:
         self._places = places
         self._usage = usage
 
-    async def replay(self, key: ThreadKey, checkpoint_id: str, user: str | None) -> Answer:
-        """The question of the turn that ended at ``checkpoint_id``, asked again from where it was asked."""
+    async def replay(
+        self, key: ThreadKey, checkpoint_id: str, user: str | None, text: str | None = None
+    ) -> Answer:
+        """The question of the turn that ended at ``checkpoint_id`` (or ``text`` in its place),
+        asked again from where it was asked."""
+        edited = None if text is None else clean_message(text, self._settings.max_message_chars)
         async with self._engine.scope(key) as turn_id, self._locks.hold(key):
             await self._usage.check(key, user)
             current = await self._store.existing_head(key)
@@ -67,16 +77,17 @@ class Forks:
                 else Head(None, 0, current.root_checkpoint_id)
             )
             assert start.checkpoint_id is not None
-            metadata = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
+            metadata: dict[str, Any] = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
+            metadata["edited"] = edited is not None
             files = await self._runner.files_at(key, checkpoint_id)  # the same files, asked again
+            question = target.question if edited is None else edited
             agent = await self._modes.agent(key)
             place = await self._places.choose(key.scopes)
             result = await self._runner.ask(
-                key, start.checkpoint_id, target.question, None, metadata, None, place, target.user, files,
-                agent,
+                key, start.checkpoint_id, question, None, metadata, None, place, target.user, files, agent,
             )
             answer = await self._engine.record(
-                key, start, target.question, user, result, place, agent, replacing=current.turn_id
+                key, start, question, user, result, place, agent, replacing=current.turn_id
             )
             await self._store.add_rewind(key, current.turn_id, start.turn_id, user)
             return answer

@@ -107,7 +107,7 @@ class ConversationService:
             settings, store, deliveries, approvals, locks, runner, self._intake.remember, files, modes,
             places, usage,
         )
-        self._forks = Forks(self._turns, store, approvals, locks, runner, modes, places, usage)
+        self._forks = Forks(self._turns, store, approvals, locks, runner, modes, places, usage, settings)
         ratings = FeedbackStore(pool)
         self._branches = Branches(store, approvals, locks, checkpointer, self._turns, files, ratings)
         self._places = PlaceVerbs(places, usage, settings)
@@ -195,13 +195,26 @@ class ConversationService:
         async with storage_errors():
             return await self._approvals.pending(key)
 
-    async def replay(self, key: ThreadKey, checkpoint_id: str, *, user: str | None = None) -> Answer:
-        """Ask a past turn's question again from where it was asked, as a new branch.
-
-        The conversation continues on the new branch; the original turn and everything
-        after it stay stored and reachable with ``rewind_to``.
+    async def replay(
+        self, key: ThreadKey, checkpoint_id: str, *, user: str | None = None, text: str | None = None
+    ) -> Answer:
+        """Ask a past turn's question again (or ``text`` in its place: an edit) from where it
+        was asked: a new version of that turn. The conversation continues on it; the original
+        and everything after it stay stored, reachable by ``switch`` or ``rewind_to``.
         """
-        return await self._forks.replay(key, checkpoint_id, user)
+        return await self._forks.replay(key, checkpoint_id, user, text)
+
+    async def turn_on_branch(self, key: ThreadKey, index: int) -> Turn:
+        """Turn ``index`` of the live branch (``/edit 2 …`` names turns as ``/history`` numbers them)."""
+        return await self._branches.turn_on_branch(key, index)
+
+    async def versions(self, key: ThreadKey, checkpoint_id: str) -> list[Turn]:
+        """The versions of a turn (its edits, retries and replays), oldest first ("2/3")."""
+        return await self._branches.versions(key, checkpoint_id)
+
+    async def switch(self, key: ThreadKey, checkpoint_id: str, *, user: str | None = None) -> RewindResult:
+        """Continue on another version of a turn (and what was asked after it), audited like a rewind."""
+        return await self._branches.switch(key, checkpoint_id, user)
 
     async def feedback(self, key: ThreadKey, checkpoint_id: str, user: str, value: str) -> bool:
         """Store a person's 👍 (``up``) or 👎 (``down``) on the turn that ended at ``checkpoint_id``.

@@ -68,9 +68,34 @@ def preview(text: str, limit: int = _PREVIEW) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+_OPEN, _CLOSE = "\u2039", "\u203a"
+"""The angle quotes chat apps show around "2/3" on an answer with several versions."""
+
+
 def format_turn(turn: Turn) -> str:
     who = f" ({turn.user})" if turn.user else ""
-    return f"{turn.index}. {preview(turn.question)}{who} → {preview(turn.answer)}"
+    versions = f" {_OPEN}{turn.version}/{turn.versions}{_CLOSE}" if turn.versions > 1 else ""
+    return f"{turn.index}. {preview(turn.question)}{who} → {preview(turn.answer)}{versions}"
+
+
+def format_version(turn: Turn, version: int, versions: int, *, switched: bool) -> str:
+    """``(Version 2 of 2 of turn 3; /branch lists them.)``, or the line a switch answers."""
+    if switched:
+        return (f"Switched to version {version} of {versions} of turn {turn.index}: {format_turn(turn)}\n"
+                "The conversation continues from there (and from what was asked after it, if anything).")
+    if versions == 1:
+        return f"(Turn {turn.index}.)"
+    return f"(Version {version} of {versions} of turn {turn.index}; /branch lists them, /branch N switches.)"
+
+
+def format_versions(versions: list[Turn], current: Turn) -> str:
+    """The versions of one turn, the one on the live branch marked ``*``."""
+    lines = [f"Turn {current.index} has {len(versions)} versions (/branch N switches):"]
+    for number, turn in enumerate(versions, 1):
+        mark = "*" if turn.turn_id == current.turn_id else " "
+        shown = f"{_OPEN}{number}/{len(versions)}{_CLOSE}"
+        lines.append(f"{mark} {shown} {preview(turn.question)} → {preview(turn.answer)}")
+    return "\n".join(lines)
 
 
 def format_history(turns: list[Turn]) -> str:

@@ -26,7 +26,36 @@ WITH RECURSIVE branch AS (
   UNION ALL
     SELECT p.* FROM turns p JOIN branch b ON p.id = b.parent_id
 )
-SELECT b.*, """ + RATINGS.format(turn="b") + """ FROM branch b LIMIT %(limit)s
+SELECT b.*, """ + RATINGS.format(turn="b") + """, """ + "{versions}" + """ FROM branch b LIMIT %(limit)s
+"""
+
+# A turn's versions: the turns of its conversation with the same parent (edits, retries,
+# replays of one question), numbered by age: "2/3".
+_SAME_PARENT = """s.conversation_key = {t}.conversation_key
+    AND (s.parent_id = {t}.parent_id OR (s.parent_id IS NULL AND {t}.parent_id IS NULL))"""
+VERSIONS = (
+    "(SELECT count(*) FROM turns s WHERE " + _SAME_PARENT + " AND s.id <= {t}.id) AS version, "
+    "(SELECT count(*) FROM turns s WHERE " + _SAME_PARENT + ") AS versions"
+)
+_BRANCH = _BRANCH.replace("{versions}", VERSIONS.format(t="b"))
+
+_SIBLINGS = """
+SELECT t.*, """ + VERSIONS.format(t="t") + """ FROM turns t
+WHERE t.conversation_key = %(key)s
+  AND (t.parent_id = %(parent)s OR (t.parent_id IS NULL AND %(parent)s::bigint IS NULL))
+ORDER BY t.id
+"""
+
+# From a turn down its newest children to a leaf: the branch a version switch goes to.
+_NEWEST_LEAF = """
+WITH RECURSIVE down AS (
+    SELECT t.* FROM turns t WHERE t.id = %(turn)s
+  UNION ALL
+    SELECT c.* FROM down d CROSS JOIN LATERAL (
+        SELECT * FROM turns c WHERE c.conversation_key = d.conversation_key AND c.parent_id = d.id
+        ORDER BY c.id DESC LIMIT 1) c
+)
+SELECT * FROM down ORDER BY seq DESC LIMIT 1
 """
 
 _TURN_BY_CHECKPOINT = "SELECT * FROM turns WHERE conversation_key = %s AND checkpoint_id = %s"
@@ -71,6 +100,8 @@ def turn_from_row(row: dict[str, Any]) -> Turn:
         checkpoint_id=row["checkpoint_id"],
         turn_id=row["id"],
         feedback=ratings(row.get("feedback")),
+        version=row.get("version") or 1,
+        versions=row.get("versions") or 1,
     )
 
 
@@ -84,6 +115,19 @@ class TurnTree:
         async with self.pool.connection() as conn:
             cur = await conn.execute(_BRANCH, {"key": str(key), "limit": limit})
             return [turn_from_row(row) for row in await cur.fetchall()]
+
+    async def versions(self, key: ThreadKey, turn: Turn) -> list[Turn]:
+        """Every version of ``turn`` (the turns with its parent), oldest first."""
+        parent = await self.parent_of(turn)
+        params = {"key": str(key), "parent": parent.turn_id if parent else None}
+        async with self.pool.connection() as conn:
+            return [turn_from_row(row) for row in await (await conn.execute(_SIBLINGS, params)).fetchall()]
+
+    async def newest_leaf(self, turn: Turn) -> Turn:
+        """The end of the branch under ``turn`` that was added to last (``turn`` if nothing was)."""
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(_NEWEST_LEAF, {"turn": turn.turn_id})).fetchone()
+        return turn_from_row(row) if row else turn
 
     async def turn_at(self, key: ThreadKey, checkpoint_id: str) -> Turn | None:
         async with self.pool.connection() as conn:

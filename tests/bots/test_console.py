@@ -55,6 +55,20 @@ async def test_the_offline_demo(pg_url: str, unique: Callable[[str], str]) -> No
     assert "Traceback" not in result.stderr
 
 
+async def test_edit_retry_and_branch_in_the_offline_demo(pg_url: str, unique: Callable[[str], str]) -> None:
+    script = ("What is the capital of France?\nWhat is its population?\n"
+              "/edit 1 What is the capital of Japan?\n/branch\n/branch 1\n/history\n")
+    out = (await console(pg_url, unique("versions"), script)).stdout.splitlines()
+    assert out[2] == "The capital of Japan is Tokyo."  # the edit forgot France: a new version of turn 1
+    assert out[4].startswith("(Version 2 of 2 of turn 1;")
+    assert out[5] == "Turn 1 has 2 versions (/branch N switches):"
+    assert out[6].startswith("  \u20391/2\u203a What is the capital of France?")
+    assert out[7].startswith("* \u20392/2\u203a What is the capital of Japan?")
+    assert out[8].startswith("Switched to version 1 of 2 of turn 1")
+    assert out[10].startswith("1. What is the capital of France?") and out[10].endswith("\u20391/2\u203a")
+    assert out[11].startswith("2. What is its population?")  # back on the branch that went on
+
+
 async def test_context_survives_between_runs_and_threads_are_separate(pg_url: str, unique: Callable[[str], str]) -> None:
     thread = unique("days")
     first = await console(pg_url, thread, "What is the capital of Japan?\n")

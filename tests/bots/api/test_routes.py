@@ -412,3 +412,27 @@ async def test_all_branches_with_steps_lists_each_step_its_tool_calls_and_what_i
     assert steps[-1]["returned"] == "Paris." and all(s["duration_ms"] >= 0 for s in steps)
     _, plain = await api.post("/api/graph/history", {"thread_id": thread, "all_branches": True})
     assert "steps" not in plain["turns"][0]  # only when asked: reading steps costs queries
+
+
+async def test_edit_retry_versions_and_branch(api: Client, unique: Callable[[str], str]) -> None:
+    thread = unique("v")
+    for query in ("one", "two"):
+        await api.post("/api/graph", {"query": query, "thread_id": thread})
+    status, edited = await api.post("/api/graph/edit", {"thread_id": thread, "index": 2, "query": "TWO"})
+    assert status == 200 and edited["answer"] == "heard: one | TWO"
+    assert (edited["version"], edited["versions"]) == (2, 2)
+    status, retried = await api.post("/api/graph/retry", {"thread_id": thread, "user": "ada"})
+    assert status == 200 and retried["answer"] == "heard: one | TWO" and retried["versions"] == 3
+    status, found = await api.post("/api/graph/versions", {"thread_id": thread, "checkpoint_id": retried["checkpoint_id"]})
+    assert [(t["question"], t["version"], t["versions"]) for t in found["versions"]] == [
+        ("two", 1, 3), ("TWO", 2, 3), ("TWO", 3, 3)]
+    first = found["versions"][0]["checkpoint_id"]
+    status, switched = await api.post("/api/graph/branch", {"thread_id": thread, "checkpoint_id": first})
+    assert status == 200 and switched["checkpoint_id"] == first
+    assert [(t["question"], t["version"]) for t in switched["turns"]] == [("one", 1), ("two", 1)]
+    status, refused = await api.post("/api/graph/edit", {"thread_id": thread, "index": 7, "query": "x"})
+    assert status == 422 and refused["error"]["code"] == "rewind_out_of_range"
+    status, refused = await api.post("/api/graph/branch", {"thread_id": thread, "checkpoint_id": "nope"})
+    assert status == 422
+    status, history = await api.post("/api/graph/history", {"thread_id": thread})
+    assert [t["question"] for t in history["turns"]] == ["one", "two"]  # the refusals changed nothing

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from bots.slack import run
-from bots.slack.app import EVENTS_PATH, SlackBot
+from bots.slack.app import EVENTS_PATH, SLASH_COMMANDS, SlackBot
 from bots.slack.replies import LIMIT, PLACEHOLDER
 from core.conversations.commands import COMMANDS
 from core.conversations.service import ConversationService
@@ -213,6 +213,25 @@ async def test_history_and_rewind_inside_a_thread_never_reach_the_model(
 
     await slack.say(channel, "q3", thread_ts=ts)
     assert (await slack.answers(channel, ts, 5))[-1] == "heard: q1 | q3"
+
+
+async def test_retry_edit_and_branch_in_a_thread_post_the_new_version_there(slack: Harness) -> None:
+    channel = _id("C")
+    ts = await slack.mention(channel, "q1")
+    await slack.answers(channel, ts)
+    await slack.say(channel, "q2", thread_ts=ts)
+    await slack.answers(channel, ts, 2)
+
+    await slack.say(channel, "!retry", thread_ts=ts)
+    retried = (await slack.answers(channel, ts, 3))[-1]
+    assert retried.startswith("heard: q1 | q2") and "Version 2 of 2 of turn 2" in retried
+    await slack.say(channel, "!edit 1 Q1", thread_ts=ts)
+    edited = (await slack.answers(channel, ts, 4))[-1]
+    assert edited.startswith("heard: Q1") and "Version 2 of 2 of turn 1" in edited
+    await slack.say(channel, "!branch 1", thread_ts=ts)
+    assert (await slack.answers(channel, ts, 5))[-1].startswith("Switched to version 1 of 2 of turn 1")
+    await slack.say(channel, "q3", thread_ts=ts)
+    assert (await slack.answers(channel, ts, 6))[-1] == "heard: q1 | q2 | q3"  # the retried turn 2's branch
 
 
 async def test_slash_history_and_rewind_act_on_the_latest_conversation_or_a_link(
@@ -622,5 +641,6 @@ def test_the_manifest_registers_every_command_the_bot_answers() -> None:
     own "not a valid command" instead of the bot's answer."""
     manifest = yaml.safe_load((ROOT / "slack-manifest.yaml").read_text())
     registered = {c["command"] for c in manifest["features"]["slash_commands"]}
-    assert registered == {f"/{name}" for name in COMMANDS}
+    assert registered == {f"/{name}" for name in SLASH_COMMANDS}
+    assert set(COMMANDS) - set(SLASH_COMMANDS) == {"edit", "retry", "branch"}  # typed in the thread
     assert all(c["url"].endswith(EVENTS_PATH) for c in manifest["features"]["slash_commands"])
