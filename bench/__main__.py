@@ -75,7 +75,7 @@ class Plan:
 
 FULL = Plan(500, 50, 20, 50, 20, 10, 10, 10_000, 150)
 QUICK = Plan(60, 10, 5, 5, 5, 3, 10, 200, 30, (1, 2), wire_turns=10)
-PER_TURN = Plan(0, 0, 0, 50, 10, 10, 0, 0, 0, (), wire_turns=30, everything=False)
+PER_TURN = Plan(0, 0, 0, 50, 20, 10, 0, 0, 0, (), wire_turns=30, everything=False)
 
 
 @dataclass

@@ -185,7 +185,8 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        stored = await self._put(config, checkpoint, metadata, new_versions)
+        serialisable = get_serializable_checkpoint_metadata(config, metadata)
+        stored = await self._put(config, checkpoint, serialisable, new_versions)
         thread = str(stored["configurable"]["thread_id"])
         if stored["configurable"].get("checkpoint_ns", ""):
             return stored
@@ -193,15 +194,14 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         values = checkpoint["channel_values"]
         if _MESSAGES in values or not all(v is None or isinstance(v, _INLINE) for v in values.values()):
             return stored  # a snapshot or a blob: not what a turn ends on; read it back instead
-        written = (stored, checkpoint, get_serializable_checkpoint_metadata(config, metadata),
-                   config["configurable"].get("checkpoint_id"))
+        written = (stored, checkpoint, serialisable, config["configurable"].get("checkpoint_id"))
         self._kept[thread] = _Kept(checkpoint["id"], written=written)
         return stored
 
     async def _put(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> RunnableConfig:
+    ) -> RunnableConfig:  # ``metadata`` as stored (``get_serializable_checkpoint_metadata``)
         """Upstream's ``aput``, the held writes in front in its pipeline, no worker thread to serialise."""
         configurable = config["configurable"]
         thread, ns = str(configurable["thread_id"]), configurable["checkpoint_ns"]
@@ -224,7 +224,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             await cur.execute(
                 self.UPSERT_CHECKPOINTS_SQL,
                 (thread, ns, checkpoint["id"], configurable.get("checkpoint_id"), Jsonb(copy),
-                 Jsonb(get_serializable_checkpoint_metadata(config, metadata))),
+                 Jsonb(metadata)),
             )
         return {"configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 

@@ -42,7 +42,12 @@ ROW_PREFIXES = (
     "viewer: 60-turn conversation page data",
     "team: bytes added per turn, turns 1-",
     "team: turn latency p50, turns 1-",
+    "statements per turn, on the wire",
+    "round trips per turn, on the wire",
+    "CPU per turn, this process",
+    "  vs naive",
 )
+PER_TURN_GOALS = 5
 
 
 async def _databases(url: str) -> set[str]:
@@ -74,7 +79,7 @@ async def test_quick_benchmark_measures_every_figure_for_every_system(
     for prefix in ROW_PREFIXES:
         assert any(name.startswith(prefix) for name in rows), f"no row {prefix!r}"
     for name, row in rows.items():
-        on_disk = any(word in name for word in ("storage", "blobs", "bytes"))
+        on_disk = any(word in name for word in ("storage", "blobs", "bytes", "on the wire"))
         measured: tuple[str, ...] = ("naive", "backtrack") if on_disk else SYSTEMS
         if "RSS" in name or "over HTTP" in name or name.startswith(("viewer:", "team:")):
             measured = ("backtrack",)
@@ -85,10 +90,15 @@ async def test_quick_benchmark_measures_every_figure_for_every_system(
     blobs = next(r for n, r in rows.items() if n.startswith("  of which checkpoint blobs"))
     assert storage["naive"] > storage["backtrack"] > 0
     assert blobs["naive"] > blobs["backtrack"]
-    assert len(results["goals"]) == 9
+    assert len(results["goals"]) == 8 + PER_TURN_GOALS
+    wire = {n: r for n, r in rows.items() if n.endswith("on the wire")}
+    trips, statements = wire["round trips per turn, on the wire"], wire["statements per turn, on the wire"]
+    for system in ("naive", "backtrack"):  # a round trip carries one statement or more, a turn several
+        assert 3 <= trips[system] <= statements[system], (system, trips, statements)
 
     checks = results["checks"]
     assert checks["wrong_answers"] == {s: 0 for s in SYSTEMS}
+    assert checks["per_turn_wrong_answers"] == {s: 0 for s in SYSTEMS}
     per_system = (
         QUICK.turns
         + QUICK.sequential * QUICK.per_conversation
@@ -103,3 +113,21 @@ async def test_quick_benchmark_measures_every_figure_for_every_system(
     assert checks["team"] == {"wrong_answers": 0, "turns": QUICK.team_turns, "namespaces": 2 * QUICK.team_turns}
 
     assert await _databases(pg_url) == before, "the benchmark left databases behind"
+
+
+async def test_bench_quick_prints_only_the_per_turn_rows(pg_url: str, tmp_path: Path) -> None:
+    """``make bench-quick``: the per-turn rows and their goals, for all three systems."""
+    out = tmp_path / "per-turn.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench", "--per-turn", "--json", str(out),
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": pg_url},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=170)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    results: dict[str, Any] = json.loads(out.read_text())
+    names = [row["name"] for row in results["rows"]]
+    assert not any(n.startswith(("storage", "history", "idle RSS", "team:")) for n in names), names
+    assert results["goals"][0]["name"] == "round trips per turn vs naive's"
+    assert len(results["goals"]) == PER_TURN_GOALS
+    assert results["checks"]["per_turn_wrong_answers"] == {s: 0 for s in SYSTEMS}
