@@ -57,7 +57,7 @@ class BacktrackClient(discord.Client):
             )
             return
         where = f"guild {self.dev_guild}" if guild else "all guilds"
-        _log.info("registered %d slash commands for %s", len(synced), where)
+        _log.info("registered %d application commands for %s", len(synced), where)  # slash and message
 
     async def on_ready(self) -> None:
         _log.info("connected to Discord as %s in %d guilds", self.user, len(self.guilds))
