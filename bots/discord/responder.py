@@ -94,11 +94,12 @@ class Responder:
     # -- slash commands ------------------------------------------------------------------
 
     async def on_command(self, interaction: discord.Interaction[Any], command: Command) -> None:
-        """``/history``, ``/usage`` and a shown ``/persona`` or ``/model`` answer only the
-        asker; ``/rewind``, ``/forget`` and a changed persona or model change the channel
-        for everyone, so the channel sees them."""
+        """``/history``, ``/usage``, a shown ``/persona`` or ``/model`` and the list of versions
+        answer only the asker; ``/rewind``, ``/forget``, a new version (``/edit``, ``/retry``),
+        a switch and a changed persona or model change the channel for everyone, so the
+        channel sees them."""
         private = command.name in ("history", "usage") or (
-            command.name in ("persona", "model") and not command.argument
+            command.name in ("persona", "model", "branch") and not command.argument
         )
 
         async def tell(text: str) -> None:
@@ -141,6 +142,20 @@ def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, .
     async def rewind(interaction: discord.Interaction[Any], steps: int | None = None) -> None:
         await responder.on_command(interaction, Command("rewind", _arg(steps)))
 
+    @app_commands.command(description="Answer the last question again: another version of that answer")
+    async def retry(interaction: discord.Interaction[Any]) -> None:
+        await responder.on_command(interaction, Command("retry"))
+
+    @app_commands.command(description="Ask an earlier turn again with new text: a new version of it")
+    @app_commands.describe(turn="the turn's number, as /history shows it", text="the new question")
+    async def edit(interaction: discord.Interaction[Any], turn: int, text: str) -> None:
+        await responder.on_command(interaction, Command("edit", f"{turn} {text}"))
+
+    @app_commands.command(description="List the versions of the last edited or retried turn, or pick one")
+    @app_commands.describe(version="continue on this version (leave out to list them)")
+    async def branch(interaction: discord.Interaction[Any], version: int | None = None) -> None:
+        await responder.on_command(interaction, Command("branch", _arg(version)))
+
     @app_commands.command(description="Delete this channel's conversation for good")
     async def forget(interaction: discord.Interaction[Any]) -> None:
         await responder.on_command(interaction, Command("forget"))
@@ -170,7 +185,7 @@ def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, .
     async def usage(interaction: discord.Interaction[Any]) -> None:
         await responder.on_command(interaction, Command("usage"))
 
-    return (history, rewind, forget, new, team, persona, model, usage)
+    return (history, rewind, retry, edit, branch, forget, new, team, persona, model, usage)
 
 
 def _arg(value: int | None) -> str:

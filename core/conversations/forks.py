@@ -79,12 +79,12 @@ class Forks:
             assert start.checkpoint_id is not None
             metadata: dict[str, Any] = {"user": user, "turn_id": turn_id, "replay_of": checkpoint_id}
             metadata["edited"] = edited is not None
-            files = await self._runner.files_at(key, checkpoint_id)  # the same files, asked again
+            files, speaker = await self._runner.asked_at(key, checkpoint_id)  # the same files and name
             question = target.question if edited is None else edited
             agent = await self._modes.agent(key)
             place = await self._places.choose(key.scopes)
             result = await self._runner.ask(
-                key, start.checkpoint_id, question, None, metadata, None, place, target.user, files, agent,
+                key, start.checkpoint_id, question, None, metadata, None, place, speaker, files, agent,
             )
             answer = await self._engine.record(
                 key, start, question, user, result, place, agent, replacing=current.turn_id

@@ -87,16 +87,17 @@ class GraphRunner:
             key, start, {"messages": [message]}, on_partial, metadata, on_status, place, latest
         )
 
-    async def files_at(self, key: ThreadKey, checkpoint_id: str) -> list[dict[str, Any]]:
-        """The file references of the question of the turn that ended at ``checkpoint_id``.
+    async def asked_at(self, key: ThreadKey, checkpoint_id: str) -> tuple[list[dict[str, Any]], str | None]:
+        """The file references and the speaker's name of the question of the turn that ended
+        at ``checkpoint_id``.
 
         The state there always keeps that turn's question, its last human message: a
-        replay asks it again with the same files.
+        replay asks it again with the same files, in the same person's name.
         """
         config: Any = {"configurable": {"thread_id": str(key), "checkpoint_id": checkpoint_id}}
         state = await self._graph.aget_state(config)
         humans = [m for m in state.values.get("messages") or [] if isinstance(m, HumanMessage)]
-        return refs_of(humans[-1]) if humans else []
+        return (refs_of(humans[-1]), humans[-1].name) if humans else ([], None)
 
     async def resume(
         self, key: ThreadKey, paused: str, decision: dict[str, Any], on_partial: OnPartial | None,

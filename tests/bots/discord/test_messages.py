@@ -125,7 +125,7 @@ async def test_role_allow_list_admits_members_with_the_role(
 # -- slash commands ------------------------------------------------------------------
 
 
-async def _command(w: Discord, channel: int, name: str, **options: int | bool) -> tuple[Any, str]:
+async def _command(w: Discord, channel: int, name: str, **options: int | bool | str) -> tuple[Any, str]:
     """Run a slash command; returns the callback body and the follow-up text."""
     token = await w.fake.slash(channel, name, options, user=w.ada)
     followup = await eventually(
@@ -169,6 +169,26 @@ async def test_rewind_command_moves_the_conversation_back(bot: Discord) -> None:
 
     await ask(bot, bot.general, "after")
     await said(bot.fake, bot.general, "heard: keep this | after")
+
+
+async def test_retry_edit_and_branch_post_the_new_version_to_the_channel(bot: Discord) -> None:
+    await ask(bot, bot.general, "one")
+    await said(bot.fake, bot.general, "heard: one")
+    await ask(bot, bot.general, "two")
+    await said(bot.fake, bot.general, "heard: one | two")
+
+    callback, text = await _command(bot, bot.general, "retry")
+    assert not callback.get("data"), "a new version changes the channel's conversation: show it"
+    assert text.startswith("heard: one | two") and "Version 2 of 2 of turn 2" in text
+    _, text = await _command(bot, bot.general, "edit", turn=1, text="ONE")
+    assert text.startswith("heard: ONE") and "Version 2 of 2 of turn 1" in text
+    callback, text = await _command(bot, bot.general, "branch")
+    assert callback["data"]["flags"] & 64, "the list of versions is for the asker"
+    assert text.splitlines()[0] == "Turn 1 has 2 versions (/branch N switches):"
+    _, text = await _command(bot, bot.general, "branch", version=1)
+    assert text.startswith("Switched to version 1 of 2 of turn 1")
+    await ask(bot, bot.general, "three")
+    await said(bot.fake, bot.general, "heard: one | two | three")
 
 
 async def test_rewind_too_far_says_why(bot: Discord) -> None:
@@ -249,7 +269,8 @@ async def test_commands_sync_to_the_dev_guild_and_forget_works(
     settings = discord_settings(DISCORD_DEV_GUILD_ID=world.fake.guild_id, DISCORD_API_BASE_URL=world.fake.url)
     async with running(settings, service):
         names = {c["name"] for c in world.fake.commands[str(world.fake.guild_id)]}
-        assert names == {"history", "rewind", "forget", "new", "team", "persona", "model", "usage", "Rewind to here"}
+        assert names == {"history", "rewind", "retry", "edit", "branch", "forget", "new", "team", "persona",
+                         "model", "usage", "Rewind to here"}
         await ask(world, world.general, "remember me")
         await said(world.fake, world.general, "heard: remember me")
         _, text = await _command(world, world.general, "forget")
