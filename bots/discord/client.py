@@ -13,7 +13,7 @@ from discord.http import Route
 
 from bots.discord.approvals import Approvals
 from bots.discord.buttons import ApprovalButton
-from bots.discord.feedback import FeedbackButton, Ratings, rewind_here_menu
+from bots.discord.feedback import FeedbackButton, Ratings, RetryButton, rewind_here_menu
 from bots.discord.responder import Responder, slash_commands
 from core.errors import SettingsError
 
@@ -43,7 +43,7 @@ class BacktrackClient(discord.Client):
     async def setup_hook(self) -> None:
         """Route approval buttons by their ``custom_id`` (so buttons sent before a restart
         work), then register the slash commands: in one guild (instant, for development) or globally."""
-        self.add_dynamic_items(ApprovalButton, FeedbackButton)
+        self.add_dynamic_items(ApprovalButton, FeedbackButton, RetryButton)
         guild = discord.Object(self.dev_guild) if self.dev_guild else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)

@@ -1,11 +1,12 @@
-"""👍/👎 buttons under every answer, and the "Rewind to here" message context menu.
+"""👍/👎 and "Try again" under every answer, and the "Rewind to here" message context menu.
 
 The buttons are discord.py dynamic items whose ``custom_id`` names the answer's turn:
 its conversation's generation (see ``core/storage/generations.py``) and the checkpoint the
 answer ended at. A click needs nothing kept in memory, and the same ids are how the
 context menu knows which turn a message is: a message of the bot without them (an
 error, a command's reply, an approval request) is no answer to rewind to. Both tell
-the clicker alone (ephemeral replies).
+the clicker alone (ephemeral replies). "Try again" asks that answer's question again as a
+new version of its turn, posted to the channel with its own buttons; the old answer stays.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import discord
 from discord import app_commands
 
+from bots.chunking import split_message
 from bots.discord.access import Gate, channel_ids, conversation_key
+from bots.discord.buttons import MESSAGE_LIMIT
 from core.conversations.boundary import boundary
-from core.conversations.wording import format_rewind
+from core.conversations.wording import format_rewind, format_version
 from core.errors import InvalidInput, NotPermitted
 
 if TYPE_CHECKING:
@@ -27,12 +30,16 @@ if TYPE_CHECKING:
     from core.keys import ThreadKey
     from core.types import Answer
 
-__all__ = ["REWIND_HERE", "FeedbackButton", "Ratings", "answer_turn", "feedback_view", "rewind_here_menu"]
+__all__ = [
+    "REWIND_HERE", "FeedbackButton", "Ratings", "RetryButton", "answer_turn", "feedback_view",
+    "rewind_here_menu",
+]
 
 _log = logging.getLogger(__name__)
 
 REWIND_HERE = "Rewind to here"
 _TEMPLATE = r"backtrack:fb:(?P<vote>up|down):(?P<gen>[0-9]{1,6}):(?P<checkpoint>[0-9a-f-]{1,64})"
+_RETRY = r"backtrack:retry:(?P<gen>[0-9]{1,6}):(?P<checkpoint>[0-9a-f-]{1,64})"
 
 _Button = discord.ui.Button[discord.ui.View]
 
@@ -59,13 +66,35 @@ class FeedbackButton(discord.ui.DynamicItem[_Button], template=_TEMPLATE):
             await client.ratings.on_click(interaction, self.vote, self.generation, self.checkpoint_id)
 
 
+class RetryButton(discord.ui.DynamicItem[_Button], template=_RETRY):
+    def __init__(self, generation: int, checkpoint_id: str) -> None:
+        button: _Button = discord.ui.Button(
+            emoji="🔄", label="Try again", style=discord.ButtonStyle.secondary,
+            custom_id=f"backtrack:retry:{generation}:{checkpoint_id}",
+        )
+        super().__init__(button)
+        self.generation, self.checkpoint_id = generation, checkpoint_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RetryButton:
+        return cls(int(match["gen"]), match["checkpoint"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        client = interaction.client
+        if isinstance(client, _Rating):
+            await client.ratings.on_retry(interaction, self.generation, self.checkpoint_id)
+
+
 def feedback_view(answer: Answer) -> discord.ui.View | None:
-    """The 👍/👎 under a finished answer; None for a turn paused for approval."""
+    """👍/👎 and "Try again" under a finished answer; None for a turn paused for approval."""
     if answer.turn is None or answer.approval is not None:
         return None
     view = discord.ui.View(timeout=None)
     for vote in ("up", "down"):
         view.add_item(FeedbackButton(vote, answer.key.generation, answer.turn.checkpoint_id))
+    view.add_item(RetryButton(answer.key.generation, answer.turn.checkpoint_id))
     return view
 
 
@@ -115,6 +144,31 @@ class Ratings:
             _log.info("feedback %s on %s (%s)", vote, key, "stored" if changed else "same")
             await tell("Thanks, your feedback is noted." if changed
                        else "You had already rated this answer so.")
+
+    async def on_retry(
+        self, interaction: discord.Interaction[Any], generation: int, checkpoint_id: str
+    ) -> None:
+        """That answer's question asked again: a new version, posted to the channel."""
+
+        async def tell(text: str) -> None:
+            await _tell(interaction, text)
+
+        async with boundary(tell, f"discord try again in {interaction.channel_id}"):
+            key = self._key(interaction, generation)
+            if not await self.service.first_delivery(key, ("interaction", str(interaction.id))):
+                return
+            await interaction.response.defer(thinking=True)  # the new version is the channel's
+            _log.info("try again at %s on %s", checkpoint_id, key)
+            answer = await self.service.replay(key, checkpoint_id, user=str(interaction.user.id))
+            text = answer.text
+            if answer.turn is not None:
+                versions = await self.service.versions(key, answer.turn.checkpoint_id)
+                text += "\n\n" + format_version(answer.turn, len(versions), len(versions), switched=False)
+            *first, last = split_message(text, MESSAGE_LIMIT)
+            for piece in first:
+                await interaction.followup.send(piece)
+            view = feedback_view(answer)
+            await (interaction.followup.send(last, view=view) if view else interaction.followup.send(last))
 
     async def on_rewind_here(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
         async def tell(text: str) -> None:

@@ -96,7 +96,7 @@ async def test_answers_carry_feedback_buttons_and_a_double_click_counts_once(
     await ask(bot, bot.general, "q1")
     answer = await said(bot.fake, bot.general, "heard: q1")
     buttons = _buttons(answer)
-    assert set(buttons) == {"👍", "👎"}
+    assert set(buttons) == {"👍", "👎", "🔄"}
     before = _rated("down")
 
     first = await bot.fake.click(int(answer["id"]), buttons["👎"], user=bot.ada)
@@ -123,6 +123,32 @@ async def test_rewind_to_here_from_the_context_menu_forks_at_that_answer(bot: Di
 
     await ask(bot, bot.general, "q5")
     await said(bot.fake, bot.general, "heard: q1 | q2 | q5")
+
+
+async def test_try_again_posts_a_new_version_and_keeps_the_old_answer(
+    bot: Discord, service: ConversationService
+) -> None:
+    await ask(bot, bot.general, "q1")
+    await said(bot.fake, bot.general, "heard: q1")
+    await ask(bot, bot.general, "q2")
+    second = await said(bot.fake, bot.general, "heard: q1 | q2")
+    token = await bot.fake.click(int(second["id"]), _buttons(second)["🔄"], user=bot.ada)
+    callback = await eventually(
+        lambda: bot.fake.calls_to("POST", rf"/interactions/\d+/{token}/callback"), "the deferral")
+    assert not (callback[0].body.get("data") or {}).get("flags", 0) & 64, "the new version is the channel's"
+    again = await eventually(lambda: next((f for f in bot.fake.followups if f["token"] == token), None),
+                             "the new version")
+    assert again["content"].startswith("heard: q1 | q2") and "Version 2 of 2 of turn 2" in again["content"]
+    assert "🔄" in {b["emoji"]["name"] for row in again["components"] for b in row["components"]}
+    assert bot.fake.messages[int(second["id"])]["content"] == "heard: q1 | q2"  # the old answer stays
+    key = conversation_key(bot.fake.guild_id, bot.general)
+    [_, turn] = await service.history(key)
+    assert (turn.version, turn.versions) == (2, 2)
+
+    first = bot.fake.bot_messages(bot.general)[0]  # an earlier answer: its version forks there
+    token = await bot.fake.click(int(first["id"]), _buttons(first)["🔄"], user=bot.ada)
+    await eventually(lambda: next((f for f in bot.fake.followups if f["token"] == token), None), "a version")
+    assert [(t.question, t.version, t.versions) for t in await service.history(key)] == [("q1", 2, 2)]
 
 
 async def test_rewind_to_here_on_a_message_that_is_no_answer_is_refused(bot: Discord) -> None:
