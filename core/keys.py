@@ -120,13 +120,8 @@ class ThreadKey:
     @staticmethod
     def check_place(place: object) -> str:
         """``place`` if it is a place id as ``scopes`` names them; a clear refusal otherwise."""
-        if isinstance(place, str) and len(place) <= 256 and re.fullmatch(_PLACE, place):
-            return place
-        shown = place[:80] if isinstance(place, str) else type(place).__name__
-        raise InvalidKey(
-            f"invalid place {shown!r}: expected slack:TEAM:CHANNEL, discord:GUILD, "
-            "discord:GUILD:CHANNEL, discord:dm:CHANNEL, console or api"
-        )
+        return _matching(place, _PLACE, "place", "slack:TEAM:CHANNEL, discord:GUILD, "
+                         "discord:GUILD:CHANNEL, discord:dm:CHANNEL, console or api")
 
     def __str__(self) -> str:
         return self.encode()
@@ -154,13 +149,17 @@ _SCOPE = (
 
 def check_scope(scope: object) -> str:
     """``scope`` if it names a platform, a workspace or guild, or a channel; a refusal otherwise."""
-    if isinstance(scope, str) and len(scope) <= 256 and re.fullmatch(_SCOPE, scope):
-        return scope
-    shown = scope[:80] if isinstance(scope, str) else type(scope).__name__
-    raise InvalidKey(
-        f"invalid scope {shown!r}: expected a platform (slack, discord, console, api), slack:TEAM, "
-        "slack:TEAM:CHANNEL, discord:GUILD, discord:GUILD:CHANNEL or discord:dm"
-    )
+    return _matching(scope, _SCOPE, "scope", "a platform (slack, discord, console, api), slack:TEAM, "
+                     "slack:TEAM:CHANNEL, discord:GUILD, discord:GUILD:CHANNEL or discord:dm")
+
+
+def _matching(value: object, pattern: str, noun: str, expected: str) -> str:
+    """``value`` if it is a string of at most 256 characters matching ``pattern``; else a
+    refusal naming the ``noun`` and what was ``expected``, with at most 80 characters of it."""
+    if isinstance(value, str) and len(value) <= 256 and re.fullmatch(pattern, value):
+        return value
+    shown = value[:80] if isinstance(value, str) else type(value).__name__
+    raise InvalidKey(f"invalid {noun} {shown!r}: expected {expected}")
 
 
 def within(name: str, scope: str) -> bool:

@@ -7,6 +7,8 @@ calls one service verb; what it answers is shaped by ``bots/api/render.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from bots.api import render
@@ -62,7 +64,7 @@ async def replay(request: web.Request) -> web.Response:
     thread_id, checkpoint = field(body, "thread_id", str), field(body, "checkpoint_id", str)
     user, query = field(body, "user", str, None), field(body, "query", str, None)
     answer = await request.app[SERVICE].replay(_key(request, thread_id), checkpoint, user=user, text=query)
-    return await _versioned(request, thread_id, answer)
+    return web.json_response(_versioned(thread_id, answer))
 
 
 async def edit(request: web.Request) -> web.Response:
@@ -73,7 +75,7 @@ async def edit(request: web.Request) -> web.Response:
     service, key = request.app[SERVICE], _key(request, thread_id)
     turn = await service.turn_on_branch(key, index)
     answer = await service.replay(key, turn.checkpoint_id, user=field(body, "user", str, None), text=query)
-    return await _versioned(request, thread_id, answer)
+    return web.json_response(_versioned(thread_id, answer))
 
 
 async def retry(request: web.Request) -> web.Response:
@@ -85,15 +87,14 @@ async def retry(request: web.Request) -> web.Response:
     if not last:
         raise ConversationNotFound("this conversation has no turn to try again yet")
     answer = await service.replay(key, last[0].checkpoint_id, user=field(body, "user", str, None))
-    return await _versioned(request, thread_id, answer)
+    return web.json_response(_versioned(thread_id, answer))
 
 
-async def _versioned(request: web.Request, thread_id: str, answer: Answer) -> web.Response:
+def _versioned(thread_id: str, answer: Answer) -> dict[str, Any]:
     shown = render.answer(thread_id, answer)
     if answer.turn is not None:
-        found = await request.app[SERVICE].versions(answer.key, answer.turn.checkpoint_id)
-        shown |= {"version": len(found), "versions": len(found)}
-    return web.json_response(shown)
+        shown |= {"version": answer.turn.version, "versions": answer.turn.versions}
+    return shown
 
 
 async def versions(request: web.Request) -> web.Response:

@@ -162,8 +162,7 @@ class Ratings:
             answer = await self.service.replay(key, checkpoint_id, user=str(interaction.user.id))
             text = answer.text
             if answer.turn is not None:
-                versions = await self.service.versions(key, answer.turn.checkpoint_id)
-                text += "\n\n" + format_version(answer.turn, len(versions), len(versions), switched=False)
+                text += "\n\n" + format_version(answer.turn, switched=False)
             *first, last = split_message(text, MESSAGE_LIMIT)
             for piece in first:
                 await interaction.followup.send(piece)

@@ -117,9 +117,8 @@ async def _versions(service: Verbs, key: ThreadKey, command: Command, user: str 
         if not 1 <= wanted <= len(versions):
             raise InvalidInput(f"Turn {forked[-1].index} has versions 1 to {len(versions)}.")
         await service.switch(key, versions[wanted - 1].checkpoint_id, user=user)
-        return format_version(versions[wanted - 1], wanted, len(versions), switched=True)
+        return format_version(versions[wanted - 1], switched=True)
     assert answer.turn is not None or answer.approval is not None
     if answer.turn is None:
         return answer.text
-    versions = await service.versions(key, answer.turn.checkpoint_id)
-    return f"{answer.text}\n\n" + format_version(answer.turn, len(versions), len(versions), switched=False)
+    return f"{answer.text}\n\n" + format_version(answer.turn, switched=False)

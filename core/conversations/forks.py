@@ -10,6 +10,7 @@ recorded like a rewind, with who and when.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.conversations.intake import clean_message
@@ -90,4 +91,7 @@ class Forks:
                 key, start, question, user, result, place, agent, replacing=current.turn_id
             )
             await self._store.add_rewind(key, current.turn_id, start.turn_id, user)
-            return answer
+            if answer.turn is None:  # paused for an approval: no version yet
+                return answer
+            count = len(await self._store.versions(key, answer.turn))  # the new one is the newest
+            return replace(answer, turn=replace(answer.turn, version=count, versions=count))

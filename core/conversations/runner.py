@@ -157,7 +157,7 @@ class GraphRunner:
                     saver.discard(str(key))  # a failed or cancelled run's branch is abandoned
                 raise
             if saver is not None:
-                await saver.flush(str(key))  # an interrupt's or an error's writes, before anything reports
+                await saver.flush(str(key))  # e.g. an interrupt's writes, stored before anything reports
         except (BacktrackError, asyncio.CancelledError, *STORAGE_ERRORS):
             raise
         except Exception as exc:  # the model or the graph failed: the turn is abandoned

@@ -78,8 +78,9 @@ def format_turn(turn: Turn) -> str:
     return f"{turn.index}. {preview(turn.question)}{who} → {preview(turn.answer)}{versions}"
 
 
-def format_version(turn: Turn, version: int, versions: int, *, switched: bool) -> str:
+def format_version(turn: Turn, *, switched: bool) -> str:
     """``(Version 2 of 2 of turn 3; /branch lists them.)``, or the line a switch answers."""
+    version, versions = turn.version, turn.versions
     if switched:
         return (f"Switched to version {version} of {versions} of turn {turn.index}: {format_turn(turn)}\n"
                 "The conversation continues from there (and from what was asked after it, if anything).")

@@ -37,7 +37,7 @@ ON CONFLICT (key) DO UPDATE
 # (compare-and-set), clears the in-flight mark and counts the tokens in the ledger (even if
 # the head moved: they were spent): a turn costs one round trip to record.
 _RECORD_TURN = f"""
-WITH {BUMP}, expected AS (
+WITH bump AS ({BUMP}), expected AS (
     SELECT key FROM conversations
     WHERE key = %(key)s AND head_turn_id IS NOT DISTINCT FROM %(old)s
     FOR UPDATE

@@ -32,20 +32,14 @@ _log = logging.getLogger(__name__)
 _TODAY = "(now() AT TIME ZONE 'UTC')::date"
 
 BUMP = f"""
-bump AS (
-    INSERT INTO token_usage (day, platform, place, user_id, model, input_tokens, output_tokens)
-    SELECT {_TODAY}, %(u_platform)s, %(u_place)s, %(u_user)s, %(u_model)s, %(u_input)s, %(u_output)s
-    WHERE %(u_input)s::bigint + %(u_output)s::bigint > 0
-    ON CONFLICT (place, day, user_id, model) DO UPDATE SET
-        input_tokens = token_usage.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = token_usage.output_tokens + EXCLUDED.output_tokens
-)"""
-"""The ledger's row of today grows: a CTE, so recording a turn carries it in the same statement."""
-
-_RECORD = f"""
-WITH {BUMP}
-UPDATE turns SET input_tokens = %(u_input)s, output_tokens = %(u_output)s WHERE id = %(turn)s
+INSERT INTO token_usage (day, platform, place, user_id, model, input_tokens, output_tokens)
+SELECT {_TODAY}, %(u_platform)s, %(u_place)s, %(u_user)s, %(u_model)s, %(u_input)s, %(u_output)s
+WHERE %(u_input)s::bigint + %(u_output)s::bigint > 0
+ON CONFLICT (place, day, user_id, model) DO UPDATE SET
+    input_tokens = token_usage.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = token_usage.output_tokens + EXCLUDED.output_tokens
 """
+"""The ledger's row of today grows: alone for a paused run, as a CTE of the turn's record otherwise."""
 
 _MINE = "platform = %(platform)s AND user_id = %(user)s"
 _HERE = "place = %(place)s"
@@ -105,7 +99,7 @@ class UsageLedger:
             return
         try:
             async with self._pool.connection() as conn:
-                await conn.execute(_RECORD, {**params, "turn": None})
+                await conn.execute(BUMP, params)
         except STORAGE_ERRORS:
             _log.warning("could not record the token usage of a turn on %s", key)
 
