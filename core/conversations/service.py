@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from core.conversations.access import Access
 from core.conversations.branches import MAX_HISTORY, Branches
 from core.conversations.command_runner import run_command
+from core.conversations.edits import Edits
 from core.conversations.forks import Forks
 from core.conversations.intake import Intake
 from core.conversations.maintenance import Maintenance
@@ -34,6 +35,7 @@ from core.storage.feedback import FeedbackStore
 from core.storage.files import FileStore
 from core.storage.generations import Generations
 from core.storage.locks import ConversationLocks
+from core.storage.messages import MessageAnswers
 from core.storage.places import PlaceStore
 from core.storage.retention import Retention
 from core.storage.team_modes import TeamModes
@@ -79,7 +81,6 @@ __all__ = ["MAX_HISTORY", "ConversationService"]
 _log = logging.getLogger(__name__)
 
 
-
 class ConversationService:
     def __init__(
         self,
@@ -111,6 +112,8 @@ class ConversationService:
         ratings = FeedbackStore(pool)
         self._branches = Branches(store, approvals, locks, checkpointer, self._turns, files, ratings)
         self._places = PlaceVerbs(places, usage, settings)
+        self.gestures = Edits(MessageAnswers(pool), deliveries, store, self._forks, self._branches, settings)
+        """Edit a message to fork, Try again, "2/3" (``core/conversations/edits.py``)."""
         self._maintenance = Maintenance(settings, Retention(pool), files, locks, store, self.forget)
         self.access = Access(TokenStore(pool))
         """Scoped API tokens: made, found and revoked (``core/conversations/access.py``)."""

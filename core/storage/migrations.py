@@ -218,6 +218,20 @@ MIGRATIONS: Sequence[str] = (
     """,
     # The versions of a turn (its siblings), counted for every turn /history shows.
     "CREATE INDEX turns_parent ON turns (conversation_key, parent_id, id);",
+    # 13: which answer a person's chat message (or a Try again click) has now, and where it is
+    # posted, so editing the message forks from it (core/storage/messages.py).
+    """
+    CREATE TABLE message_answers (
+        conversation_key text NOT NULL REFERENCES conversations (key) ON DELETE CASCADE,
+        message_id    text NOT NULL,
+        author        text NOT NULL,
+        checkpoint_id text NOT NULL,
+        reply_id      text,
+        replaced_reply_id text,
+        edit_id       text,
+        PRIMARY KEY (conversation_key, message_id)
+    )
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates
