@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SORRY",
+    "SUPERSEDED",
     "format_audit",
     "format_history",
     "format_model",
@@ -30,6 +31,7 @@ __all__ = [
     "preview",
     "progress",
     "user_message",
+    "version_label",
 ]
 
 SORRY = "Sorry, something went wrong."
@@ -87,6 +89,15 @@ def format_version(turn: Turn, *, switched: bool) -> str:
     if versions == 1:
         return f"(Turn {turn.index}.)"
     return f"(Version {version} of {versions} of turn {turn.index}; /branch lists them, /branch N switches.)"
+
+
+SUPERSEDED = "\u21a9 answer to an earlier version of this message"
+"""What an answer's message says once its question was edited and answered anew (then a link)."""
+
+
+def version_label(turn: Turn) -> str:
+    """The "2/3" between the previous/next controls under an answer with other versions."""
+    return f"{turn.version}/{turn.versions}"
 
 
 def format_versions(versions: list[Turn], current: Turn) -> str:
