@@ -28,8 +28,9 @@ from bots.slack.approvals import ACTIONS, ApprovalHandler
 from bots.slack.assistant import AssistantThreads
 from bots.slack.commands import CommandHandler
 from bots.slack.events import MessageHandler
-from bots.slack.feedback import FEEDBACK, REWIND_HERE, FeedbackHandler
+from bots.slack.feedback import FEEDBACK, RETRY, REWIND_HERE, VERSIONS, FeedbackHandler
 from bots.slack.files import SlackFiles
+from bots.slack.gestures import Gestures
 from bots.slack.home import HomeTab
 from bots.slack.people import People
 from bots.slack.places import Access
@@ -93,6 +94,7 @@ class SlackBot:
         self._commands = CommandHandler(service, access)
         self._approvals = ApprovalHandler(service, access, streams)
         self._feedback = FeedbackHandler(service, access)
+        self._gestures = Gestures(service, access)
         self._home = HomeTab(service)
         self.app = AsyncApp(
             name="backtrack",
@@ -109,6 +111,8 @@ class SlackBot:
             self.app.command(f"/{name}")(self._on_command)
         self.app.action(ACTIONS)(self._on_action)
         self.app.action(FEEDBACK)(self._on_feedback)
+        self.app.action(RETRY)(self._on_gesture)
+        self.app.action(VERSIONS)(self._on_gesture)
         self.app.shortcut(REWIND_HERE)(self._on_rewind_here)
         self.app.event("app_home_opened")(self._on_home)
 
@@ -122,7 +126,10 @@ class SlackBot:
     async def _on_event(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        await self._counted(self._messages.handle(body, event, self.client, context.bot_user_id))
+        if event.get("subtype") == "message_changed":  # an edit: maybe a new version of a turn
+            await self._counted(self._gestures.on_edit(body, event, self.client, context.bot_user_id))
+        else:
+            await self._counted(self._messages.handle(body, event, self.client, context.bot_user_id))
 
     async def _on_command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
@@ -135,6 +142,10 @@ class SlackBot:
     async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         await self._counted(self._feedback.on_feedback(body, respond))
+
+    async def _on_gesture(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await self._counted(self._gestures.on_click(body, self.client, respond))
 
     async def _on_rewind_here(
         self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext

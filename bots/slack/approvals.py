@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bots.slack.feedback import feedback_block
+from bots.slack.feedback import answer_footer
 from bots.slack.places import Access, reply_thread, thread_key
 from bots.slack.replies import APPROVE, REJECT, SLACK_ERRORS, escape, section
 from bots.slack.stream import Streams, open_reply
@@ -158,4 +158,4 @@ class ApprovalHandler:
                 key, click.approval_id, click.approve, user=click.user,
                 on_partial=reply.partial, on_decided=on_decided, on_status=reply.status,
             )
-            await reply.finish(answer.text, answer.approval, footer=feedback_block(answer))
+            await reply.finish(answer.text, answer.approval, footer=answer_footer(answer))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bots.slack.assistant import name_thread
-from bots.slack.feedback import feedback_block
+from bots.slack.feedback import answer_footer
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
 from bots.slack.replies import post_text
 from bots.slack.stream import Streams, open_reply
@@ -154,5 +154,8 @@ class MessageHandler:
             key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id,
             on_status=reply.status, files=files, speaker=await self._people.name(message.user),
         )
-        await reply.finish(answer.text, answer.approval, footer=feedback_block(answer))
+        await reply.finish(answer.text, answer.approval, footer=answer_footer(answer))
+        await self._service.gestures.answered(  # so that editing the message forks from this turn
+            key, f"{message.channel}:{message.ts}", message.user, answer, reply.shown_ts
+        )
         await name_thread(client, message.channel, message.thread_ts, received.text, answer)

@@ -91,6 +91,8 @@ class StreamingReply:
         self._channel = channel
         self._thread_ts = thread_ts
         self._ts: str | None = None
+        self.shown_ts: str | None = None
+        """The message the finished answer ends in (its buttons' message), once posted."""
         self._last_edit = 0.0
         self._quiet = False
 
@@ -130,32 +132,32 @@ class StreamingReply:
             _log.warning("streaming edit in %s failed: %s", self._channel, type(exc).__name__)
 
     async def finish(
-        self, text: str, approval: Approval | None = None, *, footer: dict[str, Any] | None = None
+        self, text: str, approval: Approval | None = None, *, footer: list[dict[str, Any]] | None = None
     ) -> None:
         """The answer in place of the placeholder; an approval's buttons, or the ``footer``
         block (the 👍/👎 of ``bots/slack/feedback.py``), go under its last piece."""
-        actions = approval_buttons(approval.id) if approval is not None else footer
+        actions = [approval_buttons(approval.id)] if approval is not None else footer
         pieces = split_message(text, LIMIT)
         for n, piece in enumerate(pieces):
             blocks = None
             if actions is not None and n == len(pieces) - 1:
-                blocks = [section(escape(piece)), actions]
+                blocks = [section(escape(piece)), *actions]
             if n == 0:
-                await self._replace(piece, blocks)
+                self.shown_ts = await self._replace(piece, blocks)
             else:
-                await self._client.chat_postMessage(
+                response = await self._client.chat_postMessage(
                     channel=self._channel, thread_ts=self._thread_ts, text=escape(piece), blocks=blocks
                 )
+                self.shown_ts = str(response["ts"])
 
-    async def _replace(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    async def _replace(self, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
         if self._ts is None:
-            await self._client.chat_postMessage(
+            response = await self._client.chat_postMessage(
                 channel=self._channel, thread_ts=self._thread_ts, text=escape(text), blocks=blocks
             )
-        else:
-            await self._client.chat_update(
-                channel=self._channel, ts=self._ts, text=escape(text), blocks=blocks
-            )
+            return str(response["ts"])
+        await self._client.chat_update(channel=self._channel, ts=self._ts, text=escape(text), blocks=blocks)
+        return self._ts
 
     async def fail(self, text: str) -> None:
         """Tell the user what went wrong, in place of the placeholder if there is one."""

@@ -10,10 +10,9 @@ minutes, ``ROLLOVER``). Where Slack refuses to stream (an error from ``chat.star
 a workspace or surface without it) the rest of the answer goes to the placeholder reply
 of ``bots/slack/replies.py``, which edits with ``chat.update``.
 
-slack-sdk's ``AsyncChatStream`` buffers by size only and starts a stream at its first
-flush; here a stream must start at once when no status can show the work, appends are
-spaced in time, and a stream is rolled over by age, so the reply drives the SDK's three
-methods itself.
+slack-sdk's ``AsyncChatStream`` buffers by size and starts at its first flush; here a stream
+starts at once when no status shows the work, appends are spaced in time and a stream rolls
+over by age, so the reply drives the SDK's three methods itself.
 """
 
 from __future__ import annotations
@@ -48,7 +47,6 @@ _TOOL_STATUS = {
     "research": "is researching…", "analyse": "is analysing…", "calculator": "is calculating…",
 }
 
-
 _REFUSALS = frozenset({"feature_not_enabled", "not_allowed_token_type", "missing_scope"})
 """What Slack answers a workspace that does not allow streaming (not a passing failure)."""
 
@@ -76,13 +74,15 @@ class Streams:
 
 
 class SlackReply(Protocol):
-    """``core.types.Reply``, plus the start of the work and the tool status (``OnStatus``)."""
+    """``core.types.Reply``, plus the start, the tool status and ``shown_ts``: the message the
+    finished answer ends in, where its buttons are."""
 
+    shown_ts: str | None
     async def start(self) -> None: ...
     async def status(self, tool: str | None) -> None: ...
     async def partial(self, text: str) -> None: ...
     async def finish(
-        self, text: str, approval: Approval | None = None, *, footer: dict[str, Any] | None = None
+        self, text: str, approval: Approval | None = None, *, footer: list[dict[str, Any]] | None = None
     ) -> None: ...
     async def fail(self, text: str) -> None: ...
 
@@ -125,6 +125,7 @@ class NativeReply:
         self._offset = 0  # characters of the answer shown by finished messages
         self._carry = ""  # the code fence reopened at the start of the open message
         self._diverged = False
+        self.shown_ts: str | None = None
 
     # -- the Reply contract ------------------------------------------------------------
 
@@ -147,7 +148,7 @@ class NativeReply:
         await self._deliver(text, final=False)
 
     async def finish(
-        self, text: str, approval: Approval | None = None, *, footer: dict[str, Any] | None = None
+        self, text: str, approval: Approval | None = None, *, footer: list[dict[str, Any]] | None = None
     ) -> None:
         """The whole answer, ``footer`` (the 👍/👎 block) under its last message; an approval
         request is finished by the placeholder reply, whose messages carry the Approve /
@@ -157,6 +158,7 @@ class NativeReply:
                 await self._hand_over()
             if self._fallback is not None:
                 await self._fallback.finish(self._rest(text), approval, footer=footer)
+                self.shown_ts = self._fallback.shown_ts
             else:
                 await self._deliver(text, final=True, footer=footer)
         finally:
@@ -173,7 +175,7 @@ class NativeReply:
 
     # -- streaming -----------------------------------------------------------------------
 
-    async def _deliver(self, text: str, final: bool, footer: dict[str, Any] | None = None) -> None:
+    async def _deliver(self, text: str, final: bool, footer: list[dict[str, Any]] | None = None) -> None:
         """Bring the thread up to ``text``: finished messages for what is complete, the rest open."""
         while self._fallback is None:
             body = self._carry + text[self._offset :]
@@ -186,12 +188,13 @@ class NativeReply:
             elif (end := self._rollover_end(body)) is not None:
                 await self._roll_over(body[:end])
             else:
-                last = [footer] if final and footer is not None else None
+                last = footer if final else None
                 if (body.strip() or self._ts is not None) and not await self._show(body, final, last):
                     continue
                 return
         if final:
             await self._fallback.finish(self._rest(text), footer=footer)
+            self.shown_ts = self._fallback.shown_ts
         else:
             await self._fallback.partial(self._rest(text))
 
@@ -213,11 +216,13 @@ class NativeReply:
                     channel=self._channel, ts=self._ts, text=escape(target),
                     blocks=[section(escape(target)), *blocks] if blocks else None,
                 )
+                self.shown_ts = self._ts
                 self._closed()
             return True
         delta = target[len(self._shown) :]
         if close:
             await self._stop(delta, blocks)
+            self.shown_ts = self._ts
             self._closed()
         elif delta and self._clock() - self._appended >= _APPEND_INTERVAL:
             try:

@@ -115,6 +115,8 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         """The workspace's people, by id, as ``users.info`` returns them (``add_user``)."""
         self._files: dict[str, _File] = {}
+        self.ephemerals: list[tuple[str, str, str]] = []
+        """(channel, user, text) of every ``chat.postEphemeral``."""
         self.downloads: list[tuple[str, str | None]] = []
         """(file name, bearer token or None) of every file download."""
 
@@ -285,6 +287,17 @@ class FakeSlack:
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
         if method in _AGENT_METHODS:
             return self._agent(method, params)
+        if method == "chat.getPermalink":  # only for a message that exists
+            channel, ts = params.get("channel"), params.get("message_ts")
+            if not any(m.channel == channel and m.ts == ts for m in self.messages):
+                return {"ok": False, "error": "message_not_found"}
+            return {"ok": True, "channel": channel,
+                    "permalink": f"https://fake.slack.com/archives/{channel}/p{str(ts).replace('.', '')}"}
+        if method == "chat.postEphemeral":  # to one member: a channel and a user are required
+            if not params.get("channel") or not params.get("user") or not params.get("text"):
+                return {"ok": False, "error": "invalid_arguments"}
+            self.ephemerals.append((str(params["channel"]), str(params["user"]), str(params["text"])))
+            return {"ok": True, "message_ts": self.next_ts()}
         if method == "chat.update":
             for posted in self.messages:
                 if posted.channel == params["channel"] and posted.ts == params["ts"]:
@@ -453,6 +466,8 @@ def _check_blocks(blocks: list[dict[str, Any]]) -> str | None:
     if len(blocks) > 50:
         return "no more than 50 items allowed [json-pointer:/blocks]"
     for n, block in enumerate(blocks):
+        if block.get("type") == "actions" and (error := _check_actions(block, n)):
+            return error
         text = block.get("text")
         if block.get("type") == "section" and isinstance(text, dict) and len(text.get("text", "")) > 3000:
             return f"must be less than 3001 characters [json-pointer:/blocks/{n}/text]"
@@ -466,4 +481,21 @@ def _check_blocks(blocks: list[dict[str, Any]]) -> str | None:
                 button = e.get(side) or {}
                 if len(button.get("text", {}).get("text", "")) > 75 or not 0 < len(button.get("value", "")) <= 2000:
                     return f"invalid feedback button [json-pointer:/blocks/{n}/elements/0/{side}]"
+    return None
+
+
+def _check_actions(block: dict[str, Any], n: int) -> str | None:
+    """An ``actions`` block as Slack checks it: 1 to 25 elements, unique action ids, a button's
+    text at most 75 characters and its value at most 2000."""
+    elements = block.get("elements", [])
+    if not 0 < len(elements) <= 25:
+        return f"must have 1 to 25 elements [json-pointer:/blocks/{n}/elements]"
+    ids = [e.get("action_id") for e in elements]
+    if len(set(ids)) != len(ids):
+        return f"action_id must be unique [json-pointer:/blocks/{n}/elements]"
+    for i, e in enumerate(elements):
+        if e.get("type") == "button" and (
+            not 0 < len(e.get("text", {}).get("text", "")) <= 75 or len(e.get("value", "")) > 2000
+        ):
+            return f"invalid button [json-pointer:/blocks/{n}/elements/{i}]"
     return None

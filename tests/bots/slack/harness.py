@@ -123,6 +123,28 @@ class Harness:
         assert list(statuses) == [200, 200]
         return str(event["ts"])
 
+    def edit(
+        self, channel: str, ts: str, before: str, after: str, *, thread_ts: str | None = None,
+        user: str | None = None, edited: bool = True,
+    ) -> dict[str, Any]:
+        """The ``message_changed`` event of a person's message ``ts`` whose text went from
+        ``before`` to ``after`` (``edited=False``: Slack's own change, such as an unfurl)."""
+        event = fixture("message_changed")
+        who, now = user or self.user, self.fake.next_ts()
+        event.update(channel=channel, ts=now, event_ts=now)
+        for part, text in ((event["message"], after), (event["previous_message"], before)):
+            part.update(text=text, user=who, ts=ts)
+            if thread_ts:
+                part["thread_ts"] = thread_ts
+        event["message"]["team"] = self.fake.team
+        if edited:
+            event["message"]["edited"] = {"user": who, "ts": now}
+        else:
+            del event["message"]["edited"]
+        if channel.startswith("D"):
+            event["channel_type"] = "im"
+        return event
+
     async def command(self, name: str, text: str, channel: str, user: str | None = None) -> str:
         """Run a slash command; returns the text of the (single) reply to its response_url."""
         form = fixture("slash_command")
@@ -157,7 +179,7 @@ class Harness:
             del body["message"]["parent_user_id"]
         body["trigger_id"] = f"{time.time_ns()}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
         body["response_url"] = self.fake.response_url()
-        action = {k: button[k] for k in ("action_id", "text", "value", "style", "type")}
+        action = {k: button[k] for k in ("action_id", "text", "value", "style", "type") if k in button}
         body["actions"] = [{**action, "block_id": block_id, "action_ts": f"{time.time():.6f}"}]
         assert await self.post_form({"payload": json.dumps(body)}) == 200
         return str(body["response_url"])
