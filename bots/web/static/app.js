@@ -129,6 +129,18 @@ function drawTree() {
     `↩ rewound here by ${r.user || "someone"} at ${when(r.time)}` +
     (r.from_checkpoint_id && byCheckpoint.has(r.from_checkpoint_id) ? ` (from turn #${byCheckpoint.get(r.from_checkpoint_id).index})` : ""));
   for (const r of rewindsTo.get("") || []) items.push(el("li", { class: "start" }, "start", marker(r)));
+  // Versions of one turn (edits, retries, replays) are the turns with the same parent: "v2/3".
+  const siblings = new Map();
+  for (const t of state.turns) {
+    const parent = t.parent_checkpoint_id || "";
+    if (!siblings.has(parent)) siblings.set(parent, []);
+    siblings.get(parent).push(t.checkpoint_id);
+  }
+  const version = (turn) => {
+    const all = siblings.get(turn.parent_checkpoint_id || "");
+    return all.length > 1 ? el("span", { class: "version", title: "versions of this turn: edits, retries, replays" },
+      `v${all.indexOf(turn.checkpoint_id) + 1}/${all.length}`) : null;
+  };
   for (const [turn, depth] of ordered(state.turns)) {
     const replayed = turn.replay_of && byCheckpoint.get(turn.replay_of);
     const item = el("li", {
@@ -136,7 +148,7 @@ function drawTree() {
       "data-checkpoint": turn.checkpoint_id,
       onclick: () => guarded(() => selectTurn(turn.checkpoint_id)),
     },
-    `#${turn.index} `, el("span", { class: "question" }, turn.question),
+    `#${turn.index} `, version(turn), el("span", { class: "question" }, turn.question),
     el("span", { class: "muted" }, ` — ${turn.user || "anonymous"}, ${when(turn.time)}${turn.live ? "" : " (abandoned)"}`),
     turn.replay_of ? el("a", { class: "replay", href: "#", onclick: (ev) => { ev.preventDefault(); ev.stopPropagation(); guarded(() => selectTurn(turn.replay_of)); } },
       replayed ? `replay of #${replayed.index}` : "replay") : null,

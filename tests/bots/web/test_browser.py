@@ -88,6 +88,10 @@ async def test_log_in_see_branches_steps_and_rewind_from_the_page(
     capital, hostile = _turn(page, "capital of France?"), _turn(page, "bold")
     assert await capital.get_attribute("class") == "abandoned"  # type: ignore[attr-defined]
     assert await hostile.get_attribute("class") == "live"  # type: ignore[attr-defined]
+    # Both answers to turn 2's place are versions of one turn, marked as such; turn 1 has one.
+    assert await capital.locator(".version").text_content() == "v1/2"  # type: ignore[attr-defined]
+    assert await hostile.locator(".version").text_content() == "v2/2"  # type: ignore[attr-defined]
+    assert await _turn(page, "hello there").locator(".version").count() == 0  # type: ignore[attr-defined]
     await tree.get_by_text("rewound here by ada").wait_for()
     assert await hostile.locator(".question").text_content() == HOSTILE  # type: ignore[attr-defined]
     assert await page.locator("#bold").count() == 0
