@@ -15,7 +15,7 @@ from core.keys import ThreadKey
 __all__ = [
     "KEEP", "Approval", "Audit", "BranchTurn", "ConversationInfo", "ConversationPage",
     "ConversationSummary", "ConversationTree", "Feedback", "Keep", "PlaceChoice", "PlaceSetting",
-    "Rewind", "Step", "StepMessage", "TreeTurn", "Turn", "TurnSteps", "Usage",
+    "Rewind", "Step", "StepMessage", "ToolCallRecord", "TreeTurn", "Turn", "TurnSteps", "Usage",
 ]
 
 
@@ -36,6 +36,8 @@ class PlaceSetting:
     model: str | None
     updated_by: str | None
     updated_at: datetime
+    servers: tuple[str, ...] | None = None
+    """The MCP servers it uses (None: it has not chosen; the servers on by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class PlaceChoice:
     persona: str | None = None
     persona_from: PlaceSetting | None = None
     model_from: PlaceSetting | None = None
+    servers: tuple[str, ...] | None = None
+    """The MCP servers its turns may use; None: the servers the operator turned on by default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,3 +231,24 @@ class Usage:
     @property
     def total(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    """One MCP tool call of a turn (``run_id``) and what came of it, as the ledger keeps it."""
+
+    server: str
+    tool: str
+    args: dict[str, Any]
+    args_hash: str
+    read_only: bool
+    policy: str
+    """``auto``, ``ask`` or (for a repeat of an earlier call with the same arguments) ``again``."""
+    result: str | None = None
+    error: str | None = None
+    approved_by: str | None = None
+    reused_from: int | None = None
+    """The earlier call whose recorded result a replay used instead of calling the tool."""
+    id: int | None = None
+    run_id: str | None = None
+    at: datetime | None = None

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from core.agents.agent import build_agent
 from core.agents.attachments import resolver
 from core.agents.demo_model import OFFLINE_NOTICE
+from core.agents.mcp import Toolbox
+from core.agents.mcp_config import load_servers
 from core.agents.model_probe import check_server_context
 from core.agents.team import build_team
 from core.conversations.service import ConversationService
@@ -20,6 +22,7 @@ from core.storage.db import connection_kwargs, database_url, open_pool, storage_
 from core.storage.files import FileStore
 from core.storage.migrations import apply_migrations
 from core.storage.pooling import check_pooling
+from core.storage.tool_calls import ToolCalls
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -39,6 +42,16 @@ async def _prune_periodically(service: ConversationService, every_seconds: float
         except BacktrackError as exc:
             _log.warning("periodic prune skipped: %s", exc.message)
 
+
+
+async def open_toolbox(settings: Settings, ledger: ToolCalls) -> Toolbox | None:
+    """The MCP servers of ``BACKTRACK_MCP_CONFIG``, listed once (None: no file configured)."""
+    if settings.mcp_config is None:
+        return None
+    toolbox = Toolbox(load_servers(settings.mcp_config), ledger, timeout=settings.mcp_timeout,
+                      refresh=settings.mcp_refresh)
+    await toolbox.start()
+    return toolbox
 
 
 async def resolve_database(settings: Settings) -> str:
@@ -64,9 +77,10 @@ async def open_service(
         async with storage_errors():
             await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
         resolve = resolver(FileStore(pool).load, settings)
-        graph = build_agent(settings, checkpointer, model, resolve=resolve)
-        team = build_team(settings, checkpointer, model, resolve=resolve)
-        service = ConversationService(settings, pool, checkpointer, graph, team)
+        toolbox = await open_toolbox(settings, ToolCalls(pool))
+        graph = build_agent(settings, checkpointer, model, resolve=resolve, toolbox=toolbox)
+        team = build_team(settings, checkpointer, model, resolve=resolve, toolbox=toolbox)
+        service = ConversationService(settings, pool, checkpointer, graph, team, toolbox)
         pruning = None
         if maintenance:
             pruning = asyncio.create_task(

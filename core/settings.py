@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     )
     approvers: IdList = Field(frozenset(), validation_alias="BACKTRACK_APPROVERS")
 
+    # MCP tools (docs/tools.md)
+    mcp_config: Path | None = Field(None, validation_alias="BACKTRACK_MCP_CONFIG")
+    """An ``mcp.json`` naming the MCP servers (Claude Desktop's format), read at start."""
+    mcp_timeout: float = Field(30.0, gt=0, validation_alias="BACKTRACK_MCP_TIMEOUT")
+    """Seconds one MCP tool call may take (a server may set its own ``timeout``)."""
+    mcp_refresh: float = Field(60.0, ge=0, validation_alias="BACKTRACK_MCP_REFRESH")
+    """Seconds between re-listing a server's tools, so a changed tool list is picked up."""
+
     # HTTP servers (api, slack HTTP mode)
     host: str = Field("127.0.0.1", validation_alias="BACKTRACK_HOST")
     port: int = Field(8080, ge=0, le=65535, validation_alias="BACKTRACK_PORT")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict, cast
 
 import openai
@@ -38,6 +39,7 @@ from langgraph.prebuilt import ToolNode, tools_condition
 
 from core.agents.attachments import attachment_tokens
 from core.agents.demo_model import DemoChatModel
+from core.agents.mcp import Binding
 from core.agents.speakers import for_model
 from core.agents.tools import build_tools
 from core.errors import ContextTooLong, MessageTooLong
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     from core.agents.attachments import Resolve
+    from core.agents.mcp import Toolbox
     from core.settings import Settings
 
 __all__ = [
@@ -57,9 +60,11 @@ __all__ = [
     "WindowedCall",
     "build_agent",
     "build_chat_model",
+    "chat_models",
     "context_overflow",
     "place_of",
     "state_schema",
+    "tool_choice",
     "tool_loop",
     "window_reducer",
 ]
@@ -285,9 +290,9 @@ class WindowedCall:
 def place_of(config: RunnableConfig, settings: Settings) -> PlaceChoice:
     """The place settings a run was started with (``configurable.place``), with an allowed model."""
     place = config.get("configurable", {}).get("place")
-    if not isinstance(place, PlaceChoice) or place.model not in settings.allowed_models:
-        return PlaceChoice(settings.model, place.persona if isinstance(place, PlaceChoice) else None)
-    return place
+    if not isinstance(place, PlaceChoice):
+        return PlaceChoice(settings.model)
+    return place if place.model in settings.allowed_models else replace(place, model=settings.model)
 
 
 def build_agent(
@@ -296,25 +301,31 @@ def build_agent(
     model: BaseChatModel | None = None,
     tools: list[BaseTool] | None = None,
     resolve: Resolve | None = None,
+    toolbox: Toolbox | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """The graph; ``resolve`` turns stored file references into content parts for each model call."""
+    """The graph; ``resolve`` turns stored file references into content parts for each model call,
+    ``toolbox`` adds the place's MCP tools (``core/agents/mcp.py``)."""
     tools = build_tools(settings) if tools is None else tools
-    choice = {} if settings.tool_choice == "omit" or not tools else {"tool_choice": settings.tool_choice}
-    # One chat model per allowed name, built once; a test's ``model`` stands in for all.
-    llms = {
-        name: (model or build_chat_model(settings, name)).bind_tools(tools, **choice)
-        for name in settings.allowed_models
-    }
+    binding = Binding(chat_models(settings, model), tools, tool_choice(settings), toolbox)
     call = WindowedCall(settings.context_tokens, resolve)
 
     async def agent(state: Any, config: RunnableConfig) -> dict[str, list[AnyMessage]]:
         place = place_of(config, settings)
-        llm = llms[place.model]
+        llm = await binding.model(place.model, place)
         messages: list[AnyMessage] = state["messages"]
         reply = await call(llm, place.persona or SYSTEM_PROMPT, messages, place.model)
         return {"messages": [reply]}
 
-    return tool_loop(settings, "agent", agent, tools).compile(checkpointer=checkpointer)
+    return tool_loop(settings, "agent", agent, tools, toolbox).compile(checkpointer=checkpointer)
+
+
+def chat_models(settings: Settings, model: BaseChatModel | None) -> dict[str, BaseChatModel]:
+    """One chat model per allowed name, built once; a test's ``model`` stands in for all."""
+    return {name: model or build_chat_model(settings, name) for name in settings.allowed_models}
+
+
+def tool_choice(settings: Settings) -> dict[str, Any]:
+    return {} if settings.tool_choice == "omit" else {"tool_choice": settings.tool_choice}
 
 
 ModelStep = Callable[..., Awaitable[dict[str, list[AnyMessage]]]]
@@ -322,12 +333,14 @@ ModelStep = Callable[..., Awaitable[dict[str, list[AnyMessage]]]]
 
 
 def tool_loop(
-    settings: Settings, name: str, step: ModelStep, tools: list[BaseTool]
+    settings: Settings, name: str, step: ModelStep, tools: list[BaseTool], toolbox: Toolbox | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
-    """``step`` ⇄ its tools until it answers: the single agent's shape, and each sub-agent's."""
+    """``step`` ⇄ its tools until it answers: the single agent's shape, and each sub-agent's.
+    The MCP tools (``toolbox``) change while the bot runs, so they are found at call time."""
     graph: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema(settings))
     graph.add_node(name, step)
-    graph.add_node("tools", ToolNode(tools, handle_tool_errors=True))
+    wrap = toolbox.wrap if toolbox is not None else None
+    graph.add_node("tools", ToolNode(tools, handle_tool_errors=True, awrap_tool_call=wrap))
     graph.add_edge(START, name)
     graph.add_conditional_edges(name, tools_condition, ["tools", END])
     graph.add_edge("tools", name)

@@ -16,7 +16,6 @@ from langgraph.types import interrupt
 __all__ = ["describe_request", "requiring_approval", "webhook_tool"]
 
 
-
 def requiring_approval(tool: BaseTool) -> BaseTool:
     """The same tool, but it runs only after a person approves the exact arguments."""
 
@@ -51,6 +50,8 @@ def webhook_tool(url: str) -> BaseTool:
     return StructuredTool.from_function(coroutine=post_to_webhook, name="post_to_webhook")
 
 
-def describe_request(tool: str, args: dict[str, Any]) -> str:
+def describe_request(tool: str, args: dict[str, Any], note: object = None) -> str:
+    """The question an approval asks; ``note`` (an MCP tool's server, a repeat) goes before it."""
     shown = json.dumps(args, ensure_ascii=False, indent=None)
-    return f"The assistant wants to run `{tool}` with {shown}. Approve or reject?"
+    said = f" {note}" if isinstance(note, str) and note else ""
+    return f"The assistant wants to run `{tool}` with {shown}.{said} Approve or reject?"

@@ -26,21 +26,31 @@ from typing import TYPE_CHECKING, Any, Protocol
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 
-from core.agents.agent import ModelStep, WindowedCall, build_chat_model, place_of, state_schema, tool_loop
+from core.agents.agent import (
+    ModelStep,
+    WindowedCall,
+    chat_models,
+    place_of,
+    state_schema,
+    tool_choice,
+    tool_loop,
+)
 from core.agents.approvals import requiring_approval
 from core.agents.calculator import calculator_tool
+from core.agents.mcp import Binding
 from core.agents.tools import build_tools
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from langchain_core.language_models import BaseChatModel
-    from langchain_core.runnables import Runnable, RunnableConfig
+    from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool
     from langgraph.checkpoint.base import BaseCheckpointSaver
     from langgraph.graph.state import CompiledStateGraph
 
     from core.agents.attachments import Resolve
+    from core.agents.mcp import Toolbox
     from core.settings import Settings
 
 __all__ = ["AGENTS", "DELEGATIONS", "build_team", "team_limit_notice"]
@@ -122,18 +132,16 @@ def _pending_call(messages: Sequence[AnyMessage]) -> dict[str, Any] | None:
     return next((dict(c) for c in last.tool_calls if c["id"] not in answered), None)
 
 
-Models = dict[str, tuple["Runnable[Any, Any]", "Runnable[Any, Any]"]]
-"""Per allowed model name: the model with an agent's tools bound, and without them."""
+Models = tuple[Binding, dict[str, "BaseChatModel"]]
+"""An agent's models: with its tools (and the place's MCP tools) bound, and bare, per name."""
 
 
-def _models(settings: Settings, model: BaseChatModel | None, tools: Sequence[Any]) -> Models:
+def _models(
+    settings: Settings, model: BaseChatModel | None, tools: Sequence[Any], toolbox: Toolbox | None = None
+) -> Models:
     """Built once per agent; a test's ``model`` stands in for every name."""
-    choice = {} if settings.tool_choice == "omit" else {"tool_choice": settings.tool_choice}
-    found: Models = {}
-    for name in settings.allowed_models:
-        chat = model or build_chat_model(settings, name)
-        found[name] = (chat.bind_tools(tools, **choice), chat)
-    return found
+    chats = chat_models(settings, model)
+    return Binding(chats, tools, tool_choice(settings), toolbox), chats
 
 
 def _thinker(
@@ -145,7 +153,8 @@ def _thinker(
 
     async def think(state: Any, config: RunnableConfig) -> Update:
         place = place_of(config, settings)
-        tooled, bare = models[place.model]
+        binding, chats = models
+        tooled, bare = await binding.model(place.model, place), chats[place.model]
         messages: list[AnyMessage] = state["messages"]
         over = _rounds(messages) >= limit
         system = prompt + (f"{_PERSONA}{place.persona}" if speaks and place.persona else "")
@@ -159,11 +168,12 @@ def _thinker(
 
 def _sub_agent(
     name: str, prompt: str, tools: list[BaseTool], call: WindowedCall, model: BaseChatModel | None,
-    settings: Settings,
+    settings: Settings, toolbox: Toolbox | None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """A sub-agent: model ⇄ tools. Compiled without a checkpointer, it inherits the team's."""
-    think = _thinker(call, _models(settings, model, tools), prompt, settings)
-    return tool_loop(settings, "model", think, tools).compile(name=name)
+    """A sub-agent: model ⇄ tools (with the place's MCP tools). Compiled without a
+    checkpointer, it inherits the team's."""
+    think = _thinker(call, _models(settings, model, tools, toolbox), prompt, settings)
+    return tool_loop(settings, "model", think, tools, toolbox).compile(name=name)
 
 
 def _brief(delegation: str, task: str, messages: Sequence[AnyMessage]) -> str:
@@ -224,8 +234,10 @@ def build_team(
     model: BaseChatModel | None = None,
     tools: list[BaseTool] | None = None,
     resolve: Resolve | None = None,
+    toolbox: Toolbox | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """The team graph; ``tools`` replaces the researcher's (web search, current date).
+    """The team graph; ``tools`` replaces the researcher's (web search, current date); both
+    members also get the place's MCP tools (``toolbox``), under the same policies.
 
     ``resolve`` gives every agent the files, as in the single agent (core/agents/agent.py).
     """
@@ -237,8 +249,9 @@ def build_team(
     gated = calculator.name in settings.approval_tools
     analyst_tools = [requiring_approval(calculator) if gated else calculator]
     members = {
-        "research": _sub_agent("researcher", RESEARCHER_PROMPT, research_tools, call, model, settings),
-        "analyse": _sub_agent("analyst", ANALYST_PROMPT, analyst_tools, call, model, settings),
+        "research": _sub_agent("researcher", RESEARCHER_PROMPT, research_tools, call, model, settings,
+                               toolbox),
+        "analyse": _sub_agent("analyst", ANALYST_PROMPT, analyst_tools, call, model, settings, toolbox),
     }
     coordinating = _models(settings, model, _COORDINATOR_TOOLS)
     think = _thinker(call, coordinating, COORDINATOR_PROMPT, settings, speaks=True)

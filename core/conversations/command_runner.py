@@ -83,7 +83,7 @@ async def run_command(service: Verbs, key: ThreadKey, command: Command, user: st
         await service.start_new(key, user)
         return ("Started a new conversation here. The previous one is kept: it stays in "
                 "the conversation list, its history and the web viewer.")
-    if command.name in ("persona", "model"):
+    if command.name in ("persona", "model", "tools"):
         return await service.place_command(key, command, user)
     if command.name == "usage":
         return format_usage(await service.usage(key, user))

@@ -19,7 +19,7 @@ from core.errors import RewindOutOfRange
 from core.storage.conversations import Head
 
 if TYPE_CHECKING:
-    from core.conversations.runner import GraphRunner
+    from core.conversations.runner import GraphRunner, RunResult
     from core.conversations.turns import TurnEngine
     from core.keys import ThreadKey
     from core.settings import Settings
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from core.storage.locks import ConversationLocks
     from core.storage.places import PlaceStore
     from core.storage.team_modes import TeamModes
+    from core.storage.tool_calls import ToolCalls
     from core.storage.usage import UsageLedger
     from core.types import Answer
 
@@ -46,8 +47,10 @@ class Forks:
         places: PlaceStore,
         usage: UsageLedger,
         settings: Settings,
+        calls: ToolCalls,
     ) -> None:
         self._settings = settings
+        self._calls = calls
         self._engine = engine
         self._store = store
         self._approvals = approvals
@@ -87,6 +90,7 @@ class Forks:
             result = await self._runner.ask(
                 key, start.checkpoint_id, question, None, metadata, None, place, speaker, files, agent,
             )
+            result = await self._noting_reuse(key, turn_id, result)
             answer = await self._engine.record(
                 key, start, question, user, result, place, agent, replacing=current.turn_id
             )
@@ -95,3 +99,13 @@ class Forks:
                 return answer
             count = len(await self._store.versions(key, answer.turn))  # the new one is the newest
             return replace(answer, turn=replace(answer.turn, version=count, versions=count))
+
+    async def _noting_reuse(self, key: ThreadKey, turn_id: str, result: RunResult) -> RunResult:
+        """A replay that reused recorded tool results (not repeating their side effects) says so."""
+        reused = [c for c in await self._calls.of_run(str(key), turn_id) if c.reused_from is not None]
+        if not reused or result.answer is None:
+            return result
+        names = ", ".join(sorted({f"{c.tool} ({c.server})" for c in reused}))
+        note = (f"\n\n\u21ba Replayed without repeating side effects: the recorded result of {names} "
+                "was used; the tool was not called again.")
+        return replace(result, answer=result.answer + note)

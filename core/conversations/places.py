@@ -42,7 +42,7 @@ class PlaceVerbs:
         place = key.scopes[0]
         async with storage_errors():
             if argument:
-                self._check_admin(key, user, what)
+                self.check_admin(key, user, what)
                 value = None if argument.lower() == "reset" else argument
                 if what == "persona":
                     await self.change(place, user, persona=value)
@@ -84,7 +84,7 @@ class PlaceVerbs:
         async with storage_errors():
             return await self._usage.report(key, user)
 
-    def _check_admin(self, key: ThreadKey, user: str | None, what: str) -> None:
+    def check_admin(self, key: ThreadKey, user: str | None, what: str) -> None:
         if key.platform == "console":  # the operator's own terminal
             return
         admins = self._settings.admins

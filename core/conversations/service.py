@@ -23,6 +23,7 @@ from core.conversations.maintenance import Maintenance
 from core.conversations.places import PlaceVerbs
 from core.conversations.runner import GraphRunner
 from core.conversations.steps import TurnReader, with_steps
+from core.conversations.tools import ToolVerbs
 from core.conversations.turns import TurnEngine
 from core.conversations.viewer import Viewer
 from core.errors import StorageUnavailable
@@ -40,6 +41,7 @@ from core.storage.places import PlaceStore
 from core.storage.retention import Retention
 from core.storage.team_modes import TeamModes
 from core.storage.tokens import TokenStore
+from core.storage.tool_calls import ToolCalls
 from core.storage.usage import UsageLedger
 from core.storage.viewer import Inspector
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.graph.state import CompiledStateGraph
 
+    from core.agents.mcp import Toolbox
     from core.conversations.maintenance import PruneReport
     from core.keys import ThreadKey
     from core.records import (
@@ -89,6 +92,7 @@ class ConversationService:
         checkpointer: AsyncPostgresSaver,
         graph: CompiledStateGraph[Any, Any, Any, Any],
         team: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+        toolbox: Toolbox | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -108,10 +112,12 @@ class ConversationService:
             settings, store, deliveries, approvals, locks, runner, self._intake.remember, files, modes,
             places, usage,
         )
-        self._forks = Forks(self._turns, store, approvals, locks, runner, modes, places, usage, settings)
+        self._forks = Forks(self._turns, store, approvals, locks, runner, modes, places, usage, settings,
+                            ToolCalls(pool))
         ratings = FeedbackStore(pool)
         self._branches = Branches(store, approvals, locks, checkpointer, self._turns, files, ratings)
         self._places = PlaceVerbs(places, usage, settings)
+        self._tools = ToolVerbs(places, self._places, toolbox)
         self.gestures = Edits(MessageAnswers(pool), deliveries, store, self._forks, self._branches, settings)
         """Edit a message to fork, Try again, "2/3" (``core/conversations/edits.py``)."""
         self._maintenance = Maintenance(settings, Retention(pool), files, locks, store, self.forget)
@@ -294,8 +300,9 @@ class ConversationService:
         return await run_command(self, key, command, user)
 
     async def place_command(self, key: ThreadKey, command: Command, user: str | None) -> str:
-        """``/persona`` and ``/model`` for ``key``'s place, with the admin check."""
-        return await self._places.command(key, command, user)
+        """``/persona``, ``/model`` and ``/tools`` for ``key``'s place, with the admin check."""
+        verbs = self._tools if command.name == "tools" else self._places
+        return await verbs.command(key, command, user)
 
     # -- per-place settings and usage ----------------------------------------------
 

@@ -320,7 +320,7 @@ class TurnEngine:
             )
             await self._usage.record(key, user, place.model, result.usage)
             await self.count_pending()
-            return Answer(key=key, text=describe_request(tool, args), turn=None, approval=approval)
+            return Answer(key, describe_request(tool, args, result.pause.get("note")), None, approval)
         assert result.answer is not None
         turn = await self._store.record_turn(
             key,

@@ -232,6 +232,29 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (conversation_key, message_id)
     )
     """,
+    # 14: MCP servers chosen per place, and every MCP tool call with its result
+    # (core/storage/tool_calls.py), so a replay finds what an earlier call did.
+    """
+    ALTER TABLE place_settings ADD COLUMN mcp_servers text[];
+    CREATE TABLE tool_calls (
+        id               bigserial PRIMARY KEY,
+        conversation_key text NOT NULL REFERENCES conversations (key) ON DELETE CASCADE,
+        run_id           text NOT NULL,
+        server           text NOT NULL,
+        tool             text NOT NULL,
+        args             jsonb NOT NULL,
+        args_hash        text NOT NULL,
+        read_only        boolean NOT NULL,
+        policy           text NOT NULL,
+        result           text,
+        error            text,
+        approved_by      text,
+        reused_from      bigint REFERENCES tool_calls (id) ON DELETE SET NULL,
+        created_at       timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX tool_calls_same ON tool_calls (conversation_key, server, tool, args_hash, id);
+    CREATE INDEX tool_calls_run ON tool_calls (conversation_key, run_id);
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

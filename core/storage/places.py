@@ -1,4 +1,4 @@
-"""Per-place settings: the ``place_settings`` table (persona and model of a channel or guild).
+"""Per-place settings: the ``place_settings`` table (persona, model, MCP servers of a place).
 
 A place is a Slack channel, a Discord channel or thread, a Discord guild, the console or
 the API (``ThreadKey.scopes`` names them). Settings are read once per turn by primary key
@@ -26,11 +26,12 @@ __all__ = ["PlaceStore"]
 _READ = "SELECT * FROM place_settings WHERE place = ANY(%s)"
 
 _CHANGE = """
-INSERT INTO place_settings (place, persona, model, updated_by)
-VALUES (%(place)s, %(persona)s, %(model)s, %(user)s)
+INSERT INTO place_settings (place, persona, model, mcp_servers, updated_by)
+VALUES (%(place)s, %(persona)s, %(model)s, %(servers)s, %(user)s)
 ON CONFLICT (place) DO UPDATE SET
     persona = CASE WHEN %(set_persona)s THEN EXCLUDED.persona ELSE place_settings.persona END,
     model = CASE WHEN %(set_model)s THEN EXCLUDED.model ELSE place_settings.model END,
+    mcp_servers = CASE WHEN %(set_servers)s THEN EXCLUDED.mcp_servers ELSE place_settings.mcp_servers END,
     updated_by = EXCLUDED.updated_by, updated_at = now()
 RETURNING *
 """
@@ -39,7 +40,11 @@ RETURNING *
 def _setting(row: dict[str, Any]) -> PlaceSetting:
     at = row["updated_at"]  # a datetime, or its ISO text when read as JSON with the turn start
     when = datetime.fromisoformat(at) if isinstance(at, str) else at
-    return PlaceSetting(row["place"], row["persona"], row["model"], row["updated_by"], when)
+    servers = row.get("mcp_servers")
+    return PlaceSetting(
+        row["place"], row["persona"], row["model"], row["updated_by"], when,
+        tuple(servers) if servers is not None else None,
+    )
 
 
 class PlaceStore:
@@ -67,6 +72,7 @@ class PlaceStore:
         """The most specific value of each field; a stored model the operator no longer
         allows (BACKTRACK_MODELS changed) gives way to the default rather than failing."""
         persona = next((s for s in found if s.persona is not None), None)
+        servers = next((s.servers for s in found if s.servers is not None), None)
         allowed = self._settings.allowed_models
         model = next((s for s in found if s.model is not None and s.model in allowed), None)
         return PlaceChoice(
@@ -74,11 +80,13 @@ class PlaceStore:
             persona=persona.persona if persona else None,
             persona_from=persona,
             model_from=model,
+            servers=servers,
         )
 
     async def change(
         self, place: str, user: str | None, *,
         persona: str | Keep | None = KEEP, model: str | Keep | None = KEEP,
+        servers: tuple[str, ...] | Keep | None = KEEP,
     ) -> PlaceSetting:
         """Set (a value), reset (None) or keep (KEEP) each field of ``place``, as given."""
         params = {
@@ -87,6 +95,8 @@ class PlaceStore:
             "model": None if model is KEEP else model,
             "set_persona": persona is not KEEP,
             "set_model": model is not KEEP,
+            "servers": None if isinstance(servers, Keep) or servers is None else list(servers),
+            "set_servers": servers is not KEEP,
             "user": user,
         }
         async with self._pool.connection() as conn:

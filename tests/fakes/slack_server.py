@@ -288,11 +288,11 @@ class FakeSlack:
         if method in _AGENT_METHODS:
             return self._agent(method, params)
         if method == "chat.getPermalink":  # only for a message that exists
-            channel, ts = params.get("channel"), params.get("message_ts")
-            if not any(m.channel == channel and m.ts == ts for m in self.messages):
+            where, at = params.get("channel"), params.get("message_ts")
+            if not any(m.channel == where and m.ts == at for m in self.messages):
                 return {"ok": False, "error": "message_not_found"}
-            return {"ok": True, "channel": channel,
-                    "permalink": f"https://fake.slack.com/archives/{channel}/p{str(ts).replace('.', '')}"}
+            return {"ok": True, "channel": where,
+                    "permalink": f"https://fake.slack.com/archives/{where}/p{str(at).replace('.', '')}"}
         if method == "chat.postEphemeral":  # to one member: a channel and a user are required
             if not params.get("channel") or not params.get("user") or not params.get("text"):
                 return {"ok": False, "error": "invalid_arguments"}
