@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bots.api.render import approval, rewind, turn
-from core.records import ConversationPage, ConversationTree, Step, TurnSteps
+from core.records import ConversationPage, ConversationTree, Step, ToolCallRecord, TurnSteps
 
 __all__ = ["conversation_page", "tree", "turn_steps"]
 
@@ -58,3 +58,12 @@ def _step(step: Step) -> dict[str, Any]:
 
 def turn_steps(found: TurnSteps) -> dict[str, Any]:
     return {"truncated": found.truncated, "steps": [_step(s) for s in found.steps]}
+
+
+def tool_call(call: ToolCallRecord) -> dict[str, Any]:
+    """One MCP call for the viewer: its arguments and result as the ledger has them."""
+    return {
+        "server": call.server, "tool": call.tool, "args": call.args, "policy": call.policy,
+        "read_only": call.read_only, "approved_by": call.approved_by, "reused": call.reused_from is not None,
+        "result": call.result, "error": call.error, "time": call.at.isoformat() if call.at else None,
+    }

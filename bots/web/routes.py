@@ -17,7 +17,7 @@ from bots.api.access import grant_of, require
 from bots.api.render import approval
 from bots.api.requests import json_body, key_of
 from bots.serving import SERVICE
-from bots.web.render import conversation_page, tree, turn_steps
+from bots.web.render import conversation_page, tool_call, tree, turn_steps
 from core.errors import InvalidInput, StaleApproval
 from core.keys import ThreadKey
 
@@ -93,6 +93,12 @@ async def _conversations(request: web.Request) -> web.Response:
     return web.json_response(conversation_page(page), headers=_NO_STORE)
 
 
+async def _tool_calls(request: web.Request) -> web.Response:
+    key = _reach(request, request.query.get("key"))
+    found = await request.app[SERVICE].viewer.tool_calls(key)
+    return web.json_response({"tool_calls": [tool_call(c) for c in found]}, headers=_NO_STORE)
+
+
 async def _tree(request: web.Request) -> web.Response:
     key = _reach(request, request.query.get("key"))
     found = await request.app[SERVICE].viewer.tree(key, before=_int(request, "before"))
@@ -150,6 +156,7 @@ def add_viewer(app: web.Application) -> None:
     app.router.add_get("/ui/static/{name}", _asset)
     app.router.add_get("/api/ui/conversations", _conversations)
     app.router.add_get("/api/ui/tree", _tree)
+    app.router.add_get("/api/ui/tool_calls", _tool_calls)
     app.router.add_get("/api/ui/steps", _steps)
     app.router.add_post("/api/ui/rewind", _rewind)
     app.router.add_post("/api/ui/replay", _replay)

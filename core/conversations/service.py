@@ -124,7 +124,7 @@ class ConversationService:
         self.access = Access(TokenStore(pool))
         """Scoped API tokens: made, found and revoked (``core/conversations/access.py``)."""
         self._steps = TurnReader(checkpointer, runner.window)
-        self.viewer = Viewer(Inspector(pool), self._branches, self._steps)
+        self.viewer = Viewer(Inspector(pool), self._branches, self._steps, ToolCalls(pool))
         """The web viewer's read-only views (``core/conversations/viewer.py``)."""
 
     # -- what comes in ---------------------------------------------------------------

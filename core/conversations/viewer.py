@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from core.conversations.branches import Branches
     from core.conversations.steps import TurnReader
     from core.keys import ThreadKey
-    from core.records import ConversationPage, ConversationTree, TurnSteps
+    from core.records import ConversationPage, ConversationTree, ToolCallRecord, TurnSteps
+    from core.storage.tool_calls import ToolCalls
     from core.storage.viewer import Inspector
 
 __all__ = ["EVERYTHING", "Viewer"]
@@ -27,10 +28,11 @@ EVERYTHING = Grant()
 
 
 class Viewer:
-    def __init__(self, inspector: Inspector, branches: Branches, steps: TurnReader) -> None:
+    def __init__(self, inspector: Inspector, branches: Branches, steps: TurnReader, calls: ToolCalls) -> None:
         self._inspector = inspector
         self._branches = branches
         self._steps = steps
+        self._calls = calls
 
     async def conversations(
         self, *, search: str | None = None, platform: str | None = None, offset: int = 0, limit: int = 50,
@@ -56,3 +58,10 @@ class Viewer:
         async with storage_errors():
             start = await self._branches.turn_start(key, checkpoint_id)
             return await self._steps.steps(str(key), start, checkpoint_id)
+
+    async def tool_calls(self, key: ThreadKey, limit: int = 50) -> list[ToolCallRecord]:
+        """The newest MCP tool calls of a conversation: server, policy, who approved, reused or not."""
+        if not 1 <= limit <= MAX_TREE:
+            raise InvalidInput(f"the viewer loads 1 to {MAX_TREE} tool calls at a time")
+        async with storage_errors():
+            return await self._calls.of_conversation(str(key), limit)

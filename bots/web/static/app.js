@@ -84,8 +84,20 @@ async function openConversation(key, keepSelection) {
   $("title").textContent = tree.title; $("key").textContent = key;
   $("older").hidden = !tree.more;
   drawTree();
+  await drawCalls(key);
   if (state.selected) await selectTurn(state.selected);
   else { $("steps").replaceChildren(); $("steps-title").textContent = "Steps: pick a turn"; $("turn-actions").hidden = true; $("pending-actions").hidden = true; }
+}
+
+// Every MCP call with its server, policy and approval; a replay's reused result is marked.
+async function drawCalls(key) {
+  const { tool_calls: calls } = await call("GET", "/api/ui/tool_calls?" + new URLSearchParams({ key }));
+  $("calls-pane").hidden = calls.length === 0;
+  $("calls").replaceChildren(...calls.map((c) => el("tr", { class: c.error ? "failed" : "" },
+    el("td", {}, when(c.time)), el("td", {}, c.server), el("td", {}, c.tool),
+    el("td", {}, JSON.stringify(c.args)), el("td", {}, c.read_only ? `${c.policy} (read-only)` : c.policy),
+    el("td", {}, c.approved_by || ""),
+    el("td", {}, c.reused ? "\u21ba reused the recorded result (not called again)" : (c.error || c.result || "")))));
 }
 
 async function loadOlder() {

@@ -88,6 +88,11 @@ async def test_read_only_runs_a_writer_asks_and_a_replay_reuses_its_result(
     assert _tickets(tmp_path) == [TICKET["title"]]  # not called again
     assert "was not called again" in _tool_results(fake_llm)[-1]
     assert "recorded result of create_ticket (tickets) was used" in replayed.text
+    calls = [(c.server, c.tool, c.policy, c.approved_by, c.reused_from is not None)
+             for c in reversed(await mcp.viewer.tool_calls(key))]  # what the viewer lists
+    assert calls == [("tickets", "lookup_ticket", "auto", None, False),
+                     ("tickets", "create_ticket", "ask", "ada", False),
+                     ("tickets", "create_ticket", "ask", None, True)]
 
     await mcp.rewind(key, 1, user="ada")  # a rewind never calls a tool
     fake_llm.queue(ToolCall("create_ticket", TICKET), Reply("Done."))
