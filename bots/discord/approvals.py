@@ -15,7 +15,7 @@ import discord
 
 from bots.discord.access import conversation_key
 from bots.discord.buttons import decided_text
-from bots.discord.feedback import feedback_view
+from bots.discord.feedback import answer_buttons
 from bots.discord.reply import StreamingReply
 from core.conversations.boundary import boundary
 
@@ -76,4 +76,4 @@ class Approvals:
                     key, approval_id, approve, user=str(user.id),
                     on_partial=reply.partial, on_decided=on_decided,
                 )
-            await reply.finish(answer.text, answer.approval, footer=feedback_view(answer))
+            await reply.finish(answer.text, footer=await answer_buttons(self.service, answer))

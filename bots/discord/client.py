@@ -13,7 +13,8 @@ from discord.http import Route
 
 from bots.discord.approvals import Approvals
 from bots.discord.buttons import ApprovalButton
-from bots.discord.feedback import FeedbackButton, Ratings, RetryButton, rewind_here_menu
+from bots.discord.feedback import FeedbackButton, Ratings, RetryButton, VersionButton, rewind_here_menu
+from bots.discord.gestures import Edits, drop_partial_updates
 from bots.discord.responder import Responder, slash_commands
 from core.errors import SettingsError
 
@@ -37,13 +38,15 @@ class BacktrackClient(discord.Client):
         for command in slash_commands(self.responder):
             self.tree.add_command(command)
         self.ratings = Ratings(service, self.responder.gate)
+        self.edits = Edits(self, service, self.responder.gate)
+        drop_partial_updates(self)
         self.tree.add_command(rewind_here_menu(self.ratings))
         self.dev_guild = settings.discord_dev_guild_id
 
     async def setup_hook(self) -> None:
         """Route approval buttons by their ``custom_id`` (so buttons sent before a restart
         work), then register the slash commands: in one guild (instant, for development) or globally."""
-        self.add_dynamic_items(ApprovalButton, FeedbackButton, RetryButton)
+        self.add_dynamic_items(ApprovalButton, FeedbackButton, RetryButton, VersionButton)
         guild = discord.Object(self.dev_guild) if self.dev_guild else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
@@ -64,6 +67,10 @@ class BacktrackClient(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         await self.responder.on_message(message)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """Raw: an edit of a message older than discord.py's cache is an edit all the same."""
+        await self.edits.on_edit(payload)
 
 
 class ShardedBacktrackClient(BacktrackClient, discord.AutoShardedClient):

@@ -33,6 +33,9 @@ class StreamingReply:
     def __init__(self, source: discord.Message) -> None:
         self._source = source
         self._sent: discord.Message | None = None
+        self.last: discord.Message | None = None
+        """Once finished: the message that carries the buttons (the last piece of a long answer);
+        the core links the question to it, so an edit of the question knows which answer it replaces."""
         self._shown = ""
         self._last = 0.0
         self._pending: asyncio.Task[None] | None = None
@@ -69,8 +72,14 @@ class StreamingReply:
         first, *rest = split_message(text if text.strip() else "(empty answer)", MESSAGE_LIMIT)
         await self._settle()
         await self._show(first, None if rest else view)
+        self.last = self._sent
         for i, piece in enumerate(rest, 1):
-            await self._source.channel.send(piece, **_with(view if i == len(rest) else None))
+            self.last = await self._source.channel.send(piece, **_with(view if i == len(rest) else None))
+
+    @property
+    def first(self) -> discord.Message | None:
+        """The reply itself (the first piece), where a link to this answer leads."""
+        return self._sent
 
     async def fail(self, text: str) -> None:
         """What went wrong, where the answer would have been (the preview, if one shows)."""

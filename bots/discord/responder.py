@@ -11,7 +11,7 @@ from discord import app_commands
 
 from bots.chunking import split_message
 from bots.discord.access import Gate, channel_ids, conversation_key
-from bots.discord.feedback import feedback_view
+from bots.discord.feedback import answer_buttons
 from bots.discord.files import fetch_attachments
 from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
 from core.conversations.boundary import boundary
@@ -89,7 +89,9 @@ class Responder:
                     event_id=received.event_id, files=files, on_status=reply.status,
                     speaker=author.display_name,
                 )
-            await reply.finish(answer.text, answer.approval, footer=feedback_view(answer))
+            await reply.finish(answer.text, footer=await answer_buttons(self.service, answer))
+            shown = str(reply.last.id) if reply.last else None  # its editing forks here (gestures.py)
+            await self.service.gestures.answered(key, str(message.id), str(author.id), answer, shown)
 
     # -- slash commands ------------------------------------------------------------------
 
@@ -99,7 +101,7 @@ class Responder:
         a switch and a changed persona or model change the channel for everyone, so the
         channel sees them."""
         private = command.name in ("history", "usage") or (
-            command.name in ("persona", "model", "branch") and not command.argument
+            command.name in ("persona", "model", "branch", "tools") and not command.argument
         )
 
         async def tell(text: str) -> None:
@@ -181,11 +183,19 @@ def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, .
     async def model(interaction: discord.Interaction[Any], name: str | None = None) -> None:
         await responder.on_command(interaction, Command("model", (name or "").strip()))
 
+    @app_commands.command(description="This channel's MCP tools and their policies; admins change them")
+    @app_commands.describe(action="add, remove or reset (nothing: list them)", server="the MCP server's name")
+    async def tools(
+        interaction: discord.Interaction[Any], action: Literal["add", "remove", "reset"] | None = None,
+        server: str | None = None,
+    ) -> None:
+        await responder.on_command(interaction, Command("tools", f"{action or ''} {server or ''}".strip()))
+
     @app_commands.command(description="Your tokens and this channel's, today and this month (UTC)")
     async def usage(interaction: discord.Interaction[Any]) -> None:
         await responder.on_command(interaction, Command("usage"))
 
-    return (history, rewind, retry, edit, branch, forget, new, team, persona, model, usage)
+    return (history, rewind, retry, edit, branch, forget, new, team, persona, model, tools, usage)
 
 
 def _arg(value: int | None) -> str:

@@ -98,7 +98,8 @@ class Edits:
         if clean_message(text, self._max_chars) == asked.question:
             if link.reply_id is not None:  # formatting, an unfurl, or this edit again
                 return None
-            return Edited(Answer(key, asked.answer, asked), message_id, link.replaced_reply_id)
+            shown = (await self.version(key, asked.checkpoint_id)).turn  # with its "2/3"
+            return Edited(Answer(key, shown.answer, shown), message_id, link.replaced_reply_id)
         claim = f"edit:{key}:{message_id}:{edit_id}"
         async with storage_errors():
             if not await self._deliveries.claim(claim):  # a redelivery of an edit in hand
@@ -122,7 +123,8 @@ class Edits:
             made = link.checkpoint_id if link and not link.reply_id else None  # a click's unposted answer
             unposted = await self._store.turn_at(key, made) if made else None
         if unposted is not None:
-            return Edited(Answer(key, unposted.answer, unposted), source)
+            shown = (await self.version(key, unposted.checkpoint_id)).turn
+            return Edited(Answer(key, shown.answer, shown), source)
         answer = await self._forks.replay(key, checkpoint_id, user)
         if answer.turn is not None:
             async with storage_errors():

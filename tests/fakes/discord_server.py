@@ -3,9 +3,16 @@
 It speaks enough of the real wire protocol for a bot's life: REST under ``/api/v10``
 (login, command sync, messages with their buttons, edits, typing, interaction callbacks
 and webhook follow-ups) and the gateway websocket (HELLO, IDENTIFY, READY, GUILD_CREATE,
-heartbeats, then dispatches a test injects: messages, slash commands, button clicks).
+heartbeats, then dispatches a test injects: messages, edits, slash commands, button clicks).
 Every REST call is recorded, and messages are kept with their edits applied, so a test
 asserts what a user in the channel would finally see.
+
+As strict as Discord where a bot can get it wrong: only a message's author may edit it
+(403, code 50005); content past 2000 characters, more than 5 rows of buttons or 5 buttons
+in a row, a ``custom_id`` past 100 characters or used twice in a message, a label past 80
+characters are refused with Discord's "Invalid Form Body" (400, code 50035, the field path
+under ``errors``); an interaction is answered once (400, code 40060); a disabled button
+cannot be clicked. Every edit, the bot's own included, goes out as MESSAGE_UPDATE.
 
 Attachments: ``attachment`` makes the payload a message carries and serves its bytes at
 ``/attachments/...`` on the fake's own host, as Discord's CDN does: only with the signed
@@ -144,6 +151,9 @@ class FakeDiscord:
         self._interactions: dict[str, int] = {}
         """Interaction token → the channel it happened in."""
         self._interaction_types: dict[str, int] = {}
+        self._clicked: dict[str, int] = {}
+        """Interaction token → the message whose button was clicked (what type 7 updates)."""
+        self._acknowledged: set[str] = set()
         self._gateways: list[_Gateway] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -327,6 +337,27 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", message)
         return int(message["id"])
 
+    async def edit(self, message_id: int, content: str) -> dict[str, Any]:
+        """Its author edits a message: the fake's copy changes, and MESSAGE_UPDATE goes out as
+        Discord sends it (the whole message, ``edited_timestamp`` set). Returns that payload,
+        so a test can deliver it again, as a gateway resume may."""
+        message = self.messages[message_id]
+        message |= {"content": content, "edited_timestamp": _now()}
+        payload = copy.deepcopy(message)
+        await self.dispatch("MESSAGE_UPDATE", payload)
+        return payload
+
+    async def unfurl(self, message_id: int, *, partial: bool) -> None:
+        """Discord adds a link preview to a message: MESSAGE_UPDATE with embeds and no edit,
+        either the whole message (``edited_timestamp`` as it was) or, ``partial``, only the
+        id, the channel and the embeds, as Discord sends for some updates."""
+        message = self.messages[message_id]
+        message["embeds"] = [{"type": "link", "url": "https://example.com/", "title": "Example"}]
+        payload = copy.deepcopy(message)
+        if partial:
+            payload = {k: payload[k] for k in ("id", "channel_id", "guild_id", "embeds") if k in payload}
+        await self.dispatch("MESSAGE_UPDATE", payload)
+
     async def slash(
         self,
         channel_id: int,
@@ -393,18 +424,26 @@ class FakeDiscord:
         """
         message = copy.deepcopy(seen or self.messages[message_id])
         buttons = [c for row in message.get("components", []) for c in row.get("components", [])]
-        if not any(b.get("custom_id") == custom_id for b in buttons):
+        button = next((b for b in buttons if b.get("custom_id") == custom_id), None)
+        if button is None:
             raise ValueError(f"message {message_id} shows no button {custom_id!r}")
+        if button.get("disabled"):
+            raise ValueError(f"the button {custom_id!r} of message {message_id} is disabled")
         component = {"custom_id": custom_id, "component_type": 2}
         channel_id = int(message["channel_id"])
-        return await self._interact(channel_id, 3, component, user or self.user("ada"), message=message)
+        return await self._interact(
+            channel_id, 3, component, user or self.user("ada"), clicked=message_id, message=message
+        )
 
     async def _interact(
-        self, channel_id: int, kind: int, data: dict[str, Any], user: dict[str, Any], **extra: Any
+        self, channel_id: int, kind: int, data: dict[str, Any], user: dict[str, Any],
+        clicked: int | None = None, **extra: Any,
     ) -> str:
         place = self.places[channel_id]
         token = f"itoken-{uuid.uuid4().hex}"
         self._interactions[token] = channel_id
+        if clicked is not None:
+            self._clicked[token] = clicked
         payload: dict[str, Any] = {
             "id": str(self.snowflake()),
             "application_id": str(self.application_id),
@@ -569,7 +608,7 @@ class FakeDiscord:
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit_message),
             ("POST", r"/interactions/(\d+)/([^/]+)/callback", self._callback),
             ("POST", r"/webhooks/(\d+)/([^/]+)", self._followup),
-            ("PATCH", r"/webhooks/(\d+)/([^/]+)/messages/@original", self._followup),
+            ("PATCH", r"/webhooks/(\d+)/([^/]+)/messages/@original", self._edit_original),
         ]
 
     async def _me(self, _body: None) -> tuple[int, Any]:
@@ -613,6 +652,8 @@ class FakeDiscord:
         return 200, registered
 
     async def _post_message(self, body: dict[str, Any], channel_id: str) -> tuple[int, Any]:
+        if invalid := _invalid_form(body):
+            return 400, invalid
         extra: dict[str, Any] = {}
         if reference := body.get("message_reference"):
             reference = {k: str(v) if k.endswith("_id") else v for k, v in reference.items()}
@@ -632,15 +673,35 @@ class FakeDiscord:
         message = self.messages.get(int(message_id))
         if message is None or message["channel_id"] != channel_id:
             return 404, {"message": "Unknown Message", "code": 10008}
+        if message["author"]["id"] != self.bot["id"]:
+            return 403, {"message": "Cannot edit a message authored by another user", "code": 50005}
+        if invalid := _invalid_form(body):
+            return 400, invalid
+        await self._apply_edit(message, body)
+        return 200, message
+
+    async def _apply_edit(self, message: dict[str, Any], body: dict[str, Any]) -> None:
         if "content" in body:
-            message["content"] = body["content"]
+            message["content"] = body["content"] or ""
             message["edited_timestamp"] = _now()
         if "components" in body:  # an empty list removes the buttons
             message["components"] = body["components"] or []
-        return 200, message
+        if any(not g.ws.closed for g in self._gateways):
+            await self.dispatch("MESSAGE_UPDATE", copy.deepcopy(message))  # the bot hears its own edits
 
-    async def _callback(self, body: dict[str, Any], interaction_id: str, _token: str) -> tuple[int, Any]:
-        flags = (body.get("data") or {}).get("flags", 0)
+    async def _callback(self, body: dict[str, Any], interaction_id: str, token: str) -> tuple[int, Any]:
+        if interaction_id in self._acknowledged:
+            return 400, {"message": "Interaction has already been acknowledged.", "code": 40060}
+        data = body.get("data") or {}
+        if invalid := _invalid_form(data):
+            return 400, invalid
+        if body["type"] == 7:  # UPDATE_MESSAGE: the clicked message changes in place
+            clicked = self._clicked.get(token)
+            if clicked is None:
+                return 400, {"message": "Invalid interaction response type", "code": 50035}
+            await self._apply_edit(self.messages[clicked], data)
+        self._acknowledged.add(interaction_id)
+        flags = data.get("flags", 0)
         return 200, {
             "interaction": {
                 "id": interaction_id,
@@ -651,8 +712,58 @@ class FakeDiscord:
         }
 
     async def _followup(self, body: dict[str, Any], app: str, token: str) -> tuple[int, Any]:
+        """A follow-up message: one in the channel, unless only the interaction's user sees it."""
+        if invalid := _invalid_form(body):
+            return 400, invalid
         channel = self._interactions[token]
-        message = self._message(channel, self.bot, body.get("content") or "", webhook_id=app)
+        extra = {"components": body["components"]} if body.get("components") else {}
+        message = self._message(channel, self.bot, body.get("content") or "", webhook_id=app, **extra)
+        if body.get("flags", 0) & 64:
+            self.messages.pop(int(message["id"]))
+        self.followups.append({"token": token, "id": message["id"], **body})
+        return 200, message
+
+    async def _edit_original(self, body: dict[str, Any], app: str, token: str) -> tuple[int, Any]:
+        if invalid := _invalid_form(body):
+            return 400, invalid
+        message = self._message(self._interactions[token], self.bot, body.get("content") or "", webhook_id=app)
         self.messages.pop(int(message["id"]))
         self.followups.append({"token": token, **body})
         return 200, message
+
+
+def _invalid_form(body: Any) -> dict[str, Any] | None:
+    """Discord's 400 "Invalid Form Body" (code 50035) for a message past its limits, or None."""
+    if not isinstance(body, dict):
+        return None
+    if len(body.get("content") or "") > 2000:
+        return _form_error(["content"], "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
+    rows = body.get("components") or []
+    if len(rows) > 5:
+        return _form_error(["components"], "BASE_TYPE_BAD_LENGTH", "Must be between 0 and 5 in length.")
+    seen: set[str] = set()
+    for r, row in enumerate(rows):
+        items = row.get("components") or []
+        if not 1 <= len(items) <= 5:
+            path: list[str | int] = ["components", r, "components"]
+            return _form_error(path, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+        for i, item in enumerate(items):
+            at: list[str | int] = ["components", r, "components", i]
+            custom_id = item.get("custom_id")
+            if custom_id is not None and len(custom_id) > 100:
+                return _form_error([*at, "custom_id"], "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
+            if custom_id in seen:
+                return _form_error([*at, "custom_id"], "COMPONENT_CUSTOM_ID_DUPLICATED",
+                                   "Component custom id cannot be duplicated")
+            if len(item.get("label") or "") > 80:
+                return _form_error([*at, "label"], "BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer in length.")
+            if custom_id is not None:
+                seen.add(custom_id)
+    return None
+
+
+def _form_error(path: list[str | int], code: str, message: str) -> dict[str, Any]:
+    errors: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+    for part in reversed(path):
+        errors = {str(part): errors}
+    return {"message": "Invalid Form Body", "code": 50035, "errors": errors}

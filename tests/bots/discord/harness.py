@@ -115,3 +115,21 @@ async def bot(
 
 async def ask(w: Discord, channel: int, text: str, **kwargs: Any) -> int:
     return await w.fake.say(channel, text, author=w.ada, mention_bot=True, **kwargs)
+
+
+async def private(w: Discord, token: str) -> str:
+    """What only the clicker saw: an ephemeral response or follow-up to the interaction."""
+
+    def answer() -> str | None:
+        for call in w.fake.calls_to("POST", rf"/interactions/\d+/{token}/callback"):
+            data = call.body.get("data") or {}
+            if call.body["type"] == 4:
+                assert data.get("flags", 0) & 64, "only the clicker should see this"
+                return str(data["content"])
+        followup = next((f for f in w.fake.followups if f["token"] == token), None)
+        if followup is not None:
+            assert followup.get("flags", 0) & 64, "only the clicker should see this"
+            return str(followup["content"])
+        return None
+
+    return await eventually(answer, "the private answer")

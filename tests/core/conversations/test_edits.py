@@ -59,6 +59,7 @@ async def test_a_repeat_completes_an_answer_that_was_never_posted(
     repeat = await service.gestures.edit(key, "m1", "ada", "uno", "e2")
     assert repeat is not None and repeat.answer.checkpoint_id == first.answer.checkpoint_id
     assert repeat.superseded == "reply-m1"  # the old reply is still to be marked
+    assert repeat.answer.turn is not None and repeat.answer.turn.versions == 2  # shown as "2/2"
     assert len((await service.audit(key)).turns) == 2  # no second branch
 
     answer = await service.history(key, 1)
