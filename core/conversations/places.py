@@ -30,10 +30,13 @@ PERSONA_MAX = 4000
 
 
 class PlaceVerbs:
-    def __init__(self, store: PlaceStore, usage: UsageLedger, settings: Settings) -> None:
+    def __init__(
+        self, store: PlaceStore, usage: UsageLedger, settings: Settings, servers: tuple[str, ...] = ()
+    ) -> None:
         self._store = store
         self._usage = usage
         self._settings = settings
+        self._servers = servers  # the MCP servers configured, which a place may choose from
 
     async def command(self, key: ThreadKey, command: Command, user: str | None) -> str:
         """``/persona [text|reset]`` and ``/model [name|reset]`` for the place of ``key``."""
@@ -63,6 +66,7 @@ class PlaceVerbs:
     async def change(
         self, place: str, user: str | None, *,
         persona: str | Keep | None = KEEP, model: str | Keep | None = KEEP,
+        servers: tuple[str, ...] | Keep | None = KEEP,
     ) -> PlaceSetting:
         """Set (a value), reset (None) or keep (KEEP) each field; no permission check here."""
         place = ThreadKey.check_place(place)
@@ -76,8 +80,11 @@ class PlaceVerbs:
                 f"the model {model[:80]!r} is not allowed here; allowed: "
                 f"{', '.join(self._settings.allowed_models)} (the operator lists them in BACKTRACK_MODELS)"
             )
+        if isinstance(servers, tuple) and (unknown := [s for s in servers if s not in self._servers]):
+            raise InvalidInput(f"no MCP server {unknown[0][:40]!r} is configured; configured: "
+                               f"{', '.join(self._servers) or 'none'}")
         async with storage_errors():
-            return await self._store.change(place, user, persona=persona, model=model)
+            return await self._store.change(place, user, persona=persona, model=model, servers=servers)
 
     async def usage(self, key: ThreadKey, user: str | None) -> UsageReport:
         """``user``'s tokens (on this platform) and those of ``key``'s place, today and this month."""

@@ -116,7 +116,7 @@ class ConversationService:
                             ToolCalls(pool))
         ratings = FeedbackStore(pool)
         self._branches = Branches(store, approvals, locks, checkpointer, self._turns, files, ratings)
-        self._places = PlaceVerbs(places, usage, settings)
+        self._places = PlaceVerbs(places, usage, settings, tuple(toolbox.servers) if toolbox else ())
         self._tools = ToolVerbs(places, self._places, toolbox)
         self.gestures = Edits(MessageAnswers(pool), deliveries, store, self._forks, self._branches, settings)
         """Edit a message to fork, Try again, "2/3" (``core/conversations/edits.py``)."""
@@ -312,10 +312,10 @@ class ConversationService:
 
     async def change_place(
         self, place: str, user: str | None, *,
-        persona: str | Keep | None = KEEP, model: str | Keep | None = KEEP,
+        persona: str | Keep | None = KEEP, model: str | Keep | None = KEEP, servers: Any = KEEP,
     ) -> PlaceSetting:
-        """Set or reset a place's persona and model, for callers that are trusted (the API)."""
-        return await self._places.change(place, user, persona=persona, model=model)
+        """Set or reset a place's persona, model, MCP servers, for callers that are trusted (the API)."""
+        return await self._places.change(place, user, persona=persona, model=model, servers=servers)
 
     async def usage(self, key: ThreadKey, user: str | None) -> UsageReport:
         """``user``'s tokens (on this platform) and those of ``key``'s place, today and this month."""

@@ -46,6 +46,7 @@ async def test_put_sets_the_persona_and_model_of_the_next_turn_and_get_shows_the
         channel = await r.json()
     assert channel["persona"] is None and channel["effective"] == {
         "persona": "Server voice.", "persona_from": place, "model": "big-model", "model_from": place,
+        "servers": None,
     }
     async with session.put(f"{url}/api/places/{place}", json={"persona": None}) as r:
         reset = await r.json()
@@ -56,6 +57,8 @@ async def test_put_sets_the_persona_and_model_of_the_next_turn_and_get_shows_the
     ("slack:T1:C1", {"model": "gpt-5-ultra"}, "invalid_input"),
     ("slack:T1:C1", {"persona": 5}, "invalid_input"),
     ("slack:T1:C1", {}, "invalid_input"),
+    ("slack:T1:C1", {"servers": ["tickets"]}, "invalid_input"),  # no MCP server is configured
+    ("slack:T1:C1", {"servers": "tickets"}, "invalid_input"),
     ("slack:nope", {"persona": "x"}, "invalid_key"),
 ])
 async def test_bad_requests_are_refused_and_change_nothing(

@@ -126,6 +126,8 @@ async def test_deny_hides_a_tool_and_tools_lists_and_changes_the_place(
         fake_llm.queue(Reply("No tools."))
         await service.ask(key, "look up ticket 7")
         assert "lookup_ticket" not in _offered(fake_llm)  # from the next message on
+        place = key.scopes[0]  # the API sets it too (the operator's token): a list of names
+        assert (await service.change_place(place, "ops", servers=("tickets",))).servers == ("tickets",)
         other = ThreadKey.console(unique("other"))  # another place (the console) keeps the default
         assert "This place uses: tickets." in await service.run(other, Command("tools"), "ada")
 
