@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from langgraph.store.postgres.aio import AsyncPostgresStore
+
 from core.agents.agent import build_agent
 from core.agents.attachments import resolver
 from core.agents.demo_model import OFFLINE_NOTICE
@@ -15,11 +17,13 @@ from core.agents.mcp import Toolbox
 from core.agents.mcp_config import load_servers
 from core.agents.model_probe import check_server_context
 from core.agents.team import build_team
+from core.conversations.memory import PersonalMemory
 from core.conversations.service import ConversationService
 from core.errors import BacktrackError
 from core.storage.checkpointer import PooledPostgresSaver
 from core.storage.db import connection_kwargs, database_url, open_pool, storage_errors
 from core.storage.files import FileStore
+from core.storage.memories import MemoryStore
 from core.storage.migrations import apply_migrations
 from core.storage.pooling import check_pooling
 from core.storage.tool_calls import ToolCalls
@@ -74,13 +78,20 @@ async def open_service(
         pool = await open_pool(settings, url)
     try:
         checkpointer = PooledPostgresSaver(pool)
+        store = AsyncPostgresStore(pool)
+
+        async def setup() -> None:  # LangGraph's own tables, under the migration lock
+            await checkpointer.setup()
+            await store.setup()
+
         async with storage_errors():
-            await apply_migrations(pool, checkpointer.setup, lock_url=settings.lock_database_url)
+            await apply_migrations(pool, setup, lock_url=settings.lock_database_url)
         resolve = resolver(FileStore(pool).load, settings)
         toolbox = await open_toolbox(settings, ToolCalls(pool))
-        graph = build_agent(settings, checkpointer, model, resolve=resolve, toolbox=toolbox)
-        team = build_team(settings, checkpointer, model, resolve=resolve, toolbox=toolbox)
-        service = ConversationService(settings, pool, checkpointer, graph, team, toolbox)
+        memory = PersonalMemory(MemoryStore(store, pool))
+        graph = build_agent(settings, checkpointer, model, resolve=resolve, toolbox=toolbox, memory=memory)
+        team = build_team(settings, checkpointer, model, resolve=resolve, toolbox=toolbox, memory=memory)
+        service = ConversationService(settings, pool, checkpointer, graph, team, toolbox, memory)
         pruning = None
         if maintenance:
             pruning = asyncio.create_task(

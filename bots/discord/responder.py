@@ -100,7 +100,7 @@ class Responder:
         answer only the asker; ``/rewind``, ``/forget``, a new version (``/edit``, ``/retry``),
         a switch and a changed persona or model change the channel for everyone, so the
         channel sees them."""
-        private = command.name in ("history", "usage") or (
+        private = command.name in ("history", "usage", "memory") or (
             command.name in ("persona", "model", "branch", "tools") and not command.argument
         )
 
@@ -191,11 +191,16 @@ def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, .
     ) -> None:
         await responder.on_command(interaction, Command("tools", f"{action or ''} {server or ''}".strip()))
 
+    @app_commands.command(description="What backtrack remembers about you (only you see it); forget it")
+    @app_commands.describe(forget="a number from the list, or all")
+    async def memory(interaction: discord.Interaction[Any], forget: str | None = None) -> None:
+        await responder.on_command(interaction, Command("memory", f"forget {forget}" if forget else ""))
+
     @app_commands.command(description="Your tokens and this channel's, today and this month (UTC)")
     async def usage(interaction: discord.Interaction[Any]) -> None:
         await responder.on_command(interaction, Command("usage"))
 
-    return (history, rewind, retry, edit, branch, forget, new, team, persona, model, tools, usage)
+    return (history, rewind, retry, edit, branch, forget, new, team, persona, model, tools, memory, usage)
 
 
 def _arg(value: int | None) -> str:

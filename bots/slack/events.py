@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bots.slack.assistant import name_thread
 from bots.slack.feedback import answer_footer
 from bots.slack.places import Access, is_dm, reply_thread, thread_key
-from bots.slack.replies import post_text
+from bots.slack.replies import escape, post_text
 from bots.slack.stream import Streams, open_reply
 from core.conversations.boundary import boundary
 from core.types import Incoming
@@ -146,6 +146,10 @@ class MessageHandler:
         if received.command is not None:
             _log.info("slack command !%s on %s", received.command.name, key)
             text = await self._service.run(key, received.command, message.user)
+            if received.command.name == "memory":  # one person's memory is shown to them alone
+                await client.chat_postEphemeral(channel=message.channel, user=message.user,
+                                                thread_ts=message.reply_to, text=escape(text))
+                return
             await post_text(client, message.channel, message.reply_to, text)
             return
         await reply.start()

@@ -40,6 +40,7 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from core.agents.attachments import attachment_tokens
 from core.agents.demo_model import DemoChatModel
 from core.agents.mcp import Binding
+from core.agents.memory import memory_tools, with_memory
 from core.agents.speakers import for_model
 from core.agents.tools import build_tools
 from core.errors import ContextTooLong, MessageTooLong
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
     from core.agents.attachments import Resolve
     from core.agents.mcp import Toolbox
+    from core.agents.memory import MemoryBook
     from core.settings import Settings
 
 __all__ = [
@@ -302,19 +304,19 @@ def build_agent(
     tools: list[BaseTool] | None = None,
     resolve: Resolve | None = None,
     toolbox: Toolbox | None = None,
+    memory: MemoryBook | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The graph; ``resolve`` turns stored file references into content parts for each model call,
-    ``toolbox`` adds the place's MCP tools (``core/agents/mcp.py``)."""
-    tools = build_tools(settings) if tools is None else tools
+    ``toolbox`` adds the place's MCP tools, ``memory`` what is remembered about the asker."""
+    tools = (build_tools(settings) if tools is None else tools) + memory_tools(memory)
     binding = Binding(chat_models(settings, model), tools, tool_choice(settings), toolbox)
     call = WindowedCall(settings.context_tokens, resolve)
 
     async def agent(state: Any, config: RunnableConfig) -> dict[str, list[AnyMessage]]:
-        place = place_of(config, settings)
+        place, messages = place_of(config, settings), state["messages"]
         llm = await binding.model(place.model, place)
-        messages: list[AnyMessage] = state["messages"]
-        reply = await call(llm, place.persona or SYSTEM_PROMPT, messages, place.model)
-        return {"messages": [reply]}
+        system = await with_memory(memory, config, place.persona or SYSTEM_PROMPT, messages)
+        return {"messages": [await call(llm, system, messages, place.model)]}
 
     return tool_loop(settings, "agent", agent, tools, toolbox).compile(checkpointer=checkpointer)
 

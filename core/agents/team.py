@@ -38,6 +38,7 @@ from core.agents.agent import (
 from core.agents.approvals import requiring_approval
 from core.agents.calculator import calculator_tool
 from core.agents.mcp import Binding
+from core.agents.memory import MEMORY_PROMPT, with_memory
 from core.agents.tools import build_tools
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
     from core.agents.attachments import Resolve
     from core.agents.mcp import Toolbox
+    from core.agents.memory import MemoryBook
     from core.settings import Settings
 
 __all__ = ["AGENTS", "DELEGATIONS", "build_team", "team_limit_notice"]
@@ -145,7 +147,8 @@ def _models(
 
 
 def _thinker(
-    call: WindowedCall, models: Models, prompt: str, settings: Settings, *, speaks: bool = False
+    call: WindowedCall, models: Models, prompt: str, settings: Settings, *, speaks: bool = False,
+    memory: MemoryBook | None = None,
 ) -> ModelStep:
     """An agent's model step on the place's model; past the step limit it gets no tools and must
     answer. The agent that ``speaks`` to the people (the coordinator) also gets the place's persona."""
@@ -158,6 +161,8 @@ def _thinker(
         messages: list[AnyMessage] = state["messages"]
         over = _rounds(messages) >= limit
         system = prompt + (f"{_PERSONA}{place.persona}" if speaks and place.persona else "")
+        if speaks:  # the coordinator knows what is remembered about the asker (it cannot write)
+            system = (await with_memory(memory, config, system, messages)).replace(MEMORY_PROMPT, "")
         if over:
             tooled, system = bare, system + _LIMIT_NOTE
         reply = await call(tooled, system, messages, place.model)
@@ -235,6 +240,7 @@ def build_team(
     tools: list[BaseTool] | None = None,
     resolve: Resolve | None = None,
     toolbox: Toolbox | None = None,
+    memory: MemoryBook | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The team graph; ``tools`` replaces the researcher's (web search, current date); both
     members also get the place's MCP tools (``toolbox``), under the same policies.
@@ -254,7 +260,7 @@ def build_team(
         "analyse": _sub_agent("analyst", ANALYST_PROMPT, analyst_tools, call, model, settings, toolbox),
     }
     coordinating = _models(settings, model, _COORDINATOR_TOOLS)
-    think = _thinker(call, coordinating, COORDINATOR_PROMPT, settings, speaks=True)
+    think = _thinker(call, coordinating, COORDINATOR_PROMPT, settings, speaks=True, memory=memory)
 
     async def coordinator(state: Any, config: RunnableConfig) -> Update:
         reply = (await think(state, config))["messages"][0]

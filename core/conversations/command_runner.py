@@ -22,6 +22,7 @@ from core.conversations.wording import (
 from core.errors import InvalidInput, StaleApproval
 
 if TYPE_CHECKING:
+    from core.conversations.memory import PersonalMemory
     from core.keys import ThreadKey
     from core.records import Approval, Audit, Turn
     from core.storage.usage import UsageReport
@@ -33,6 +34,8 @@ __all__ = ["Verbs", "run_command"]
 class Verbs(Protocol):
     """The service verbs the commands run: ``ConversationService`` has them all, and passes
     itself; naming them here keeps this module from importing the service back."""
+
+    memory: PersonalMemory | None
 
     async def history(self, key: ThreadKey, limit: int = ...) -> list[Turn]: ...
     async def audit(self, key: ThreadKey, limit: int = ..., *, steps: bool = ...) -> Audit: ...
@@ -85,6 +88,10 @@ async def run_command(service: Verbs, key: ThreadKey, command: Command, user: st
                 "the conversation list, its history and the web viewer.")
     if command.name in ("persona", "model", "tools"):
         return await service.place_command(key, command, user)
+    if command.name == "memory":
+        if service.memory is None:
+            raise InvalidInput("memory is not available here")
+        return await service.memory.command(key, command, user)
     if command.name == "usage":
         return format_usage(await service.usage(key, user))
     raise InvalidInput(f"unknown command /{command.name}")

@@ -38,6 +38,8 @@ class PruneReport:
     feedback: int = 0
     audit: int = 0
     """Rewind records, decided approval requests and revoked tokens."""
+    memories: int = 0
+    """Memory records of conversations that no longer exist."""
 
 
 class Maintenance:
@@ -71,6 +73,7 @@ class Maintenance:
                         report.conversations += 1
                     except ConversationNotFound:
                         pass
+            report.memories = await self._retention.orphan_memories()
             if settings.max_checkpoints is not None:
                 for key in await self._retention.over_checkpoint_cap(settings.max_checkpoints):
                     async with self._locks.hold(key):
@@ -81,7 +84,7 @@ class Maintenance:
                             )
         _log.info(
             "pruned %d conversations, %d checkpoints, %d event ids, %d files, %d usage rows folded, "
-            "%d ratings, %d audit rows", report.conversations, report.checkpoints, report.events,
-            report.files, report.usage_rows, report.feedback, report.audit,
+            "%d ratings, %d audit rows, %d memories", report.conversations, report.checkpoints, report.events,
+            report.files, report.usage_rows, report.feedback, report.audit, report.memories,
         )
         return report

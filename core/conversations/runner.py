@@ -44,6 +44,8 @@ class RunResult:
     """What an ``interrupt()`` asked for (tool and arguments) when the run paused."""
     usage: Usage = field(default_factory=Usage)
     """Summed over the run's model calls, as the model reported them."""
+    run_id: str | None = None
+    """The turn id the run's checkpoints carry (``metadata.turn_id``)."""
 
 
 class GraphRunner:
@@ -126,6 +128,7 @@ class GraphRunner:
         partial, last, final, pause, usage = "", None, None, None, Usage()
         ended: Any = None
         graph = self._graphs.get(str(metadata.get("agent")), self._graph)
+        run_id = metadata.get("turn_id")
         subgraphs = graph is not self._graph  # the team: its sub-agents report progress too
         # token streaming costs a callback per chunk: only when someone reads the partials
         modes: Any = ["checkpoints", "updates", *(["messages"] if on_partial else [])]
@@ -166,12 +169,12 @@ class GraphRunner:
         if last is None:
             raise AgentFailed()
         if pause is not None:
-            return RunResult(checkpoint_id=last, answer=None, pause=pause, usage=usage)
+            return RunResult(checkpoint_id=last, answer=None, pause=pause, usage=usage, run_id=run_id)
         if not isinstance(final, AIMessage):
             raise AgentFailed()
         if saver is not None:
             saver.keep_window(ended["config"], ended["values"]["messages"])  # the next turn starts here
-        return RunResult(checkpoint_id=last, answer=final.text, usage=usage)
+        return RunResult(checkpoint_id=last, answer=final.text, usage=usage, run_id=run_id)
 
 
 def _usage(update: dict[str, Any]) -> Usage:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     from core.agents.mcp import Toolbox
     from core.conversations.maintenance import PruneReport
+    from core.conversations.memory import PersonalMemory
     from core.keys import ThreadKey
     from core.records import (
         Approval,
@@ -93,6 +94,7 @@ class ConversationService:
         graph: CompiledStateGraph[Any, Any, Any, Any],
         team: CompiledStateGraph[Any, Any, Any, Any] | None = None,
         toolbox: Toolbox | None = None,
+        memory: PersonalMemory | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -118,6 +120,7 @@ class ConversationService:
         self._branches = Branches(store, approvals, locks, checkpointer, self._turns, files, ratings)
         self._places = PlaceVerbs(places, usage, settings, tuple(toolbox.servers) if toolbox else ())
         self._tools = ToolVerbs(places, self._places, toolbox)
+        self.memory = memory  # what is remembered about each person (core/conversations/memory.py)
         self.gestures = Edits(MessageAnswers(pool), deliveries, store, self._forks, self._branches, settings)
         """Edit a message to fork, Try again, "2/3" (``core/conversations/edits.py``)."""
         self._maintenance = Maintenance(settings, Retention(pool), files, locks, store, self.forget)

@@ -330,7 +330,7 @@ class TurnEngine:
             checkpoint_id=result.checkpoint_id,
             question=question,
             answer=result.answer,
-            tokens=self._usage.counted(key, user, place.model, result.usage),
+            tokens=self._usage.counted(key, user, place.model, result.usage), run_id=result.run_id,
         )
         if turn is None:  # only if the cross-process lock was lost mid-turn
             raise ConversationBusy("The conversation moved on while answering; please ask again.")

@@ -43,9 +43,9 @@ WITH bump AS ({BUMP}), expected AS (
     FOR UPDATE
 ), new AS (
     INSERT INTO turns (conversation_key, parent_id, seq, checkpoint_id, user_id, question, answer,
-                       input_tokens, output_tokens)
+                       input_tokens, output_tokens, run_id)
     SELECT key, %(parent)s, %(seq)s, %(checkpoint)s, %(user)s, %(question)s, %(answer)s,
-           %(u_input)s, %(u_output)s FROM expected
+           %(u_input)s, %(u_output)s, %(run)s FROM expected
     RETURNING *
 ), moved AS (
     UPDATE conversations c SET head_turn_id = new.id, last_active_at = now(), last_user = %(user)s
@@ -151,6 +151,7 @@ class ConversationStore(TurnTree):
         question: str,
         answer: str,
         tokens: dict[str, Any],
+        run_id: str | None = None,
     ) -> Turn | None:
         """Append a turn after ``head`` and make it the head; ``None`` if the head moved.
 
@@ -167,6 +168,7 @@ class ConversationStore(TurnTree):
             "user": user,
             "question": question,
             "answer": answer,
+            "run": run_id,
         }
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_RECORD_TURN, {**turn, **tokens, "old": old})).fetchone()

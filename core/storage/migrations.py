@@ -255,6 +255,12 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX tool_calls_same ON tool_calls (conversation_key, server, tool, args_hash, id);
     CREATE INDEX tool_calls_run ON tool_calls (conversation_key, run_id);
     """,
+    # 15: the id of the run that made a turn, so what the run wrote elsewhere (a memory, in
+    # LangGraph's store) is live exactly while the turn is on its conversation's live branch.
+    """
+    ALTER TABLE turns ADD COLUMN run_id text;
+    CREATE INDEX turns_run ON turns (conversation_key, run_id) WHERE run_id IS NOT NULL;
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

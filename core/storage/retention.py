@@ -91,6 +91,15 @@ SELECT count(*) AS n FROM old
 
 _EXPIRE_FEEDBACK = "DELETE FROM feedback WHERE created_at < now() - make_interval(secs => %s)"
 
+# Memories taught by a conversation that is gone (forgotten, or expired above): they were no
+# longer live (core/storage/memories.py); now their text goes too. Memories set by a command
+# (no conversation) stay until the person forgets them.
+_ORPHAN_MEMORIES = """
+DELETE FROM store s
+WHERE s.prefix LIKE 'memory.%%' AND s.value->>'conversation' IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.key = s.value->>'conversation')
+"""
+
 _EXPIRE_AUDIT = """
 WITH rewinds AS (DELETE FROM rewinds WHERE created_at < now() - make_interval(secs => %(secs)s) RETURNING 1),
 decided AS (
@@ -145,3 +154,7 @@ class Retention:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_EXPIRE_AUDIT, {"secs": older_than_seconds})).fetchone()
         return int(row["n"]) if row else 0
+
+    async def orphan_memories(self) -> int:
+        async with self.pool.connection() as conn:
+            return (await conn.execute(_ORPHAN_MEMORIES)).rowcount
