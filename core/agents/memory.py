@@ -16,12 +16,7 @@ from langchain_core.messages import AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 
-__all__ = ["MEMORY_PROMPT", "MemoryBook", "memory_tools", "with_memory"]
-
-MEMORY_PROMPT = (
-    " When the person tells you a lasting fact about themselves or asks you to remember something,"
-    " call remember with a short topic and the fact; when they ask you to forget it, call forget."
-)
+__all__ = ["MemoryBook", "memory_tools", "with_memory"]
 
 
 class MemoryBook(Protocol):
@@ -61,10 +56,11 @@ def memory_tools(book: MemoryBook | None) -> list[BaseTool]:
 async def with_memory(
     book: MemoryBook | None, config: RunnableConfig, system: str, messages: Sequence[AnyMessage]
 ) -> str:
-    """``system`` with the asker's memories after it, and how to keep them."""
+    """``system`` with the asker's memories after it (the tools' descriptions say when to write)."""
     if book is None:
         return system
     lines = await book.block(config)
     asker = next((m.name for m in reversed(messages) if isinstance(m, HumanMessage) and m.name), None)
-    known = f"\n\nWhat you know about {asker or 'the person asking'}:\n" + "\n".join(lines) if lines else ""
-    return system + MEMORY_PROMPT + known
+    if not lines:  # the prompt stays the persona as written until there is something to know
+        return system
+    return f"{system}\n\nWhat you know about {asker or 'the person asking'}:\n" + "\n".join(lines)

@@ -38,7 +38,7 @@ from core.agents.agent import (
 from core.agents.approvals import requiring_approval
 from core.agents.calculator import calculator_tool
 from core.agents.mcp import Binding
-from core.agents.memory import MEMORY_PROMPT, with_memory
+from core.agents.memory import with_memory
 from core.agents.tools import build_tools
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def _thinker(
         over = _rounds(messages) >= limit
         system = prompt + (f"{_PERSONA}{place.persona}" if speaks and place.persona else "")
         if speaks:  # the coordinator knows what is remembered about the asker (it cannot write)
-            system = (await with_memory(memory, config, system, messages)).replace(MEMORY_PROMPT, "")
+            system = await with_memory(memory, config, system, messages)
         if over:
             tooled, system = bare, system + _LIMIT_NOTE
         reply = await call(tooled, system, messages, place.model)
