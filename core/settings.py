@@ -156,6 +156,13 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Distributing the app (OAuth: installed into many workspaces; docs/slack.md)
+    slack_client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, validation_alias="SLACK_CLIENT_SECRET")
+    slack_redirect_uri: str | None = Field(None, validation_alias="SLACK_REDIRECT_URI")
+    slack_authorize_url: str = Field(
+        "https://slack.com/oauth/v2/authorize", validation_alias="SLACK_AUTHORIZE_URL"
+    )
     slack_allowed_channels: IdList = Field(frozenset(), validation_alias="SLACK_ALLOWED_CHANNELS")
     slack_allowed_users: IdList = Field(frozenset(), validation_alias="SLACK_ALLOWED_USERS")
     slack_file_hosts: IdList = Field(frozenset({"files.slack.com"}), validation_alias="SLACK_FILE_HOSTS")

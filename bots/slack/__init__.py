@@ -49,6 +49,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _check_token(bot: SlackBot) -> None:
     """Fail at start, naming the setting, rather than on the first message."""
+    if bot.client.token is None:  # installed by OAuth: each workspace's token is checked by Slack
+        _log.info("Slack app distributed by OAuth: install it at /slack/install")
+        return
     try:
         auth = await bot.client.auth_test()
     except SlackApiError as exc:

@@ -32,6 +32,7 @@ from bots.slack.feedback import FEEDBACK, RETRY, REWIND_HERE, VERSIONS, Feedback
 from bots.slack.files import SlackFiles
 from bots.slack.gestures import Gestures
 from bots.slack.home import HomeTab
+from bots.slack.oauth import oauth_settings
 from bots.slack.people import People
 from bots.slack.places import Access
 from bots.slack.stream import Streams
@@ -56,11 +57,17 @@ SLASH_COMMANDS = tuple(name for name in COMMANDS if name not in ("edit", "retry"
 are typed there, where the answer is posted; a slash command could only answer privately."""
 
 
-def require_tokens(settings: Settings) -> str:
-    """The bot token, after checking that the settings can run a bot at all."""
+def require_tokens(settings: Settings) -> str | None:
+    """The bot token (None: installed by OAuth, a token per workspace), after checking that
+    the settings can run a bot at all."""
+    distributed = settings.slack_client_id is not None
+    if distributed and (settings.slack_client_secret is None or settings.slack_signing_secret is None):
+        raise SettingsError("SLACK_CLIENT_ID is set: SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET are needed")
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    if distributed:
+        return None
     if not token:
-        raise SettingsError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-...)")
+        raise SettingsError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-...), nor SLACK_CLIENT_ID")
     if settings.slack_signing_secret is None and settings.slack_app_token is None:
         raise SettingsError(
             "SLACK_SIGNING_SECRET is not set (needed to verify Slack's HTTP requests; "
@@ -79,6 +86,7 @@ class SlackBot:
         self, settings: Settings, service: ConversationService, clock: Clock = time.monotonic
     ) -> None:
         token = require_tokens(settings)
+        oauth = oauth_settings(settings, service.installations)
         secret = settings.slack_signing_secret
         self.service = service
         self.handled = 0
@@ -89,7 +97,7 @@ class SlackBot:
         access = Access(settings.slack_allowed_channels, settings.slack_allowed_users)
         streams = Streams(clock)
         self._messages = MessageHandler(
-            service, access, streams, SlackFiles(settings, token), People(self.client)
+            service, access, streams, SlackFiles(settings), People()
         )
         self._commands = CommandHandler(service, access)
         self._approvals = ApprovalHandler(service, access, streams)
@@ -101,8 +109,11 @@ class SlackBot:
             client=self.client,
             # Socket Mode requests are not signed; HTTP mode refuses to start without it.
             signing_secret=secret.get_secret_value() if secret else "",
+            oauth_settings=oauth,
             logger=logging.getLogger("bots.slack.bolt"),
         )
+        if oauth is not None:  # app_uninstalled / tokens_revoked delete the installation
+            self.app.enable_token_revocation_listeners()
         threads = AssistantThreads(settings.slack_greeting, settings.slack_suggested_prompts, access)
         self.app.assistant(threads.middleware)
         self.app.event("message")(self._on_event)
@@ -124,28 +135,33 @@ class SlackBot:
             self.handled += 1
 
     async def _on_event(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
+        """Every listener uses bolt's ``client``: the one with this workspace's token."""
         if event.get("subtype") == "message_changed":  # an edit: maybe a new version of a turn
-            await self._counted(self._gestures.on_edit(body, event, self.client, context.bot_user_id))
+            await self._counted(self._gestures.on_edit(body, event, client, context.bot_user_id))
         else:
-            await self._counted(self._messages.handle(body, event, self.client, context.bot_user_id))
+            await self._counted(self._messages.handle(body, event, client, context.bot_user_id))
 
     async def _on_command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         await self._counted(self._commands.handle(command, respond))
 
-    async def _on_action(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def _on_action(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await ack()
-        await self._counted(self._approvals.handle(body, self.client, respond))
+        await self._counted(self._approvals.handle(body, client, respond))
 
     async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         await self._counted(self._feedback.on_feedback(body, respond))
 
-    async def _on_gesture(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def _on_gesture(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await ack()
-        await self._counted(self._gestures.on_click(body, self.client, respond))
+        await self._counted(self._gestures.on_click(body, client, respond))
 
     async def _on_rewind_here(
         self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
@@ -153,8 +169,8 @@ class SlackBot:
         await ack()
         await self._counted(self._feedback.on_rewind_here(body, respond, context.bot_user_id, context.bot_id))
 
-    async def _on_home(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        await self._counted(self._home.opened(event, str(body.get("team_id", "")), self.client))
+    async def _on_home(self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
+        await self._counted(self._home.opened(event, str(body.get("team_id", "")), client))
 
     def web_app(self, max_body_bytes: int) -> web.Application:
         """The HTTP mode server: Slack's Events API, slash commands and clicks, health and metrics."""
@@ -172,5 +188,16 @@ class SlackBot:
             return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
         app.router.add_post(EVENTS_PATH, events)
+        if (flow := self.app.oauth_flow) is not None:  # installing into a workspace (OAuth)
+
+            async def install(request: web.Request) -> web.Response:
+                answer = await flow.handle_installation(await to_bolt_request(request))
+                return await to_aiohttp_response(answer)
+
+            async def redirect(request: web.Request) -> web.Response:
+                return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+            app.router.add_get(flow.install_path, install)
+            app.router.add_get(flow.redirect_uri_path, redirect)
         add_health_routes(app, self.service)
         return app

@@ -153,10 +153,10 @@ class MessageHandler:
             await post_text(client, message.channel, message.reply_to, text)
             return
         await reply.start()
-        files = await self._files.fetch(message.files)  # only once the message is surely answered
+        files = await self._files.fetch(message.files, client.token)  # once the message is surely answered
         answer = await self._service.ask(
             key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id,
-            on_status=reply.status, files=files, speaker=await self._people.name(message.user),
+            on_status=reply.status, files=files, speaker=await self._people.name(message.user, client),
         )
         await reply.finish(answer.text, answer.approval, footer=answer_footer(answer))
         await self._service.gestures.answered(  # so that editing the message forks from this turn

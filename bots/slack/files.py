@@ -37,11 +37,12 @@ def offers(files: Sequence[Any]) -> list[Offer]:
 
 
 class SlackFiles:
-    def __init__(self, settings: Settings, token: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._auth = {"Authorization": f"Bearer {token}"}
 
-    async def fetch(self, files: Sequence[Any]) -> list[Attachment | Unread]:
+    async def fetch(self, files: Sequence[Any], token: str | None) -> list[Attachment | Unread]:
+        """``token``: the bot token of the workspace the files were shared in."""
         if not files:
             return []
-        return await download_all(offers(files), self._settings, self._settings.slack_file_hosts, self._auth)
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        return await download_all(offers(files), self._settings, self._settings.slack_file_hosts, auth)

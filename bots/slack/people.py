@@ -29,22 +29,21 @@ class People:
     """Display names by user id, at most ``size`` of them, each kept ``ttl`` seconds."""
 
     def __init__(
-        self, client: AsyncWebClient, *, size: int = 2000, ttl: float = 3600.0,
-        clock: Callable[[], float] = time.monotonic,
+        self, *, size: int = 2000, ttl: float = 3600.0, clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = client
         self._size = size
         self._ttl = ttl
         self._clock = clock
         self._names: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    async def name(self, user: str) -> str:
+    async def name(self, user: str, client: AsyncWebClient) -> str:
+        """``client``: one with the token of the workspace ``user`` is in."""
         cached = self._names.get(user)
         if cached is not None and self._clock() - cached[1] < self._ttl:
             self._names.move_to_end(user)
             return cached[0]
         try:
-            found = (await self._client.users_info(user=user)).get("user") or {}
+            found = (await client.users_info(user=user)).get("user") or {}
         except SLACK_ERRORS as exc:
             _log.info("no name for %s (%s); using the id", user, type(exc).__name__)
             return user

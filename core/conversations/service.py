@@ -35,6 +35,7 @@ from core.storage.deliveries import Deliveries
 from core.storage.feedback import FeedbackStore
 from core.storage.files import FileStore
 from core.storage.generations import Generations
+from core.storage.installations import Installations
 from core.storage.locks import ConversationLocks
 from core.storage.messages import MessageAnswers
 from core.storage.places import PlaceStore
@@ -122,10 +123,9 @@ class ConversationService:
         self._tools = ToolVerbs(places, self._places, toolbox)
         self.memory = memory  # what is remembered about each person (core/conversations/memory.py)
         self.gestures = Edits(MessageAnswers(pool), deliveries, store, self._forks, self._branches, settings)
-        """Edit a message to fork, Try again, "2/3" (``core/conversations/edits.py``)."""
+        self.installations = Installations(pool)  # a distributed app's workspaces (Slack OAuth)
         self._maintenance = Maintenance(settings, Retention(pool), files, locks, store, self.forget)
-        self.access = Access(TokenStore(pool))
-        """Scoped API tokens: made, found and revoked (``core/conversations/access.py``)."""
+        self.access = Access(TokenStore(pool))  # scoped API tokens (core/conversations/access.py)
         self._steps = TurnReader(checkpointer, runner.window)
         self.viewer = Viewer(Inspector(pool), self._branches, self._steps, ToolCalls(pool))
         """The web viewer's read-only views (``core/conversations/viewer.py``)."""

@@ -261,6 +261,23 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE turns ADD COLUMN run_id text;
     CREATE INDEX turns_run ON turns (conversation_key, run_id) WHERE run_id IS NOT NULL;
     """,
+    # 16: installations of a distributed app (one per workspace, or per org for an org-wide
+    # install) and the OAuth states in flight (core/storage/installations.py).
+    """
+    CREATE TABLE installations (
+        platform     text NOT NULL,
+        enterprise   text NOT NULL DEFAULT '',
+        workspace    text NOT NULL DEFAULT '',
+        data         jsonb NOT NULL,
+        installed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (platform, enterprise, workspace)
+    );
+    CREATE TABLE oauth_states (
+        state      text PRIMARY KEY,
+        platform   text NOT NULL,
+        expires_at timestamptz NOT NULL
+    );
+    """,
 )
 
 _MIGRATION_LOCK = 0x6261636B  # "back": one advisory lock id for every process that migrates

@@ -26,6 +26,7 @@ its token.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -115,6 +116,10 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         """The workspace's people, by id, as ``users.info`` returns them (``add_user``)."""
         self._files: dict[str, _File] = {}
+        self.client_id, self.client_secret = "1234.5678", "client-secret"
+        self._codes: dict[str, tuple[str, str, str | None]] = {}
+        self.revoked: set[str] = set()
+        """Bot tokens revoked (an uninstalled app's): Slack answers them ``invalid_auth``."""
         self.ephemerals: list[tuple[str, str, str]] = []
         """(channel, user, text) of every ``chat.postEphemeral``."""
         self.downloads: list[tuple[str, str | None]] = []
@@ -147,6 +152,16 @@ class FakeSlack:
             "real_name": real_name or display_name, "is_bot": False,
             "profile": {"display_name": display_name, "real_name": real_name or display_name},
         }
+
+    def install(self, team: str, name: str = "", *, enterprise: str | None = None) -> str:
+        """What Slack does when someone approves the install in ``team``: a one-time code for
+        ``oauth.v2.access``, which hands that workspace its own bot token."""
+        code = uuid.uuid4().hex
+        self._codes[code] = (team, name or team, enterprise)
+        return code
+
+    def token_of(self, team: str) -> str:
+        return f"xoxb-{team.lower()}-{self.bot_user.lower()}"
 
     def made(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -252,13 +267,18 @@ class FakeSlack:
         return web.json_response(answer)
 
     def _answer(self, method: str, params: dict[str, Any], token: str) -> dict[str, Any]:
+        if method == "oauth.v2.access":
+            return self._exchange(params, token)
+        if token in self.revoked:
+            return {"ok": False, "error": "invalid_auth"}
         if method == "auth.test":
+            teams = [t for (t, _, _) in self._codes.values() if self.token_of(t) == token]
             return {
                 "ok": True,
                 "url": "https://fake.slack.com/",
                 "team": "Fake",
                 "user": "backtrack",
-                "team_id": self.team,
+                "team_id": teams[0] if teams else self.team,
                 "user_id": self.bot_user,
                 "bot_id": self.bot_id,
                 "is_enterprise_install": False,
@@ -311,6 +331,28 @@ class FakeSlack:
                             "text": posted.text}
             return {"ok": False, "error": "message_not_found"}
         return {"ok": False, "error": "unknown_method"}
+
+    def _exchange(self, params: dict[str, Any], auth: str) -> dict[str, Any]:
+        """``oauth.v2.access`` as Slack checks it: the app's credentials (HTTP Basic, or form
+        fields), a code issued by ``install`` and used once, the same redirect URI."""
+        if auth.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+        else:
+            client_id, secret = str(params.get("client_id", "")), str(params.get("client_secret", ""))
+        if (client_id, secret) != (self.client_id, self.client_secret):
+            return {"ok": False, "error": "invalid_client_id" if client_id != self.client_id else "bad_client_secret"}
+        found = self._codes.pop(str(params.get("code", "")), None)
+        if found is None:
+            return {"ok": False, "error": "invalid_code"}
+        team, name, enterprise = found
+        self._codes[f"used-{uuid.uuid4().hex}"] = found  # keeps the team for auth.test of its token
+        return {
+            "ok": True, "app_id": "A0FAKE", "access_token": self.token_of(team), "token_type": "bot",
+            "scope": "app_mentions:read,chat:write,commands", "bot_user_id": self.bot_user,
+            "team": {"id": team, "name": name},
+            "enterprise": {"id": enterprise, "name": enterprise} if enterprise else None,
+            "is_enterprise_install": False, "authed_user": {"id": "UINSTALLER"},
+        }
 
     def _publish(self, params: dict[str, Any]) -> dict[str, Any]:
         """``views.publish`` as Slack checks it: a user id, a ``home`` view of at most 100 blocks."""

@@ -105,16 +105,16 @@ def test_the_manifest_asks_for_the_users_read_scope() -> None:
 async def test_names_are_kept_for_a_while_in_a_bounded_cache(slack: Harness) -> None:
     now = [0.0]
     client = AsyncWebClient(token="xoxb-test-token", base_url=slack.fake.api_url)
-    people = People(client, size=2, ttl=60, clock=lambda: now[0])
+    people = People(size=2, ttl=60, clock=lambda: now[0])
     ana, bob, cy = _id("U"), _id("U"), _id("U")
     for user, name in ((ana, "Ana"), (bob, "Bob"), (cy, "Cy")):
         slack.fake.add_user(user, name)
-    assert [await people.name(u) for u in (ana, ana, bob)] == ["Ana", "Ana", "Bob"]
-    await people.name(cy)  # a third person pushes out the least recently used (Ana)
-    await people.name(ana)
+    assert [await people.name(u, client) for u in (ana, ana, bob)] == ["Ana", "Ana", "Bob"]
+    await people.name(cy, client)  # a third person pushes out the least recently used (Ana)
+    await people.name(ana, client)
     slack.fake.add_user(cy, "Cy B.")  # renamed: seen once the cached name expires
-    assert await people.name(cy) == "Cy"
+    assert await people.name(cy, client) == "Cy"
     now[0] = 61
-    assert await people.name(cy) == "Cy B."
+    assert await people.name(cy, client) == "Cy B."
     looked_up = [c.params["user"] for c in slack.fake.made("users.info")]
     assert looked_up == [ana, bob, cy, ana, cy]
