@@ -1,21 +1,32 @@
-"""Logging setup: JSON lines for machines, the familiar one-line format for people.
+"""Logging and tracing: JSON lines for machines, the familiar one-line format for people,
+and OpenTelemetry spans for whoever collects them.
 
 A turn sets its conversation key and turn id once, with ``log_context``; a filter on the
 handler copies them onto every record logged meanwhile, by any module or library, so no
 call site passes them around. The formatters write what the record holds and nothing
 else: the project logs no message text, and formatting must not add any.
+
+Traces are opt-in with OpenTelemetry's own variables (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``OTEL_SERVICE_NAME``, ...): one trace per incoming
+message (``span`` around its handling, or the caller's ``traceparent`` through the API),
+with the turn (``log_context`` opens it), the lock wait, each model and tool call and the
+delivery inside. Spans carry the conversation key and turn id, never message text.
+Without the variables the API's no-op tracer costs next to nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
+
+from opentelemetry import propagate, trace
 
 __all__ = [
     "BriefFormatter",
@@ -23,10 +34,15 @@ __all__ = [
     "HumanFormatter",
     "JsonFormatter",
     "configure_logging",
+    "configure_tracing",
     "conversation_var",
+    "inbound",
     "log_context",
+    "span",
     "turn_var",
 ]
+
+_tracer = trace.get_tracer("backtrack")
 
 
 conversation_var: ContextVar[str | None] = ContextVar("conversation", default=None)
@@ -41,7 +57,8 @@ def log_context(conversation: str, turn: str) -> Iterator[None]:
     conversation_token = conversation_var.set(conversation)
     turn_token = turn_var.set(turn)
     try:
-        yield
+        with span("backtrack.turn"):
+            yield
     finally:
         turn_var.reset(turn_token)
         conversation_var.reset(conversation_token)
@@ -146,3 +163,41 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # a closed or odd stream is no terminal
         return False
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """A span of the current trace, tagged with the turn's conversation and id when in one."""
+    tagged = {"backtrack.conversation": conversation_var.get(), "backtrack.turn_id": turn_var.get(),
+              **attributes}
+    present = {k: v for k, v in tagged.items() if v is not None}
+    with _tracer.start_as_current_span(name, attributes=present) as s:
+        yield s
+
+
+@contextmanager
+def inbound(headers: Any, name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """A server span continuing the caller's trace (W3C ``traceparent`` in ``headers``)."""
+    context = propagate.extract(headers)
+    with _tracer.start_as_current_span(name, context=context, kind=trace.SpanKind.SERVER,
+                                       attributes=attributes) as s:
+        yield s
+
+
+def configure_tracing() -> bool:
+    """Export spans over OTLP/HTTP when OpenTelemetry's endpoint variables are set; once per process."""
+    variables = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if not any(os.environ.get(v) for v in variables):
+        return False
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return True  # already set up (a second service in this process)
+    name = os.environ.get("OTEL_SERVICE_NAME", "backtrack")
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return True

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from core.errors import BacktrackError
+from core.logs import conversation_var, turn_var
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -205,6 +207,9 @@ async def observe_turn(platform: str) -> AsyncIterator[None]:
             ERRORS.labels(kind=outcome).inc()
 
 
+_tracer = trace.get_tracer("backtrack")
+
+
 class MetricsCallback(AsyncCallbackHandler):
     """Times model and tool calls of a graph run; pass one per turn in the run's ``callbacks``.
 
@@ -219,6 +224,7 @@ class MetricsCallback(AsyncCallbackHandler):
         self.model = model
         self._llm: dict[UUID, tuple[str, float]] = {}
         self._tools: dict[UUID, tuple[str, float]] = {}
+        self._spans: dict[UUID, Any] = {}
 
     async def on_chat_model_start(
         self,
@@ -231,28 +237,48 @@ class MetricsCallback(AsyncCallbackHandler):
     ) -> None:
         model = self.model or (metadata or {}).get("ls_model_name") or "unknown"
         self._llm[run_id] = (str(model), time.perf_counter())
+        self._open(run_id, f"chat {model}", {"gen_ai.request.model": str(model)})
 
     async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end_llm(run_id)
+        usage: dict[str, Any] = {}
+        for generation in (g for gs in response.generations for g in gs):
+            usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or usage
+        self._end_llm(run_id, {"gen_ai.usage.input_tokens": usage.get("input_tokens", 0),
+                               "gen_ai.usage.output_tokens": usage.get("output_tokens", 0)})
 
     async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end_llm(run_id)
+        self._end_llm(run_id, {"error.type": type(error).__name__})
 
-    def _end_llm(self, run_id: UUID) -> None:
+    def _end_llm(self, run_id: UUID, attributes: dict[str, Any]) -> None:
         if (started := self._llm.pop(run_id, None)) is not None:
             model, at = started
             LLM_SECONDS.labels(model=model).observe(time.perf_counter() - at)
+        self._close(run_id, attributes)
+
+    def _open(self, run_id: UUID, name: str, attributes: dict[str, Any]) -> None:
+        """A span per model or tool call, in the turn's trace (``core/logs.py``)."""
+        tagged = {"backtrack.conversation": conversation_var.get(), "backtrack.turn_id": turn_var.get(),
+                  **attributes}
+        self._spans[run_id] = _tracer.start_span(name, attributes={k: v for k, v in tagged.items() if v})
+
+    def _close(self, run_id: UUID, attributes: dict[str, Any]) -> None:
+        if (found := self._spans.pop(run_id, None)) is not None:
+            found.set_attributes(attributes)
+            found.end()
 
     async def on_tool_start(
         self, serialized: dict[str, Any], input_str: str, *, run_id: UUID, **kwargs: Any
     ) -> None:
         name = (serialized or {}).get("name") or kwargs.get("name") or "unknown"
         self._tools[run_id] = (str(name), time.perf_counter())
+        self._open(run_id, f"tool {name}", {"gen_ai.tool.name": str(name)})
 
     async def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._end_tool(run_id)
+        self._close(run_id, {})
 
     async def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._close(run_id, {"error.type": type(error).__name__})
         tool = self._end_tool(run_id)
         if tool is not None:
             TOOL_ERRORS.labels(tool=tool).inc()

@@ -20,6 +20,7 @@ from core.agents.team import build_team
 from core.conversations.memory import PersonalMemory
 from core.conversations.service import ConversationService
 from core.errors import BacktrackError
+from core.logs import configure_tracing
 from core.storage.checkpointer import PooledPostgresSaver
 from core.storage.db import connection_kwargs, database_url, open_pool, storage_errors
 from core.storage.files import FileStore
@@ -72,6 +73,7 @@ async def open_service(
         _log.warning(OFFLINE_NOTICE)
     elif model is None:
         await check_server_context(settings)
+    configure_tracing()  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set
     url = await resolve_database(settings)
     await check_pooling(settings, url, connection_kwargs(settings))
     async with storage_errors():  # an unreachable database at start is a sentence, not a traceback

@@ -39,6 +39,7 @@ from core.errors import (
     TurnInterrupted,
     UsageCapReached,
 )
+from core.logs import inbound
 from core.metrics import count_error
 from core.runtime import open_service
 from core.settings import Settings
@@ -91,10 +92,22 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(500, "internal", "internal error")
 
 
+@web.middleware
+async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Each request continues its caller's trace (``traceparent``), or starts one."""
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unknown"
+    attributes = {"http.request.method": request.method}
+    with inbound(request.headers, f"{request.method} {route}", **attributes) as s:
+        response = await handler(request)
+        s.set_attribute("http.response.status_code", response.status)
+        return response
+
+
 def build_app(settings: Settings, service: ConversationService, host: str | None = None) -> web.Application:
     """The API on ``host`` (default ``BACKTRACK_HOST``): its Host rule depends on where it listens."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    middlewares = [_errors, guard(settings, host or settings.host, _error), authenticate(token, _error)]
+    where = host or settings.host
+    middlewares = [_traced, _errors, guard(settings, where, _error), authenticate(token, _error)]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SERVICE] = service
     add_graph_routes(app)

@@ -17,12 +17,14 @@ from bots.discord.reply import MESSAGE_LIMIT, StreamingReply
 from core.conversations.boundary import boundary
 from core.conversations.intake import is_blank
 from core.errors import NotPermitted
+from core.logs import span
 from core.types import Command, Incoming
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from core.conversations.service import ConversationService
+    from core.keys import ThreadKey
     from core.settings import Settings
 
 __all__ = ["Responder", "slash_commands"]
@@ -71,7 +73,11 @@ class Responder:
         if not self.gate.admits(guild_id, places, author):
             _log.info("ignored message %s from %s: not on the allow-lists", message.id, author.id)
             return
-        base = conversation_key(guild_id, message.channel.id)
+        with span("discord.message", **{"messaging.system": "discord"}):
+            await self._answer(message, conversation_key(guild_id, message.channel.id), text)
+
+    async def _answer(self, message: discord.Message, base: ThreadKey, text: str) -> None:
+        author = message.author
         reply = StreamingReply(message)
         async with boundary(reply.fail, f"discord message {message.id} on {base}"):
             incoming = Incoming(
@@ -89,7 +95,8 @@ class Responder:
                     event_id=received.event_id, files=files, on_status=reply.status,
                     speaker=author.display_name,
                 )
-            await reply.finish(answer.text, footer=await answer_buttons(self.service, answer))
+            with span("backtrack.deliver", **{"messaging.system": "discord"}):
+                await reply.finish(answer.text, footer=await answer_buttons(self.service, answer))
             shown = str(reply.last.id) if reply.last else None  # its editing forks here (gestures.py)
             await self.service.gestures.answered(key, str(message.id), str(author.id), answer, shown)
 

@@ -21,6 +21,7 @@ from bots.slack.places import Access, is_dm, reply_thread, thread_key
 from bots.slack.replies import escape, post_text
 from bots.slack.stream import Streams, open_reply
 from core.conversations.boundary import boundary
+from core.logs import span
 from core.types import Incoming
 
 if TYPE_CHECKING:
@@ -117,6 +118,13 @@ class MessageHandler:
         )
         event_id = body.get("event_id")
         deliveries = (("event", event_id),) if isinstance(event_id, str) and event_id else ()
+        with span("slack.message", **{"messaging.system": "slack"}):
+            await self._handled(message, event, deliveries, reply, client)
+
+    async def _handled(
+        self, message: SlackMessage, event: dict[str, Any], deliveries: tuple[tuple[str, str], ...],
+        reply: SlackReply, client: AsyncWebClient,
+    ) -> None:
         async with boundary(reply.fail, f"slack message {message.channel}/{message.ts}"):
             received = await self._receive(message, event, deliveries)
             if received is not None:
@@ -158,7 +166,8 @@ class MessageHandler:
             key, received.text, user=message.user, on_partial=reply.partial, event_id=received.event_id,
             on_status=reply.status, files=files, speaker=await self._people.name(message.user, client),
         )
-        await reply.finish(answer.text, answer.approval, footer=answer_footer(answer))
+        with span("backtrack.deliver", **{"messaging.system": "slack"}):
+            await reply.finish(answer.text, answer.approval, footer=answer_footer(answer))
         await self._service.gestures.answered(  # so that editing the message forks from this turn
             key, f"{message.channel}:{message.ts}", message.user, answer, reply.shown_ts
         )

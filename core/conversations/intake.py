@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from core.conversations.commands import parse_command
 from core.errors import InvalidInput, StorageUnavailable
+from core.logs import span
 from core.storage.db import storage_errors
 from core.types import Received
 
@@ -74,7 +75,9 @@ class Intake:
                 if not await self.exists(key):
                     return None
                 tell = not message.echo
-            event_id = await self.claim(key, message.deliveries)
+            with span("backtrack.dedupe", **{"backtrack.conversation": str(key)}) as claimed:
+                event_id = await self.claim(key, message.deliveries)
+                claimed.set_attribute("backtrack.duplicate", event_id is None and bool(message.deliveries))
             if event_id is None and message.deliveries:
                 return None
         except StorageUnavailable:

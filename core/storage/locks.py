@@ -37,6 +37,7 @@ import psycopg
 
 from core.errors import ConversationBusy
 from core.keys import ThreadKey
+from core.logs import span
 from core.storage.db import NoAnswer, Pool, bounded
 
 __all__ = ["BUSY_MESSAGE", "ConversationLocks"]
@@ -92,7 +93,8 @@ class ConversationLocks:
         try:
             async with slot.lock:
                 try:
-                    row = await self._acquire(acquire or (_TRY_LOCK, (name,)), wait)
+                    with span("backtrack.lock", **{"backtrack.conversation": name}):  # waits for the writer
+                        row = await self._acquire(acquire or (_TRY_LOCK, (name,)), wait)
                 except ConversationBusy:
                     raise
                 except BaseException:
