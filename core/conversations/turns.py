@@ -136,16 +136,19 @@ class TurnEngine:
             if policy == "interrupt" and (running := self._running.get(str(key))):
                 running.cancel()
             question = prepared.question(text)
+            held = False
             try:
                 async with self._locks.hold(
                     key, wait=policy != "reject", acquire=self._store.start_turn(key, question, user)
                 ) as row:
+                    held = True
                     return await self._hold_turn(
                         key, text, prepared, turn_id, user, on_partial, event_id, on_status, speaker,
                         self._store.started(row), policy,
                     )
-            except STORAGE_ERRORS:  # the asker is told; its in-flight mark may outlive the outage
-                self._told[str(key)] = question
+            except STORAGE_ERRORS:
+                if not held:  # the start may have reached the server before the path failed
+                    self._told[str(key)] = question
                 raise
 
     async def _hold_turn(
