@@ -65,7 +65,8 @@ async def test_a_request_is_one_trace_with_the_turn_its_model_and_tool_calls(
     assert turn.attributes is not None and turn.attributes["backtrack.conversation"] == f"api:{thread}"
     assert turn.attributes.get("backtrack.turn_id")
     calls = [s for s in ours if s.name.startswith("chat ")]
-    assert all(s.attributes and s.attributes["gen_ai.usage.input_tokens"] > 0 for s in calls)
+    tokens = [(s.attributes or {}).get("gen_ai.usage.input_tokens") for s in calls]
+    assert all(isinstance(n, int) and n > 0 for n in tokens), tokens
     assert all(s.parent is not None for s in ours if s.name != "POST /api/graph")  # one tree
     for s in ours:  # no message text, anywhere
         assert not any(secret in str(v) for v in (s.attributes or {}).values())
