@@ -34,7 +34,7 @@ from bots.slack.gestures import Gestures
 from bots.slack.home import HomeTab
 from bots.slack.oauth import oauth_settings
 from bots.slack.people import People
-from bots.slack.places import Access
+from bots.slack.places import Access, workspace_of
 from bots.slack.stream import Streams
 from core.conversations.commands import COMMANDS
 from core.errors import SettingsError
@@ -170,7 +170,8 @@ class SlackBot:
         await self._counted(self._feedback.on_rewind_here(body, respond, context.bot_user_id, context.bot_id))
 
     async def _on_home(self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
-        await self._counted(self._home.opened(event, str(body.get("team_id", "")), client))
+        workspace = workspace_of(body, str(body.get("team_id", "")))
+        await self._counted(self._home.opened(event, workspace, client))
 
     def web_app(self, max_body_bytes: int) -> web.Application:
         """The HTTP mode server: Slack's Events API, slash commands and clicks, health and metrics."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bots.slack.feedback import answer_footer
-from bots.slack.places import Access, reply_thread, thread_key
+from bots.slack.places import Access, reply_thread, thread_key, workspace_of
 from bots.slack.replies import APPROVE, REJECT, SLACK_ERRORS, escape, section
 from bots.slack.stream import Streams, open_reply
 from core.conversations.boundary import boundary
@@ -51,10 +51,12 @@ class Click:
     text: str
     """The approval message's text as Slack stores it (already escaped)."""
     dedupe: str
+    workspace: str = ""
+    """What the conversation key names (``workspace_of``): the Grid organisation, or ``team``."""
 
     @property
     def key(self) -> ThreadKey:
-        return thread_key(self.team, self.channel, self.message_ts, self.thread_ts)
+        return thread_key(self.workspace or self.team, self.channel, self.message_ts, self.thread_ts)
 
     @property
     def reply_to(self) -> str | None:
@@ -87,6 +89,7 @@ def read_click(body: dict[str, Any]) -> Click | None:
         return None
     return Click(
         team=team,
+        workspace=workspace_of(body, team),
         channel=channel,
         user=who,
         message_ts=ts,

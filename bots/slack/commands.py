@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bots.slack.places import Access, find_link, is_dm
+from bots.slack.places import Access, find_link, is_dm, workspace_of
 from bots.slack.replies import escape
 from core.conversations.boundary import boundary
 from core.errors import ConversationNotFound, InvalidInput, NotPermitted
@@ -47,6 +47,7 @@ class CommandHandler:
 
     async def _run(self, name: str, command: dict[str, Any]) -> str:
         team, channel, user = (str(command.get(f, "")) for f in ("team_id", "channel_id", "user_id"))
+        team = workspace_of(command, team)  # the key's workspace: a Grid organisation if any
         if not self._access.allows(channel, user):
             raise NotPermitted("backtrack is not enabled for you in this channel")
         if name in _PLACE_COMMANDS:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bots.slack.assistant import name_thread
 from bots.slack.feedback import answer_footer
-from bots.slack.places import Access, is_dm, reply_thread, thread_key
+from bots.slack.places import Access, is_dm, reply_thread, thread_key, workspace_of
 from bots.slack.replies import escape, post_text
 from bots.slack.stream import Streams, open_reply
 from core.conversations.boundary import boundary
@@ -55,10 +55,12 @@ class SlackMessage:
     mentioned: bool
     files: tuple[dict[str, Any], ...] = ()
     """Slack's file objects, when the message shares files (``file_share``)."""
+    workspace: str = ""
+    """What the conversation key names: the Grid organisation, or ``team`` (``workspace_of``)."""
 
     @property
     def key(self) -> ThreadKey:
-        return thread_key(self.team, self.channel, self.ts, self.thread_ts)
+        return thread_key(self.workspace or self.team, self.channel, self.ts, self.thread_ts)
 
     @property
     def reply_to(self) -> str | None:
@@ -93,6 +95,7 @@ def read_message(body: dict[str, Any], event: dict[str, Any], bot_user: str | No
         text=html.unescape(text).strip(),
         mentioned=mentioned,
         files=files,
+        workspace=workspace_of(body, team),
     )
 
 

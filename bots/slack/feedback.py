@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import ContextActionsBlock, FeedbackButtonObject, FeedbackButtonsElement
 
-from bots.slack.places import Access, thread_key
+from bots.slack.places import Access, thread_key, workspace_of
 from bots.slack.replies import SLACK_ERRORS, escape
 from core.conversations.boundary import Tell, boundary
 from core.conversations.wording import format_rewind, version_label
@@ -139,7 +139,7 @@ def clicked_at(body: dict[str, Any], generation: int) -> Clicked | None:
     thread_ts = text_of(message.get("thread_ts")) or text_of(container.get("thread_ts")) or None
     if not (team and ts and _SLACK_ID.match(user) and _SLACK_ID.match(channel)):
         return None
-    base = thread_key(team, channel, ts, thread_ts)
+    base = thread_key(workspace_of(body, team), channel, ts, thread_ts)
     key = base.nth(generation) if base.renewable else base
     return Clicked(team, channel, user, key, ts, thread_ts)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 from core.keys import ThreadKey
 
-__all__ = ["Access", "MessageLink", "find_link", "is_dm", "reply_thread", "thread_key"]
+__all__ = ["Access", "MessageLink", "find_link", "is_dm", "reply_thread", "thread_key", "workspace_of"]
 
 # https://acme.slack.com/archives/C123/p1700000000000100?thread_ts=1700000000.000100&cid=C123
 # Slack wraps links in a slash command's text as <url> or <url|label> when escaping is on.
@@ -26,6 +27,17 @@ _LINK = re.compile(
 
 def is_dm(channel: str) -> bool:
     return channel.startswith("D")
+
+
+def workspace_of(body: dict[str, Any], team: str) -> str:
+    """Where a Slack conversation lives: its Enterprise Grid organisation when the event says
+    it has one (a channel shared by two workspaces of the organisation is then one
+    conversation per thread, whichever workspace the event came from), else the workspace."""
+    authorizations = body.get("authorizations")
+    first = authorizations[0] if isinstance(authorizations, list) and authorizations else {}
+    enterprise = body.get("enterprise_id") or (body.get("enterprise") or {}).get("id") or (
+        first.get("enterprise_id") if isinstance(first, dict) else None)
+    return enterprise if isinstance(enterprise, str) and enterprise else team
 
 
 def thread_key(team: str, channel: str, ts: str, thread_ts: str | None) -> ThreadKey:

@@ -142,3 +142,23 @@ async def test_a_wrong_reused_or_missing_state_or_code_shows_a_page_and_stores_n
     status, page = await _finish(slack, {"code": slack.fake.install(team), "state": state}, cookie)
     assert status == 400 and "already used" in page  # a state works once
     assert await _installations(service) == before + 1
+
+
+async def test_a_channel_shared_by_two_workspaces_of_one_organisation_is_one_conversation(
+    slack: Harness,
+) -> None:
+    """Enterprise Grid: events carry the organisation; the key names it, not the sender's team."""
+    channel, org = _id("C"), _id("E")
+    first = slack.envelope(slack.message(channel, f"<@{slack.fake.bot_user}> one", kind="app_mention"))
+    first["enterprise_id"] = first["authorizations"][0]["enterprise_id"] = org
+    assert await slack.deliver(first) == 200
+    thread = first["event"]["ts"]
+    await slack.answers(channel, thread)
+    other_team = _id("T")  # a member of the organisation's other workspace, in the shared channel
+    follow = slack.message(channel, "two", thread_ts=thread)
+    follow["team"] = other_team
+    body = slack.envelope(follow)
+    body["team_id"] = other_team
+    body["enterprise_id"] = body["authorizations"][0]["enterprise_id"] = org
+    assert await slack.deliver(body) == 200
+    assert (await slack.answers(channel, thread, 2))[-1] == "heard: one | two"  # one conversation
