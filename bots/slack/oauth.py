@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncFailureArgs, AsyncSuccessArgs
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -25,7 +25,18 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 if TYPE_CHECKING:
     from core.settings import Settings
-    from core.storage.installations import Installations
+
+
+class Installations(Protocol):
+    """``service.installations`` (``core/storage/installations.py``), as these stores use it."""
+
+    async def save(self, platform: str, enterprise: str | None, workspace: str | None,
+                   data: dict[str, Any]) -> None: ...
+    async def find(self, platform: str, enterprise: str | None,
+                   workspace: str | None) -> dict[str, Any] | None: ...
+    async def delete(self, platform: str, enterprise: str | None, workspace: str | None) -> None: ...
+    async def issue_state(self, platform: str, seconds: int) -> str: ...
+    async def consume_state(self, platform: str, state: str) -> bool: ...
 
 __all__ = ["BOT_SCOPES", "InstallationRows", "OAuthStates", "oauth_settings"]
 
