@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "console":
             sub.add_argument("--thread", default="default", help="conversation name (default: default)")
             sub.add_argument("--json", action="store_true", help="print one JSON object per input line")
+            sub.add_argument("--no-ui", action="store_true", help="do not serve the web viewer on loopback")
     return parser
 
 

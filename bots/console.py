@@ -4,6 +4,10 @@ Piped, each answer is printed as it is, over as many lines as it has; ``--json``
 JSON object per input line instead (``{"input": ..., "output": ...}``), which stays one line
 whatever the answer holds. Log records reach the terminal as one short line each: the chat
 owns the screen.
+
+In a terminal it also serves the web viewer on loopback, with a token made for this run
+and printed once in a ready-to-open URL (``--no-ui`` skips it): chat here, watch the tree
+grow in the browser. The viewer follows the API's loopback rules (Host and Origin checks).
 """
 
 from __future__ import annotations
@@ -12,10 +16,17 @@ import argparse
 import asyncio
 import json
 import logging
+import secrets
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TextIO
 
+from aiohttp import web
+from pydantic import SecretStr
+
+from bots.api import build_app
 from core.conversations.boundary import boundary
 from core.conversations.commands import parse_command
 from core.conversations.service import ConversationService
@@ -127,14 +138,33 @@ class Console:
             self.say(f"{mark} {info.key.parts[0]}: {info.turns} turns, {info.title!r}")
 
 
+@asynccontextmanager
+async def viewer(settings: Settings, service: ConversationService) -> AsyncIterator[str]:
+    """The web viewer on a free loopback port; yields its URL with this run's token."""
+    token = secrets.token_urlsafe(24)
+    app = build_app(settings.model_copy(update={"api_token": SecretStr(token)}), service, host="127.0.0.1")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        yield f"http://127.0.0.1:{port}/ui#token={token}"
+    finally:
+        await runner.cleanup()
+
+
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     root = logging.getLogger()
     configure_logging(logging.getLevelName(root.level), brief=True)
-    async with open_service(settings) as service:
+    async with open_service(settings) as service, AsyncExitStack() as stack:
         console = Console(service, args.thread, sys.stdout)
         handle = console.handle_json if getattr(args, "json", False) else console.handle
         if console.interactive:
             console.say(f"backtrack console, conversation {args.thread!r}. /help lists commands.")
+            if not getattr(args, "no_ui", False):
+                url = await stack.enter_async_context(viewer(settings, service))
+                console.say(f"Watch the conversation tree in your browser: {url}")
         while True:
             if console.interactive:
                 print("you> ", end="", flush=True)
