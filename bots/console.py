@@ -30,7 +30,7 @@ from bots.api import build_app
 from core.conversations.boundary import boundary
 from core.conversations.commands import parse_command
 from core.conversations.service import ConversationService
-from core.conversations.wording import progress
+from core.conversations.wording import format_help, progress
 from core.errors import InvalidInput
 from core.keys import ThreadKey
 from core.logs import configure_logging
@@ -40,24 +40,10 @@ from core.settings import Settings
 __all__ = ["Console", "run"]
 
 
-HELP = """Commands:
-  /history [N]   the last N turns of this conversation (default 10)
-  /history --all every turn on every branch, and who rewound when
-  /rewind [N]    go back N turns (default 1); the old turns stay stored
-  /edit N TEXT   ask turn N again with new text: a new version of it (the old one stays)
-  /retry         answer the last question again: another version of that answer
-  /branch [N]    list the versions of the last edited or retried turn, or switch to version N
-  /forget        delete this conversation
-  /approve       run the action the assistant is waiting to run
-  /reject        refuse it; the assistant is told
-  /persona [TEXT|reset]  show or set the system prompt of the console
-  /model [NAME|reset]    show or pick the model (from BACKTRACK_MODELS)
-  /usage         tokens used today and this month (UTC)
-  /threads       list console conversations
-  /new [NAME]    start a new conversation
-  /team [on|off] show or switch team mode (a coordinator, a researcher, an analyst)
-  /help          this help
-  /quit          leave (Ctrl-D works too)"""
+HELP = format_help() + """
+Console:
+  /threads \u2014 list console conversations; /new NAME starts one
+  /quit \u2014 leave (Ctrl-D works too)"""
 
 
 class Console:

@@ -107,7 +107,7 @@ class Responder:
         answer only the asker; ``/rewind``, ``/forget``, a new version (``/edit``, ``/retry``),
         a switch and a changed persona or model change the channel for everyone, so the
         channel sees them."""
-        private = command.name in ("history", "usage", "memory") or (
+        private = command.name in ("history", "usage", "memory", "help") or (
             command.name in ("persona", "model", "branch", "tools") and not command.argument
         )
 
@@ -203,11 +203,17 @@ def slash_commands(responder: Responder) -> Iterable[app_commands.Command[Any, .
     async def memory(interaction: discord.Interaction[Any], forget: str | None = None) -> None:
         await responder.on_command(interaction, Command("memory", f"forget {forget}" if forget else ""))
 
+    @app_commands.command(description="What backtrack can do, with an example of each")
+    async def help(interaction: discord.Interaction[Any]) -> None:
+        await responder.on_command(interaction, Command("help"))
+
     @app_commands.command(description="Your tokens and this channel's, today and this month (UTC)")
     async def usage(interaction: discord.Interaction[Any]) -> None:
         await responder.on_command(interaction, Command("usage"))
 
-    return (history, rewind, retry, edit, branch, forget, new, team, persona, model, tools, memory, usage)
+    return (
+        history, rewind, retry, edit, branch, forget, new, team, persona, model, tools, memory, usage, help,
+    )
 
 
 def _arg(value: int | None) -> str:

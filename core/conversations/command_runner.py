@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.conversations.branches import MAX_HISTORY
 from core.conversations.wording import (
     format_audit,
+    format_help,
     format_history,
     format_rewind,
     format_team,
@@ -88,6 +89,8 @@ async def run_command(service: Verbs, key: ThreadKey, command: Command, user: st
                 "the conversation list, its history and the web viewer.")
     if command.name in ("persona", "model", "tools"):
         return await service.place_command(key, command, user)
+    if command.name == "help":
+        return format_help()
     if command.name == "memory":
         if service.memory is None:
             raise InvalidInput("memory is not available here")

@@ -15,7 +15,7 @@ __all__ = ["COMMANDS", "parse_command"]
 
 COMMANDS = (
     "history", "rewind", "edit", "retry", "branch", "forget", "approve", "reject", "new", "team", "persona",
-    "model", "tools", "memory", "usage",
+    "model", "tools", "memory", "usage", "help",
 )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "SORRY",
     "SUPERSEDED",
     "format_audit",
+    "format_help",
     "format_history",
     "format_model",
     "format_persona",
@@ -98,6 +99,35 @@ SUPERSEDED = "\u21a9 answer to an earlier version of this message"
 def version_label(turn: Turn) -> str:
     """The "2/3" between the previous/next controls under an answer with other versions."""
     return f"{turn.version}/{turn.versions}"
+
+
+_HELP = (
+    ("Ask", (("just write", "What is the capital of France?"),
+             ("attach a file", "a PDF or an image with your message: it is read with the question"))),
+    ("Look back", (("{p}history [N]", "{p}history 5: the last 5 turns"),
+                   ("{p}history --all", "every branch, every rewind, the ratings"))),
+    ("Branch", (("{p}rewind [N]", "{p}rewind 2: back two turns (nothing is deleted)"),
+                ("{p}edit N TEXT", "{p}edit 2 What about Spain? (or edit your message)"),
+                ("{p}retry", "another answer to the last question (or Try again)"),
+                ("{p}branch [N]", "{p}branch 1: continue on version 1"))),
+    ("Team", (("{p}team on|off", "{p}team on: a coordinator, a researcher and an analyst answer"),)),
+    ("Tools", (("{p}tools", "what this place's MCP tools may do; admins: {p}tools add NAME"),
+               ("{p}approve / {p}reject", "decide on an action the assistant waits to run"))),
+    ("Memory", (("{p}memory", "what I remember about you (only you see it); {p}memory forget 1"),)),
+    ("Settings", (("{p}persona [TEXT]", "this place's system prompt (admins change it)"),
+                  ("{p}model [NAME]", "this place's model (admins pick one)"),
+                  ("{p}usage", "your tokens and this place's"),
+                  ("{p}new", "start a fresh conversation here; {p}forget deletes this one"))),
+)
+
+
+def format_help(prefix: str = "/") -> str:
+    """What a person can do, grouped, one example each; ``prefix`` as commands are typed here."""
+    lines = []
+    for group, rows in _HELP:
+        lines.append(f"{group}:")
+        lines += [f"  {what.format(p=prefix)} \u2014 {example.format(p=prefix)}" for what, example in rows]
+    return "\n".join(lines)
 
 
 def format_versions(versions: list[Turn], current: Turn) -> str:

@@ -270,7 +270,7 @@ async def test_commands_sync_to_the_dev_guild_and_forget_works(
     async with running(settings, service):
         names = {c["name"] for c in world.fake.commands[str(world.fake.guild_id)]}
         assert names == {"history", "rewind", "retry", "edit", "branch", "forget", "new", "team", "persona",
-                         "model", "tools", "memory", "usage", "Rewind to here"}
+                         "model", "tools", "memory", "usage", "help", "Rewind to here"}
         await ask(world, world.general, "remember me")
         await said(world.fake, world.general, "heard: remember me")
         _, text = await _command(world, world.general, "forget")
