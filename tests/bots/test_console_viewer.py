@@ -26,7 +26,7 @@ async def test_the_printed_url_opens_the_viewer_on_the_consoles_conversation(
         base, token = f"{parts.scheme}://{parts.netloc}", parts.fragment.removeprefix("token=")
         async with http.get(f"{base}/ui") as r:
             assert r.status == 200 and "viewer" in (await r.text()).lower()
-        listing = f"{base}/api/ui/conversations?search={thread}"
+        listing = f"{base}/api/ui/conversations?q={thread}"
         async with http.get(listing) as r:
             assert r.status == 401  # the token is the only way in
         async with http.get(listing, headers={"Authorization": f"Bearer {token}"}) as r:
