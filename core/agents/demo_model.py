@@ -31,6 +31,22 @@ _TOPICS = ("capital", "population", "currency", "landmark")
 _PRONOUNS = {"it", "its", "there", "their", "it's"}
 _ROLE = re.compile(r"You are the (coordinator|researcher|analyst) of backtrack's team")
 _MILLIONS = re.compile(r"(\w+) has a population of about ([\d.]+) million")
+_ARITHMETIC = re.compile(r"(\d+(?:\.\d+)?)\s*(\+|-|\*|/|x|times|plus|minus|divided by)\s*(\d+(?:\.\d+)?)")
+_OPERATORS = {"times": "*", "x": "*", "plus": "+", "minus": "-", "divided by": "/"}
+_REMEMBER = re.compile(r"\bremember (?:that )?(.+?)[.!]?$", re.IGNORECASE)
+_FORGET = re.compile(r"\bforget (?:that |about |my )?(.+?)[.!?]?$", re.IGNORECASE)
+
+
+def _arithmetic(text: str) -> str | None:
+    """``17 times 23`` → ``17 * 23``: what the analyst's calculator is asked."""
+    found = _ARITHMETIC.search(text.lower())
+    return f"{found[1]} {_OPERATORS.get(found[2], found[2])} {found[3]}" if found else None
+
+
+def _topic(fact: str) -> str:
+    """A short topic for a fact: its last word ("I am on the payments team" → "team")."""
+    words = re.findall(r"[a-z]+", fact.lower())
+    return words[-1] if words else "note"
 
 
 def _entities_in(text: str) -> list[str]:
@@ -124,6 +140,10 @@ class DemoChatModel(RuleChatModel):
             s for s in [_subject(question, messages[: len(messages) - len(turn)])] if s]
         topic = next((t for t in _TOPICS if t in words), None)
         found, analysed = _results(turn, "research"), _results(turn, "analyse")
+        if (sum_ := _arithmetic(question)) and not analysed and not limited:
+            return self._call("analyse", {"task": f"Compute {sum_}."})
+        if analysed and not found:
+            return AIMessage(content="\n\n".join(analysed))
         if not found and not limited and (words & {"time", "date", "today"} or (subjects and topic)):
             what = f"the {topic} of {' and '.join(subjects)}" if subjects and topic else "the current date"
             return self._call("research", {"task": f"Find {what}, with sources."})
@@ -151,6 +171,12 @@ class DemoChatModel(RuleChatModel):
         return AIMessage(content="\n".join(["The researcher found:", *lines]) if lines else "Nothing found.")
 
     def _analyse(self, turn: Sequence[BaseMessage]) -> AIMessage:
+        task = turn[0].text.split("\n\n")[0] if turn else ""
+        if task.startswith("Compute ") and (sum_ := _arithmetic(task)):
+            done = _results(turn, "calculator")
+            if not done:
+                return self._call("calculator", {"expression": sum_})
+            return AIMessage(content=f"The analyst: {done[-1]} (worked out with the calculator tool).")
         numbers = _MILLIONS.findall(turn[0].text if turn else "")
         if len(numbers) < 2:
             return AIMessage(content="Analysis: the findings hold no two populations to compare.")
@@ -168,6 +194,17 @@ class DemoChatModel(RuleChatModel):
             return AIMessage(content=last.text)
         question = last.text if isinstance(last, HumanMessage) else ""
         words = set(re.findall(r"[a-z]+", question.lower()))
+        system = messages[0].text if isinstance(messages[0], SystemMessage) else ""
+        if "about me" in question.lower() and "What you know about" not in system:
+            return AIMessage(content='I remember nothing about you yet: tell me, e.g. "remember that I '
+                             'am on the payments team".')
+        if "about me" in question.lower():
+            known = system.split("What you know about", 1)[1].split(":\n", 1)[-1]
+            return AIMessage(content=f"Here is what I remember about you:\n{known}")
+        if remembered := _REMEMBER.search(question):  # the memory tools (core/agents/memory.py)
+            return self._call("remember", {"topic": _topic(remembered[1]), "fact": remembered[1]})
+        if forgotten := _FORGET.search(question):
+            return self._call("forget", {"topic": _topic(forgotten[1])})
         if words & {"time", "date", "today"}:
             return self._call("current_datetime", {})
         subject = _subject(question, messages[:-1])

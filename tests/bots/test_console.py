@@ -55,6 +55,22 @@ async def test_the_offline_demo(pg_url: str, unique: Callable[[str], str]) -> No
     assert "Traceback" not in result.stderr
 
 
+async def test_the_offline_demo_team_calculates_and_the_demo_remembers(
+    pg_url: str, unique: Callable[[str], str]
+) -> None:
+    script = ("/team on\nWhat is 17 times 23?\n/team off\n"
+              "remember that I am on the payments team\nWhat do you know about me?\n/rewind 2\n"
+              "What do you know about me?\n")
+    result = await console(pg_url, unique("capable"), script)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "The analyst: 17 * 23 = 391 (worked out with the calculator tool)." in out  # the analyst's tool
+    assert "Remembered 'team': I am on the payments team" in out
+    assert "Here is what I remember about you:\n- team: I am on the payments team" in out
+    assert out.rstrip().endswith('I remember nothing about you yet: tell me, e.g. "remember that I am on '
+                                 'the payments team".')  # rewound to before the remember: forgotten
+
+
 async def test_edit_retry_and_branch_in_the_offline_demo(pg_url: str, unique: Callable[[str], str]) -> None:
     script = ("What is the capital of France?\nWhat is its population?\n"
               "/edit 1 What is the capital of Japan?\n/branch\n/branch 1\n/history\n")
