@@ -15,14 +15,12 @@ has (``core/storage/messages.py``), so that:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.conversations.intake import clean_message
 from core.errors import RewindOutOfRange
-from core.storage.db import STORAGE_ERRORS, storage_errors
+from core.storage.db import storage_errors
 from core.types import Answer
 
 if TYPE_CHECKING:
@@ -100,16 +98,10 @@ class Edits:
                 return None
             shown = (await self.version(key, asked.checkpoint_id)).turn  # with its "2/3"
             return Edited(Answer(key, shown.answer, shown), message_id, link.replaced_reply_id)
-        claim = f"edit:{key}:{message_id}:{edit_id}"
-        async with storage_errors():
-            if not await self._deliveries.claim(claim):  # a redelivery of an edit in hand
+        async with self._deliveries.once(f"edit:{key}:{message_id}:{edit_id}") as first:
+            if not first:  # a redelivery of an edit in hand
                 return None
-        try:
             answer = await self._forks.replay(key, link.checkpoint_id, author, text)
-        except BaseException:
-            with contextlib.suppress(*STORAGE_ERRORS):
-                await asyncio.shield(self._deliveries.release(claim))
-            raise
         if answer.turn is not None:
             async with storage_errors():
                 await self._messages.forked(key, message_id, author, answer.checkpoint_id, edit_id)

@@ -11,7 +11,6 @@ service facade, which is all an adapter sees.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -224,15 +223,10 @@ class TurnEngine:
         files: Sequence[Attachment | Unread] = (),
     ) -> Answer:
         event = f"request:{key}:{request_id}"
-        async with storage_errors():
-            first = await self._deliveries.claim(event)
-        if first:
-            try:
+        async with self._deliveries.once(event) as first:
+            if first:
                 answer = await self.ask(key, text, user, None, event, None, files)
-            except BaseException:
-                with contextlib.suppress(*STORAGE_ERRORS):
-                    await asyncio.shield(self._deliveries.release(event))
-                raise
+        if first:
             async with storage_errors():
                 await self._deliveries.settle(event, answer.checkpoint_id)
             return answer

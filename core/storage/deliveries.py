@@ -8,7 +8,13 @@ the first answer; ids expire after ``BACKTRACK_EVENT_TTL_HOURS`` (``core/storage
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
+
+from core.storage.db import STORAGE_ERRORS, storage_errors
 
 if TYPE_CHECKING:
     from core.storage.db import Pool
@@ -43,6 +49,20 @@ class Deliveries:
         async with self.pool.connection() as conn:
             row = await (await conn.execute(_RESULT, (event_id,))).fetchone()
         return row["result"] if row else None
+
+    @asynccontextmanager
+    async def once(self, event_id: str) -> AsyncIterator[bool]:
+        """Claim ``event_id`` around the work it starts: yields whether this is the first
+        claim; work that fails (or is cancelled) frees the claim, so a retry may do it again."""
+        async with storage_errors():
+            first = await self.claim(event_id)
+        try:
+            yield first
+        except BaseException:
+            if first:
+                with contextlib.suppress(*STORAGE_ERRORS):
+                    await asyncio.shield(self.release(event_id))
+            raise
 
     async def release(self, event_id: str) -> None:
         """Forget a claim whose handling failed, so a retry may try again."""
