@@ -39,6 +39,7 @@ __all__ = [
     "inbound",
     "log_context",
     "span",
+    "turn_attributes",
     "turn_var",
 ]
 
@@ -165,13 +166,17 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
-@contextmanager
-def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
-    """A span of the current trace, tagged with the turn's conversation and id when in one."""
+def turn_attributes(**attributes: Any) -> dict[str, Any]:
+    """``attributes`` with the turn's conversation and id when in one: what every span carries."""
     tagged = {"backtrack.conversation": conversation_var.get(), "backtrack.turn_id": turn_var.get(),
               **attributes}
-    present = {k: v for k, v in tagged.items() if v is not None}
-    with _tracer.start_as_current_span(name, attributes=present) as s:
+    return {k: v for k, v in tagged.items() if v is not None}
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """A span of the current trace (``turn_attributes``)."""
+    with _tracer.start_as_current_span(name, attributes=turn_attributes(**attributes)) as s:
         yield s
 
 

@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from core.errors import BacktrackError
-from core.logs import conversation_var, turn_var
+from core.logs import turn_attributes
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -257,9 +257,7 @@ class MetricsCallback(AsyncCallbackHandler):
 
     def _open(self, run_id: UUID, name: str, attributes: dict[str, Any]) -> None:
         """A span per model or tool call, in the turn's trace (``core/logs.py``)."""
-        tagged = {"backtrack.conversation": conversation_var.get(), "backtrack.turn_id": turn_var.get(),
-                  **attributes}
-        self._spans[run_id] = _tracer.start_span(name, attributes={k: v for k, v in tagged.items() if v})
+        self._spans[run_id] = _tracer.start_span(name, attributes=turn_attributes(**attributes))
 
     def _close(self, run_id: UUID, attributes: dict[str, Any]) -> None:
         if (found := self._spans.pop(run_id, None)) is not None:

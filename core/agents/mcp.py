@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
@@ -183,7 +183,7 @@ class Toolbox:
             call = ToolCallRecord(server.name, inner.name, args, digest, read_only, policy)
             if earlier is not None and meta.get("replay_of"):
                 if ledger is not None:
-                    reused = _with(call, result=earlier.result, reused_from=earlier.id)
+                    reused = replace(call, result=earlier.result, reused_from=earlier.id)
                     await ledger.record(key, run_id, reused)
                 return f"{earlier.result}\n{REUSED.format(tool=inner.name)}"
             if policy == "ask" or earlier is not None:
@@ -194,7 +194,7 @@ class Toolbox:
                 by = decision.get("by") or "someone"
                 if not decision.get("approved"):
                     return f"{by} rejected this action, so it was not performed. Tell the user."
-                call = _with(call, approved_by=by, policy="again" if earlier is not None else policy)
+                call = replace(call, approved_by=by, policy="again" if earlier is not None else policy)
             try:
                 content = await asyncio.wait_for(inner.ainvoke(args), timeout)
             except TimeoutError:
@@ -204,10 +204,10 @@ class Toolbox:
             else:
                 text = _text(content)
                 if ledger is not None:
-                    await ledger.record(key, run_id, _with(call, result=text))
+                    await ledger.record(key, run_id, replace(call, result=text))
                 return text
             if ledger is not None:
-                await ledger.record(key, run_id, _with(call, error=error))
+                await ledger.record(key, run_id, replace(call, error=error))
             raise ToolException(f"{inner.name} was not completed: {error}. Tell the user.")
 
         return StructuredTool(
@@ -215,12 +215,6 @@ class Toolbox:
             metadata={**(inner.metadata or {}), "mcp_server": server.name, "policy": policy},
             handle_tool_error=True,
         )
-
-
-def _with(call: ToolCallRecord, **changes: Any) -> ToolCallRecord:
-    from dataclasses import replace
-
-    return replace(call, **changes)
 
 
 def _text(content: object) -> str:
