@@ -13,8 +13,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The bundled demo MCP server (mcp.demo.json), unless the environment or .env names servers.
+DEMO_MCP := $(if $(BACKTRACK_MCP_CONFIG)$(shell grep -s '^BACKTRACK_MCP_CONFIG=' .env),,BACKTRACK_MCP_CONFIG=mcp.demo.json)
+
 run: $(STAMP)
-	$(BIN)/backtrack console
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(DEMO_MCP) $(BIN)/backtrack console
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -16,11 +16,14 @@ import argparse
 import asyncio
 import json
 import logging
+import mimetypes
 import secrets
+import shlex
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import TextIO
 
 from aiohttp import web
@@ -36,12 +39,14 @@ from core.keys import ThreadKey
 from core.logs import configure_logging
 from core.runtime import open_service
 from core.settings import Settings
+from core.types import Attachment
 
 __all__ = ["Console", "run"]
 
 
 HELP = format_help() + """
 Console:
+  /attach PATH [question] \u2014 ask with a file (text, PDF or image), e.g. /attach notes.txt What is due?
   /threads \u2014 list console conversations; /new NAME starts one
   /quit \u2014 leave (Ctrl-D works too)"""
 
@@ -83,9 +88,21 @@ class Console:
             if text.startswith("/"):
                 go_on = await self._command(text)
             else:
-                answer = await self.service.ask(self.key, text, user="console", on_status=self._status)
-                self.say(f"{answer.text} (/approve or /reject)" if answer.approval else answer.text)
+                await self._ask(text)
         return go_on
+
+    async def _ask(self, text: str, files: Sequence[Attachment] = ()) -> None:
+        answer = await self.service.ask(self.key, text, user="console", on_status=self._status, files=files)
+        self.say(f"{answer.text} (/approve or /reject)" if answer.approval else answer.text)
+
+    async def _attach(self, arg: str) -> None:
+        """``/attach PATH [question]``: the file goes with the question, as a chat app would send it."""
+        try:
+            path, *question = shlex.split(arg)
+        except ValueError:
+            raise InvalidInput("/attach takes a path, e.g. /attach notes.txt What is due?") from None
+        limit = self.service.settings.attachments_max_total_bytes
+        await self._ask(" ".join(question), [await asyncio.to_thread(_read, path, limit)])
 
     async def _status(self, tool: str | None) -> None:
         """A team turn's progress ("researching…"), on a terminal only: piped output stays answers."""
@@ -104,6 +121,8 @@ class Console:
             return False
         if name == "help":
             self.say(HELP)
+        elif name == "attach" and arg.strip():
+            await self._attach(arg)
         elif name == "threads":
             await self._threads()
         elif name == "new":
@@ -122,6 +141,18 @@ class Console:
         for info in found:
             mark = "*" if info.key == self.key else " "
             self.say(f"{mark} {info.key.parts[0]}: {info.turns} turns, {info.title!r}")
+
+
+def _read(path: str, limit: int) -> Attachment:
+    """The file at ``path``, refused with a sentence when it is unreadable or over ``limit`` bytes."""
+    file = Path(path).expanduser()
+    try:
+        if file.stat().st_size > limit:
+            raise InvalidInput(f"{file.name} is larger than the {limit:,} bytes a message may attach")
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or 'not a readable file'}") from None
+    return Attachment(file.name, mimetypes.guess_type(file.name)[0], data)
 
 
 @asynccontextmanager

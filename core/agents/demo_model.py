@@ -3,10 +3,15 @@
 It stands in when no ``OPENAI_API_KEY``/``OPENAI_BASE_URL`` is set, so ``make run`` works
 on a machine with no network. It emits real tool calls (``web_search``), answers from the
 tool's result, and resolves "its"/"it" from the conversation, which is just enough to show
-that context survives between turns. In team mode it plays each role its system prompt
-names: the coordinator delegates, the researcher searches once per place it was asked
-about and cites each search, the analyst compares two populations with the calculator.
-It is a demo aid, not a product feature.
+that context survives between turns. It reaches every capability through the real path: a
+sum goes to the calculator, "remember that …" to the memory tools, "create a ticket: …" to
+the bundled demo MCP server (``mcp.demo.json``, whose ``create_ticket`` asks for approval),
+and an attached file is read from what the model is sent. In team mode it plays each role
+its system prompt names: the coordinator delegates, the researcher searches once per place
+it was asked about and cites each search, the analyst computes with the calculator.
+
+The first answer of each kind in a conversation says, once, what a real model would do
+differently; the answers after it are plain. It is a demo aid, not a product feature.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from core.agents.tools import facts
 
@@ -35,12 +41,40 @@ _ARITHMETIC = re.compile(r"(\d+(?:\.\d+)?)\s*(\+|-|\*|/|x|times|plus|minus|divid
 _OPERATORS = {"times": "*", "x": "*", "plus": "+", "minus": "-", "divided by": "/"}
 _REMEMBER = re.compile(r"\bremember (?:that )?(.+?)[.!]?$", re.IGNORECASE)
 _FORGET = re.compile(r"\bforget (?:that |about |my )?(.+?)[.!?]?$", re.IGNORECASE)
+_CREATE_TICKET = re.compile(
+    r"\b(?:create|open|file|raise) (?:a |an )?(?:new )?ticket\b\W*(?:for |about |saying )?(.*?)[.!]?$",
+    re.IGNORECASE)
+_LIST_TICKETS = re.compile(r"\b(?:list|show|which|what) (?:\w+ )*tickets\b", re.IGNORECASE)
+_LOOKUP_TICKET = re.compile(r"\bticket #?(\d+)\b", re.IGNORECASE)
+_FILE = re.compile(r"--- (.+?) ---\n(.*?)\n--- end of \1 ---", re.DOTALL)
+_UNREAD = re.compile(r"not read: ([^\]]+)\]")
+"""The marker of files the model is not sent (``core/conversations/files.py``), e.g. images."""
+_TICKET_TOOLS = ("create_ticket", "list_tickets", "lookup_ticket")
+_NOTES = {
+    "search": "a real model answers any question, and searches the web when TAVILY_API_KEY is set",
+    "calculator": "a real model decides by itself when a question needs the calculator",
+    "tickets": "a real model chooses the MCP tool and writes its arguments from what you ask",
+    "memory": "a real model decides by itself what is worth remembering, and when",
+    "file": "a real model reads the whole file and answers what you ask about it; a vision model sees images",
+    "team": "a real coordinator decides whom to ask and writes each brief itself",
+}
+"""What a real model would do differently, said once per conversation for each kind of answer."""
+_KINDS = {"web_search": "search", "calculator": "calculator", "remember": "memory", "forget": "memory",
+          **dict.fromkeys(_TICKET_TOOLS, "tickets")}
 
 
 def _arithmetic(text: str) -> str | None:
     """``17 times 23`` → ``17 * 23``: what the analyst's calculator is asked."""
     found = _ARITHMETIC.search(text.lower())
     return f"{found[1]} {_OPERATORS.get(found[2], found[2])} {found[3]}" if found else None
+
+
+def _noted(text: str, kind: str, messages: Sequence[BaseMessage]) -> AIMessage:
+    """``text``, with what a real model would do differently when this conversation has not seen it."""
+    note = f"(Offline demo: {_NOTES[kind]}.)"
+    if any(isinstance(m, AIMessage) and note in m.text for m in messages):
+        return AIMessage(content=text)
+    return AIMessage(content=f"{text}\n\n{note}")
 
 
 def _topic(fact: str) -> str:
@@ -118,9 +152,16 @@ def _searches(turn: Sequence[BaseMessage]) -> dict[str, str]:
 
 
 class DemoChatModel(RuleChatModel):
+    offered: frozenset[str] = frozenset()
+    """The names of the tools bound to it: a ticket is asked for only where the MCP tool is."""
+
     @property
     def _llm_type(self) -> str:
         return "backtrack-offline-demo"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
+        names = frozenset(convert_to_openai_tool(t)["function"]["name"] for t in tools)
+        return self.model_copy(update={"offered": names})
 
     def _reply(self, messages: list[BaseMessage]) -> AIMessage:
         system = messages[0].text if messages and isinstance(messages[0], SystemMessage) else ""
@@ -143,7 +184,7 @@ class DemoChatModel(RuleChatModel):
         if (sum_ := _arithmetic(question)) and not analysed and not limited:
             return self._call("analyse", {"task": f"Compute {sum_}."})
         if analysed and not found:
-            return AIMessage(content="\n\n".join(analysed))
+            return _noted("\n\n".join(analysed), "team", messages)
         if not found and not limited and (words & {"time", "date", "today"} or (subjects and topic)):
             what = f"the {topic} of {' and '.join(subjects)}" if subjects and topic else "the current date"
             return self._call("research", {"task": f"Find {what}, with sources."})
@@ -153,7 +194,7 @@ class DemoChatModel(RuleChatModel):
         if not found:
             return AIMessage(content=f"I am the offline demo team ({OFFLINE_NOTICE}). Ask about the capital, "
                              f"population, currency or a landmark of: {', '.join(facts())}.")
-        return AIMessage(content="\n\n".join([*found, *analysed]))
+        return _noted("\n\n".join([*found, *analysed]), "team", messages)
 
     def _research(self, turn: Sequence[BaseMessage]) -> AIMessage:
         task = turn[0].text.split("\n\n")[0] if turn else ""
@@ -191,8 +232,14 @@ class DemoChatModel(RuleChatModel):
     def _single(self, messages: list[BaseMessage]) -> AIMessage:
         last = messages[-1]
         if isinstance(last, ToolMessage):
-            return AIMessage(content=last.text)
+            return self._answer(last, messages)
         question = last.text if isinstance(last, HumanMessage) else ""
+        if files := self._files(question):
+            return _noted(files, "file", messages)
+        if sum_ := _arithmetic(question):
+            return self._call("calculator", {"expression": sum_})
+        if ticket := self._ticket(question):
+            return ticket
         words = set(re.findall(r"[a-z]+", question.lower()))
         system = messages[0].text if isinstance(messages[0], SystemMessage) else ""
         if "about me" in question.lower() and "What you know about" not in system:
@@ -214,8 +261,46 @@ class DemoChatModel(RuleChatModel):
         known = ", ".join(facts())
         return AIMessage(
             content=f"I am the offline demo model ({OFFLINE_NOTICE}). I can look up the capital, "
-            f"population, currency or a landmark of: {known}."
+            f"population, currency or a landmark of: {known}. I can also work out a sum (\"What is 17 "
+            f"times 23?\"), remember what you tell me (\"remember that …\"), create a ticket through "
+            f"an MCP tool, after you approve it (\"create a ticket: printer out of toner\"), and read a "
+            f"file you attach (/attach PATH in the console). /team on hands questions to a team."
         )
+
+    def _answer(self, result: ToolMessage, messages: Sequence[BaseMessage]) -> AIMessage:
+        """The answer from a tool's result: said as it is, or why the tool did not run."""
+        text: str = str(result.text)
+        kind = _KINDS.get(str(result.name))
+        if " rejected this action, so it was not performed" in text:
+            by = text.split(" rejected this action", 1)[0]
+            return AIMessage(content=f"I did not run {result.name}: {by} rejected it.")
+        if result.name == "calculator" and not text.startswith("Not calculated"):
+            text = f"{text} (worked out with the calculator tool)"
+        return _noted(text, kind, messages) if kind else AIMessage(content=text)
+
+    def _ticket(self, question: str) -> AIMessage | None:
+        """A ticket asked for: the demo MCP server's tool, or where to find it when it is absent."""
+        create, listing = _CREATE_TICKET.search(question), _LIST_TICKETS.search(question)
+        lookup = _LOOKUP_TICKET.search(question)
+        if not (create or listing or lookup):
+            return None
+        if not set(_TICKET_TOOLS) <= self.offered:
+            return AIMessage(content="There is no ticket tool here: `make run` connects the bundled demo MCP "
+                             "server (mcp.demo.json), or an admin adds it with /tools add demo.")
+        if create:
+            return self._call("create_ticket", {"title": create[1].strip(" :") or "Untitled"})
+        if listing:
+            return self._call("list_tickets", {})
+        return self._call("lookup_ticket", {"number": int(lookup[1]) if lookup else 0})
+
+    @staticmethod
+    def _files(question: str) -> str | None:
+        """What the demo can say about attached files, from the parts the model is sent."""
+        said = [f"{name}: {len(text.splitlines())} lines, {len(text):,} characters; it begins "
+                f"\u201c{text.strip().splitlines()[0][:80] if text.strip() else ''}\u201d."
+                for name, text in _FILE.findall(question)]
+        said += [f"{names}, which this model is not sent." for names in _UNREAD.findall(question[:500])]
+        return "You attached " + " ".join(said) if said else None
 
     @staticmethod
     def _call(name: str, args: dict[str, Any]) -> AIMessage:

@@ -250,7 +250,8 @@ def build_team(
     call = WindowedCall(settings.context_tokens, resolve)
     limit = settings.team_max_steps
     found = build_tools(settings) if tools is None else tools
-    research_tools = [t for t in found if t.name != "post_to_webhook"]  # no side effects in team mode
+    # no side effects in team mode, and the arithmetic is the analyst's
+    research_tools = [t for t in found if t.name not in ("post_to_webhook", "calculator")]
     calculator = calculator_tool()
     gated = calculator.name in settings.approval_tools
     analyst_tools = [requiring_approval(calculator) if gated else calculator]

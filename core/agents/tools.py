@@ -1,4 +1,4 @@
-"""The agent's tools: web search and the current date and time.
+"""The agent's tools: web search, the current date and time, and the calculator.
 
 Web search uses Tavily when ``TAVILY_API_KEY`` is set: it is built for LLM agents (it
 returns extracted page text, not links to scrape) and has a maintained LangChain
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.tools import BaseTool, tool
 
 from core.agents.approvals import requiring_approval, webhook_tool
+from core.agents.calculator import calculator_tool
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -71,7 +72,7 @@ def _tavily_search_tool(api_key: str) -> BaseTool:
 def build_tools(settings: Settings) -> list[BaseTool]:
     key = settings.tavily_api_key
     search = _tavily_search_tool(key.get_secret_value()) if key else _offline_search_tool()
-    tools = [search, current_datetime]
+    tools = [search, current_datetime, calculator_tool()]
     if settings.webhook_url:
         tools.append(webhook_tool(settings.webhook_url))
     return [requiring_approval(t) if t.name in settings.approval_tools else t for t in tools]
