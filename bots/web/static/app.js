@@ -4,6 +4,7 @@
 
 const TOKEN = "backtrack-token";
 const PAGE = 50;
+const WATCH_MS = 3000;
 const state = { offset: 0, key: null, tree: null, turns: [], selected: null };
 const $ = (id) => document.getElementById(id);
 
@@ -272,6 +273,17 @@ function takeFragmentToken() {
   }
 }
 
+// Watching: while the tab is shown, the list and the open conversation follow new turns,
+// so the tree grows as people chat; an unchanged tree is not drawn again.
+async function refresh() {
+  if (document.hidden || $("app").hidden) return;
+  await loadList();
+  if (!state.key) return;
+  const tree = await call("GET", "/api/ui/tree?" + new URLSearchParams({ key: state.key }));
+  if (JSON.stringify(tree) !== JSON.stringify(state.tree)) await openConversation(state.key, true);
+}
+
 takeFragmentToken();
 wire();
 guarded(loadList);
+setInterval(() => guarded(refresh), WATCH_MS);
