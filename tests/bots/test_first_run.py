@@ -44,7 +44,9 @@ def in_order(text: str, *expected: str) -> None:
 
 async def test_the_readme_first_run_script_through_make_run(empty_database: str) -> None:
     command = next(line for line in README.splitlines() if line.startswith("printf ") and "| make run" in line)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BACKTRACK_", "TAVILY_"))}
+    # a newcomer's shell: none of our settings, and not inside another make (MAKELEVEL, MAKEFLAGS)
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("OPENAI_", "BACKTRACK_", "TAVILY_", "MAKE", "MFLAGS"))}
     proc = await asyncio.create_subprocess_exec(
         "sh", "-c", command, cwd=ROOT, env={**clean, "DATABASE_URL": empty_database},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
