@@ -13,7 +13,19 @@ import aiohttp
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.types import interrupt
 
-__all__ = ["describe_request", "requiring_approval", "webhook_tool"]
+__all__ = ["describe_request", "rejected", "rejected_by", "requiring_approval", "webhook_tool"]
+
+_REJECTED = " rejected this action, so it was not performed. Tell the user."
+
+
+def rejected(by: str) -> str:
+    """What a tool returns to the model when a person rejected its call."""
+    return f"{by}{_REJECTED}"
+
+
+def rejected_by(result: str) -> str | None:
+    """Who rejected the call whose tool returned ``result``, if it was rejected."""
+    return result.removesuffix(_REJECTED) if result.endswith(_REJECTED) else None
 
 
 def requiring_approval(tool: BaseTool) -> BaseTool:
@@ -23,7 +35,7 @@ def requiring_approval(tool: BaseTool) -> BaseTool:
         decision = interrupt({"tool": tool.name, "args": kwargs})
         by = decision.get("by") or "someone"
         if not decision.get("approved"):
-            return f"{by} rejected this action, so it was not performed. Tell the user."
+            return rejected(by)
         return await tool.ainvoke(kwargs)
 
     return StructuredTool.from_function(

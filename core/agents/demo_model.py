@@ -28,6 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from core.agents.approvals import rejected_by
 from core.agents.tools import facts
 
 __all__ = ["OFFLINE_NOTICE", "DemoChatModel", "RuleChatModel"]
@@ -271,8 +272,7 @@ class DemoChatModel(RuleChatModel):
         """The answer from a tool's result: said as it is, or why the tool did not run."""
         text: str = str(result.text)
         kind = _KINDS.get(str(result.name))
-        if " rejected this action, so it was not performed" in text:
-            by = text.split(" rejected this action", 1)[0]
+        if (by := rejected_by(text)) is not None:
             return AIMessage(content=f"I did not run {result.name}: {by} rejected it.")
         if result.name == "calculator" and not text.startswith("Not calculated"):
             text = f"{text} (worked out with the calculator tool)"

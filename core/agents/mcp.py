@@ -35,6 +35,7 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from langchain_mcp_adapters.tools import load_mcp_tools
 from langgraph.types import interrupt
 
+from core.agents.approvals import rejected
 from core.agents.mcp_config import Policy, ServerConfig, policy_of
 from core.records import PlaceChoice, ToolCallRecord
 
@@ -193,7 +194,7 @@ class Toolbox:
                                       "note": f"It runs on the MCP server {server.name}.{again}"})
                 by = decision.get("by") or "someone"
                 if not decision.get("approved"):
-                    return f"{by} rejected this action, so it was not performed. Tell the user."
+                    return rejected(by)
                 call = replace(call, approved_by=by, policy="again" if earlier is not None else policy)
             try:
                 content = await asyncio.wait_for(inner.ainvoke(args), timeout)
