@@ -35,11 +35,10 @@ from core.agents.agent import (
     tool_choice,
     tool_loop,
 )
-from core.agents.approvals import requiring_approval
 from core.agents.calculator import calculator_tool
 from core.agents.mcp import Binding
 from core.agents.memory import with_memory
-from core.agents.tools import build_tools
+from core.agents.tools import build_tools, gated
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -252,9 +251,7 @@ def build_team(
     found = build_tools(settings) if tools is None else tools
     # no side effects in team mode, and the arithmetic is the analyst's
     research_tools = [t for t in found if t.name not in ("post_to_webhook", "calculator")]
-    calculator = calculator_tool()
-    gated = calculator.name in settings.approval_tools
-    analyst_tools = [requiring_approval(calculator) if gated else calculator]
+    analyst_tools = gated([calculator_tool()], settings)
     members = {
         "research": _sub_agent("researcher", RESEARCHER_PROMPT, research_tools, call, model, settings,
                                toolbox),

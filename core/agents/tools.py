@@ -23,7 +23,7 @@ from core.agents.calculator import calculator_tool
 if TYPE_CHECKING:
     from core.settings import Settings
 
-__all__ = ["build_tools", "current_datetime", "lookup_fact"]
+__all__ = ["build_tools", "current_datetime", "gated", "lookup_fact"]
 
 
 @cache
@@ -75,4 +75,9 @@ def build_tools(settings: Settings) -> list[BaseTool]:
     tools = [search, current_datetime, calculator_tool()]
     if settings.webhook_url:
         tools.append(webhook_tool(settings.webhook_url))
+    return gated(tools, settings)
+
+
+def gated(tools: list[BaseTool], settings: Settings) -> list[BaseTool]:
+    """``tools``, each named in ``BACKTRACK_APPROVAL_TOOLS`` waiting for a person's approval."""
     return [requiring_approval(t) if t.name in settings.approval_tools else t for t in tools]
