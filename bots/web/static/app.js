@@ -76,9 +76,9 @@ async function loadList() {
 
 // -- one conversation: the tree ------------------------------------------------------
 
-async function openConversation(key, keepSelection) {
+async function openConversation(key, keepSelection, fetched) {
   state.key = key;
-  const tree = await call("GET", "/api/ui/tree?" + new URLSearchParams({ key }));
+  const tree = fetched || await call("GET", "/api/ui/tree?" + new URLSearchParams({ key }));
   state.tree = tree; state.turns = tree.turns;
   if (!keepSelection) state.selected = null;
   $("conversation").hidden = false;
@@ -278,9 +278,10 @@ function takeFragmentToken() {
 async function refresh() {
   if (document.hidden || $("app").hidden) return;
   await loadList();
-  if (!state.key) return;
-  const tree = await call("GET", "/api/ui/tree?" + new URLSearchParams({ key: state.key }));
-  if (JSON.stringify(tree) !== JSON.stringify(state.tree)) await openConversation(state.key, true);
+  const key = state.key;
+  if (!key) return;
+  const tree = await call("GET", "/api/ui/tree?" + new URLSearchParams({ key }));
+  if (key === state.key && JSON.stringify(tree) !== JSON.stringify(state.tree)) await openConversation(key, true, tree);
 }
 
 takeFragmentToken();
