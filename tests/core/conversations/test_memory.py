@@ -30,13 +30,20 @@ def _threads(unique: Callable[[str], str]) -> tuple[ThreadKey, ThreadKey, Thread
             ThreadKey.slack("T" + unique("").replace("-", "").upper(), "C1", "1700000000.000100"))
 
 
+async def _teach(
+    service: ConversationService, fake_llm: FakeOpenAI, key: ThreadKey, said: str, topic: str, fact: str
+) -> None:
+    """U1 says ``said`` in ``key`` and the model remembers ``topic``: ``fact`` for them."""
+    fake_llm.queue(ToolCall("remember", {"topic": topic, "fact": fact}), Reply("Ok."))
+    await service.ask(key, said, user="U1")
+
+
 async def test_a_memory_follows_the_branch_of_the_turn_that_wrote_it(
     service: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
 ) -> None:
     a, b, elsewhere = _threads(unique)
     await service.ask(a, "hello", user="U1")
-    fake_llm.queue(ToolCall("remember", {"topic": "team", "fact": "payments"}), Reply("Noted."))
-    await service.ask(a, "remember that I am on the payments team", user="U1")
+    await _teach(service, fake_llm, a, "remember that I am on the payments team", "team", "payments")
     await service.ask(b, "what team am I on?", user="U1", speaker="Ada")
     assert _known(fake_llm) == " Ada:\n- team: payments"  # thread B of the same workspace knows
 
@@ -64,10 +71,8 @@ async def test_the_newer_live_write_wins_and_forget_is_for_everyone(
     service: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
 ) -> None:
     a, b, _ = _threads(unique)
-    fake_llm.queue(ToolCall("remember", {"topic": "units", "fact": "metric"}), Reply("Ok."))
-    await service.ask(a, "I use metric", user="U1")
-    fake_llm.queue(ToolCall("remember", {"topic": "units", "fact": "imperial"}), Reply("Ok."))
-    await service.ask(b, "actually imperial", user="U1")
+    await _teach(service, fake_llm, a, "I use metric", "units", "metric")
+    await _teach(service, fake_llm, b, "actually imperial", "units", "imperial")
     await service.ask(a, "which units?", user="U1")
     assert _known(fake_llm).endswith("- units: imperial")  # two conversations: the newer write wins
 
@@ -80,16 +85,14 @@ async def test_the_newer_live_write_wins_and_forget_is_for_everyone(
     await service.ask(a, "which units?", user="U1")
     assert _known(fake_llm) == ""
 
-    fake_llm.queue(ToolCall("remember", {"topic": "team", "fact": "payments"}), Reply("Ok."))
-    await service.ask(a, "I am on payments", user="U1")
+    await _teach(service, fake_llm, a, "I am on payments", "team", "payments")
     assert "1. team: payments" in await service.run(a, Command("memory"), "U1")
     with pytest.raises(InvalidInput):
         await service.run(a, Command("memory", "forget 9"), "U1")
     assert (await service.run(a, Command("memory", "forget 1"), "U1")).startswith("Forgot 'team'")
     await service.rewind(a, 1, user="U1")  # a forget by command is not undone by a rewind
     assert "I remember nothing" in await service.run(a, Command("memory"), "U1")
-    fake_llm.queue(ToolCall("remember", {"topic": "pet", "fact": "a cat"}), Reply("Ok."))
-    await service.ask(a, "I have a cat", user="U1")
+    await _teach(service, fake_llm, a, "I have a cat", "pet", "a cat")
     assert "records deleted" in await service.run(a, Command("memory", "forget all"), "U1")
     assert "I remember nothing" in await service.run(a, Command("memory"), "U1")
 
@@ -98,8 +101,7 @@ async def test_forgetting_a_conversation_takes_its_memories_and_prune_deletes_th
     service: ConversationService, fake_llm: FakeOpenAI, unique: Callable[[str], str]
 ) -> None:
     a, b, _ = _threads(unique)
-    fake_llm.queue(ToolCall("remember", {"topic": "secret", "fact": "the launch is in May"}), Reply("Ok."))
-    await service.ask(a, "remember the launch date", user="U1")
+    await _teach(service, fake_llm, a, "remember the launch date", "secret", "the launch is in May")
     await service.forget(a)
     await service.ask(b, "what do you know?", user="U1")
     assert _known(fake_llm) == ""  # gone with its conversation at once
